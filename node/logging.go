@@ -1,0 +1,105 @@
+package node
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// removedMessage is what etcdserver logs when its errorc reports that this
+// member was removed from the cluster (etcdserver/server.go, run loop);
+// the only errors sent there are "member removed" ones. TestRemovedMember
+// pins the text against the real server.
+const removedMessage = "data-dir used by this member must be removed"
+
+const redacted = "[redacted]"
+
+// instrument returns lg with secrets redacted from every entry and a hook
+// that records the removal message.
+func instrument(lg *zap.Logger, secrets []string, removed *atomic.Bool) *zap.Logger {
+	opts := []zap.Option{zap.Hooks(func(e zapcore.Entry) error {
+		if e.Message == removedMessage {
+			removed.Store(true)
+		}
+		return nil
+	})}
+	if len(secrets) > 0 {
+		opts = append(opts, zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+			return &redactCore{Core: c, secrets: secrets}
+		}))
+	}
+	return lg.WithOptions(opts...)
+}
+
+// redactCore replaces secret values in messages and fields. etcd itself
+// logs discovery-token and discovery-user (which may carry a password) at
+// start-up, so filtering our own lines is not enough.
+type redactCore struct {
+	zapcore.Core
+	secrets []string
+}
+
+func (c *redactCore) With(fields []zapcore.Field) zapcore.Core {
+	return &redactCore{Core: c.Core.With(c.fields(fields)), secrets: c.secrets}
+}
+
+func (c *redactCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c *redactCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	e.Message = c.scrub(e.Message)
+	return c.Core.Write(e, c.fields(fields))
+}
+
+func (c *redactCore) scrub(s string) string {
+	for _, secret := range c.secrets {
+		s = strings.ReplaceAll(s, secret, redacted)
+	}
+	return s
+}
+
+func (c *redactCore) contains(s string) bool {
+	for _, secret := range c.secrets {
+		if strings.Contains(s, secret) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *redactCore) fields(fields []zapcore.Field) []zapcore.Field {
+	out := fields
+	copied := false
+	for i, f := range fields {
+		var text string
+		switch f.Type {
+		case zapcore.StringType:
+			text = f.String
+		case zapcore.BoolType, zapcore.DurationType, zapcore.Int64Type, zapcore.Int32Type,
+			zapcore.Uint64Type, zapcore.Uint32Type, zapcore.Float64Type, zapcore.TimeType, zapcore.SkipType:
+			continue
+		default:
+			// Errors, stringers, arrays and objects: render them as the
+			// encoder would and look inside.
+			enc := zapcore.NewMapObjectEncoder()
+			f.AddTo(enc)
+			text = fmt.Sprint(enc.Fields)
+		}
+		if !c.contains(text) {
+			continue
+		}
+		if !copied {
+			out = append([]zapcore.Field(nil), fields...)
+			copied = true
+		}
+		out[i] = zap.String(f.Key, c.scrub(text))
+	}
+	return out
+}

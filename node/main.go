@@ -1,0 +1,91 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	etcdversion "go.etcd.io/etcd/api/v3/version"
+	"go.etcd.io/etcd/server/v3/etcdmain"
+	"go.uber.org/zap"
+
+	"github.com/etcd-appliance/appliance/internal/version"
+)
+
+// Exit codes of the server, documented in docs/node.md and used by the
+// unit's RestartPreventExitStatus=.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	// ExitConfig: the configuration is invalid; restarting cannot help.
+	ExitConfig = 78 // EX_CONFIG in sysexits.h
+	// ExitRemoved: the cluster removed this member; restarting cannot help
+	// until its data dir is moved aside.
+	ExitRemoved = 79
+)
+
+// Main runs the etcd server with args as os.Args and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 1 && (args[1] == "grpc-proxy" || args[1] == "gateway") {
+		// Upstream's cobra root reads os.Args itself and exits on error.
+		etcdmain.Main(args)
+		return ExitOK
+	}
+	c, err := Parse(args[1:], os.Environ())
+	if err != nil {
+		return configFailure(stderr, err)
+	}
+	switch {
+	case c.ShowHelp:
+		fmt.Fprintf(stdout, "usage: etcd [flags]\n       etcd grpc-proxy start [options]\n       etcd gateway start [options]\n\n"+
+			"Every flag can also be set as an ETCD_* environment variable (--listen-client-urls is ETCD_LISTEN_CLIENT_URLS).\n\n")
+		PrintDefaults(stdout)
+		return ExitOK
+	case c.ShowVersion:
+		fmt.Fprintf(stdout, "etcd Version: %s\nGit SHA: %s\nGo Version: %s\nGo OS/Arch: %s/%s\n%s\n",
+			etcdversion.Version, etcdversion.GitSHA, runtime.Version(), runtime.GOOS, runtime.GOARCH, version.String())
+		return ExitOK
+	}
+	if err := c.Validate(); err != nil {
+		return configFailure(stderr, err)
+	}
+	lg := c.Etcd.GetLogger()
+	if host, err := c.Etcd.UpdateDefaultClusterFromName(c.defaultInitialCluster); err != nil {
+		lg.Info("failed to detect default host", zap.Error(err))
+	} else if host != "" {
+		lg.Info("detected default host for advertise", zap.String("host", host))
+	}
+	if c.Etcd.Dir == "" {
+		c.Etcd.Dir = c.Etcd.Name + ".etcd"
+		lg.Warn("'data-dir' was empty; using default", zap.String("data-dir", c.Etcd.Dir))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	watchdog, _ := daemon.SdWatchdogEnabled(false)
+	err = Run(ctx, c, RunOptions{UnderSystemd: os.Getenv("NOTIFY_SOCKET") != "", Watchdog: watchdog})
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrRemoved):
+		fmt.Fprintf(stderr, "etcd: %v\n", err)
+		return ExitRemoved
+	default:
+		fmt.Fprintf(stderr, "etcd: %v\n", err)
+		return ExitFailure
+	}
+}
+
+func configFailure(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "etcd: %v\n", err)
+	msg := strings.TrimPrefix(err.Error(), ErrConfig.Error()+":")
+	_ = SystemdNotifier{}.Notify("STATUS=configuration error: " + oneLine(msg))
+	return ExitConfig
+}

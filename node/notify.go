@@ -1,0 +1,95 @@
+package node
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"go.uber.org/zap"
+)
+
+// Notifier sends sd_notify(3) messages to the service manager.
+type Notifier interface {
+	Notify(state string) error
+}
+
+// SystemdNotifier talks to $NOTIFY_SOCKET through go-systemd; without the
+// variable (not under systemd) every message is silently dropped.
+type SystemdNotifier struct{}
+
+// Notify implements Notifier.
+func (SystemdNotifier) Notify(state string) error {
+	_, err := daemon.SdNotify(false, state)
+	return err
+}
+
+// lifecycle sends the messages of one member's life: STATUS on change,
+// READY once, STOPPING once, and the start-timeout extension.
+type lifecycle struct {
+	n  Notifier
+	lg *zap.Logger
+
+	mu     sync.Mutex
+	status string
+}
+
+func (l *lifecycle) send(state string) {
+	if err := l.n.Notify(state); err != nil && l.lg != nil {
+		l.lg.Warn("sd_notify failed", zap.String("state", firstLine(state)), zap.Error(err))
+	}
+}
+
+// setStatus sends STATUS= when the text changed, and logs it: the journal
+// then tells the same story as `systemctl status`.
+func (l *lifecycle) setStatus(format string, args ...any) {
+	s := oneLine(fmt.Sprintf(format, args...))
+	l.mu.Lock()
+	changed := s != l.status
+	l.status = s
+	l.mu.Unlock()
+	if !changed {
+		return
+	}
+	if l.lg != nil {
+		l.lg.Info("status", zap.String("status", s))
+	}
+	l.send("STATUS=" + s)
+}
+
+func (l *lifecycle) ready(status string) {
+	s := oneLine(status)
+	l.mu.Lock()
+	l.status = s
+	l.mu.Unlock()
+	if l.lg != nil {
+		l.lg.Info("ready", zap.String("status", s))
+	}
+	l.send(daemon.SdNotifyReady + "\nSTATUS=" + s)
+}
+
+func (l *lifecycle) stopping(status string) {
+	s := oneLine(status)
+	l.mu.Lock()
+	l.status = s
+	l.mu.Unlock()
+	l.send(daemon.SdNotifyStopping + "\nSTATUS=" + s)
+}
+
+func (l *lifecycle) extend(d time.Duration) {
+	l.send(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", d.Microseconds()))
+}
+
+func (l *lifecycle) watchdog() { l.send(daemon.SdNotifyWatchdog) }
+
+// oneLine keeps a STATUS= value on one line: a newline would start a new
+// sd_notify assignment.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}

@@ -1,0 +1,283 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+var (
+	// ErrRemoved means the cluster removed this member; its data dir must be
+	// moved aside before the host can join again.
+	ErrRemoved = errors.New("member removed from the cluster")
+	// ErrStartTimeout means start-up exceeded --start-timeout.
+	ErrStartTimeout = errors.New("start-up took longer than --start-timeout")
+	// ErrStopped means the server stopped without being asked to.
+	ErrStopped = errors.New("etcd server stopped unexpectedly")
+)
+
+// RunOptions are the knobs of Run; the zero value is what Main uses.
+type RunOptions struct {
+	// Notifier receives sd_notify messages; nil means SystemdNotifier.
+	Notifier Notifier
+	// UnderSystemd enables the start-up bound (systemd would otherwise
+	// enforce TimeoutStartSec= itself).
+	UnderSystemd bool
+	// Watchdog is the ping interval; 0 means no watchdog.
+	Watchdog time.Duration
+	// Tick is how often STATUS is refreshed and EXTEND_TIMEOUT_USEC sent;
+	// 0 means 2 s.
+	Tick time.Duration
+}
+
+// probeEvery is how often readiness is polled once etcd reports ready.
+const probeEvery = 50 * time.Millisecond
+
+// Run starts the member, tells systemd about every phase and serves until
+// ctx ends (then stops gracefully and returns nil) or the server fails.
+// c must have passed Validate.
+func Run(ctx context.Context, c *Config, o RunOptions) error {
+	if o.Notifier == nil {
+		o.Notifier = SystemdNotifier{}
+	}
+	if o.Tick == 0 {
+		o.Tick = 2 * time.Second
+	}
+	ec := c.Etcd
+	var removed atomic.Bool
+	lg := instrument(ec.GetLogger(), c.Secrets(), &removed)
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
+	if err := ec.ZapLoggerBuilder(ec); err != nil {
+		return fmt.Errorf("setting up logging: %w", err)
+	}
+	ec.SetupGlobalLoggers()
+	for _, w := range c.Warnings {
+		lg.Warn(w)
+	}
+
+	r := &runner{c: c, o: o, lg: lg, lc: &lifecycle{n: o.Notifier, lg: lg}, removed: &removed, start: time.Now()}
+	if o.UnderSystemd && c.StartTimeout > 0 {
+		t := time.NewTimer(c.StartTimeout)
+		defer t.Stop()
+		r.deadline = t.C
+	}
+	return r.run(ctx)
+}
+
+type runner struct {
+	c        *Config
+	o        RunOptions
+	lg       *zap.Logger
+	lc       *lifecycle
+	removed  *atomic.Bool
+	start    time.Time
+	deadline <-chan time.Time
+	e        *embed.Etcd
+}
+
+func (r *runner) name() string { return r.c.Etcd.Name }
+
+func (r *runner) run(ctx context.Context) error {
+	ec := r.c.Etcd
+	r.lc.setStatus("starting %s: opening backend and replaying WAL in %s", r.name(), ec.Dir)
+
+	// Keep systemd's start timeout moving while we start: each message
+	// allows three more ticks; the hard bound is our own deadline.
+	startDone := make(chan struct{})
+	defer func() {
+		select {
+		case <-startDone:
+		default:
+			close(startDone)
+		}
+	}()
+	go func() {
+		t := time.NewTicker(r.o.Tick)
+		defer t.Stop()
+		for {
+			r.lc.extend(3 * r.o.Tick)
+			select {
+			case <-t.C:
+			case <-startDone:
+				return
+			}
+		}
+	}()
+
+	type started struct {
+		e   *embed.Etcd
+		err error
+	}
+	sc := make(chan started, 1)
+	go func() {
+		e, err := embed.StartEtcd(ec)
+		sc <- started{e, err}
+	}()
+	select {
+	case s := <-sc:
+		if s.err != nil {
+			r.lc.setStatus("failed to start: %v", s.err)
+			return fmt.Errorf("starting etcd: %w", s.err)
+		}
+		r.e = s.e
+	case <-ctx.Done():
+		// Leaving mid-replay is as safe as a crash; waiting could outlast
+		// TimeoutStopSec=.
+		r.lc.stopping("stopping: interrupted while opening the backend")
+		return nil
+	case <-r.deadline:
+		r.lc.setStatus("gave up after %s: opening the backend and replaying the WAL in %s did not finish; "+
+			"raise ETCD_START_TIMEOUT if the WAL is that large", r.c.StartTimeout, ec.Dir)
+		return fmt.Errorf("%w (%s) while opening the backend", ErrStartTimeout, r.c.StartTimeout)
+	}
+	srv := r.e.Server
+
+	tick := time.NewTicker(r.o.Tick)
+	defer tick.Stop()
+	errc := r.e.Err()
+	readyc := srv.ReadyNotify()
+	r.lc.setStatus("%s", waitingStatus(r.name(), srv))
+	for readyc != nil {
+		select {
+		case <-readyc:
+			readyc = nil
+		case <-tick.C:
+			r.lc.setStatus("%s", waitingStatus(r.name(), srv))
+		case <-srv.StopNotify():
+			return r.stopped()
+		case err, ok := <-errc:
+			if ok {
+				return r.failed(err)
+			}
+			errc = nil
+		case <-ctx.Done():
+			return r.shutdown()
+		case <-r.deadline:
+			return r.gaveUp(waitingStatus(r.name(), srv))
+		}
+	}
+
+	probe, err := newReadinessProbe(ec, srv)
+	if err != nil {
+		return r.failed(err)
+	}
+	poll := time.NewTicker(probeEvery)
+	defer poll.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := probe.check(pctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-poll.C:
+		case <-tick.C:
+			r.lc.setStatus("waiting for readiness: %v", err)
+		case <-srv.StopNotify():
+			return r.stopped()
+		case err, ok := <-errc:
+			if ok {
+				return r.failed(err)
+			}
+			errc = nil
+		case <-ctx.Done():
+			return r.shutdown()
+		case <-r.deadline:
+			return r.gaveUp("readiness check failing: " + err.Error())
+		}
+	}
+	close(startDone)
+	r.lc.ready(servingStatus(r.name(), srv))
+	r.lg.Info("member is ready", zap.Duration("took", time.Since(r.start)))
+
+	if r.o.Watchdog > 0 {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go r.watchdog(wctx)
+	}
+	for {
+		select {
+		case <-tick.C:
+		case <-srv.LeaderChangedNotify():
+		case <-srv.StopNotify():
+			return r.stopped()
+		case err, ok := <-errc:
+			if ok {
+				return r.failed(err)
+			}
+			errc = nil
+		case <-ctx.Done():
+			return r.shutdown()
+		}
+		r.lc.setStatus("%s", servingStatus(r.name(), srv))
+	}
+}
+
+// watchdog pings systemd while the local member is alive. A check that
+// hangs stops the pings, so at most one runs at a time.
+func (r *runner) watchdog(ctx context.Context) {
+	every := r.o.Watchdog / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var busy atomic.Bool
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !busy.CompareAndSwap(false, true) {
+			continue
+		}
+		go func() {
+			defer busy.Store(false)
+			cctx, cancel := context.WithTimeout(ctx, every)
+			defer cancel()
+			if err := alive(cctx, r.e.Server); err != nil {
+				r.lg.Warn("not pinging the watchdog: member is not alive", zap.Error(err))
+				return
+			}
+			r.lc.watchdog()
+		}()
+	}
+}
+
+func (r *runner) shutdown() error {
+	r.lc.stopping(fmt.Sprintf("stopping: %s hands over leadership and shuts down", r.name()))
+	r.e.Close()
+	return nil
+}
+
+func (r *runner) stopped() error {
+	srv := r.e.Server
+	if r.removed.Load() || srv.IsIDRemoved(uint64(srv.MemberID())) {
+		dir := r.c.Etcd.Dir
+		r.lc.setStatus("removed: the cluster removed member %s (%s); move its data dir aside "+
+			"(mv %s %s.removed-%s) before this host can join again (etcd-installer member add)",
+			r.name(), srv.MemberID(), dir, dir, time.Now().Format("20060102"))
+		r.e.Close()
+		return ErrRemoved
+	}
+	r.lc.setStatus("stopped unexpectedly: see the journal for the cause")
+	r.e.Close()
+	return ErrStopped
+}
+
+func (r *runner) failed(err error) error {
+	r.lc.setStatus("failed: %v", err)
+	r.e.Close()
+	return err
+}
+
+func (r *runner) gaveUp(why string) error {
+	r.lc.setStatus("gave up after %s (ETCD_START_TIMEOUT): %s", r.c.StartTimeout, why)
+	r.e.Close()
+	return fmt.Errorf("%w (%s): %s", ErrStartTimeout, r.c.StartTimeout, why)
+}
