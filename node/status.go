@@ -71,6 +71,9 @@ func memberName(srv *etcdserver.EtcdServer, id types.ID) string {
 func (v peerView) total() int { return len(v.reachable) + len(v.unreachable) }
 
 func (v peerView) String() string {
+	if v.total() == 0 {
+		return "single-member cluster"
+	}
 	s := fmt.Sprintf("%d/%d peers reachable", len(v.reachable), v.total())
 	if len(v.reachable) > 0 {
 		s += " (" + strings.Join(v.reachable, ", ") + ")"
@@ -112,6 +115,5 @@ func servingStatus(name string, srv *etcdserver.EtcdServer) string {
 	default:
 		role = "follower of " + memberName(srv, lead)
 	}
-	return fmt.Sprintf("serving: %s (%s) %s, term %d, applied index %d; %s",
-		name, id, role, srv.Term(), srv.AppliedIndex(), v)
+	return fmt.Sprintf("serving: %s (%s) %s, term %d; %s", name, id, role, srv.Term(), v)
 }
