@@ -53,9 +53,14 @@ func (c *redactCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.C
 	return ce
 }
 
+// Write goes through the inner core's Check rather than its Write: cores
+// such as zap's hook core only write through what their Check registered.
 func (c *redactCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	e.Message = c.scrub(e.Message)
-	return c.Core.Write(e, c.fields(fields))
+	if ce := c.Core.Check(e, nil); ce != nil {
+		ce.Write(c.fields(fields)...)
+	}
+	return nil
 }
 
 func (c *redactCore) scrub(s string) string {

@@ -79,6 +79,7 @@ type runner struct {
 	start    time.Time
 	deadline <-chan time.Time
 	e        *embed.Etcd
+	serving  bool
 }
 
 func (r *runner) name() string { return r.c.Etcd.Name }
@@ -194,6 +195,7 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	}
 	close(startDone)
+	r.serving = true
 	r.lc.ready(servingStatus(r.name(), srv))
 	r.lg.Info("member is ready", zap.Duration("took", time.Since(r.start)))
 
@@ -251,7 +253,7 @@ func (r *runner) watchdog(ctx context.Context) {
 
 func (r *runner) shutdown() error {
 	r.lc.stopping(fmt.Sprintf("stopping: %s hands over leadership and shuts down", r.name()))
-	r.e.Close()
+	r.close()
 	return nil
 }
 
@@ -262,22 +264,57 @@ func (r *runner) stopped() error {
 		r.lc.setStatus("removed: the cluster removed member %s (%s); move its data dir aside "+
 			"(mv %s %s.removed-%s) before this host can join again (etcd-installer member add)",
 			r.name(), srv.MemberID(), dir, dir, time.Now().Format("20060102"))
-		r.e.Close()
+		r.close()
 		return ErrRemoved
 	}
 	r.lc.setStatus("stopped unexpectedly: see the journal for the cause")
-	r.e.Close()
+	r.close()
 	return ErrStopped
 }
 
 func (r *runner) failed(err error) error {
+	// A stopping server makes its listeners report "server is stopping"
+	// before (or just after) StopNotify closes: classify it as a stop.
+	if r.removed.Load() {
+		return r.stopped()
+	}
+	select {
+	case <-r.e.Server.StopNotify():
+		return r.stopped()
+	case <-time.After(2 * time.Second):
+	}
 	r.lc.setStatus("failed: %v", err)
-	r.e.Close()
+	r.close()
 	return err
 }
 
 func (r *runner) gaveUp(why string) error {
 	r.lc.setStatus("gave up after %s (ETCD_START_TIMEOUT): %s", r.c.StartTimeout, why)
-	r.e.Close()
+	r.close()
 	return fmt.Errorf("%w (%s): %s", ErrStartTimeout, r.c.StartTimeout, why)
+}
+
+// closeBound limits how long closing may take, below the unit's
+// TimeoutStopSec=60s: exiting without a clean close is as safe as a crash.
+const closeBound = 40 * time.Second
+
+// close shuts the member down. embed's Close waits for client servers that
+// only start once the member is ready (it ranges over serveCtx.serversC),
+// so before that it would hang: then stop the server alone, which closes
+// raft, the WAL and the backend.
+func (r *runner) close() {
+	done := make(chan struct{})
+	go func() {
+		if r.serving {
+			r.e.Close()
+		} else {
+			r.e.Server.HardStop()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeBound):
+		r.lg.Warn("etcd did not close in time; exiting without a clean close", zap.Duration("waited", closeBound))
+	}
 }

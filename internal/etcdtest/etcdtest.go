@@ -172,9 +172,14 @@ func NewMember(t testing.TB, name string, args, env []string) *Member {
 	return &Member{Name: name, Args: args, Env: env, bin: filepath.Join(BinDir(t), "etcd"), t: t}
 }
 
-// Start starts the process; it is killed when the test ends.
+// Start starts the process; it is killed when the test ends. A member
+// whose process exited can be started again (same data dir, same flags).
 func (m *Member) Start() {
 	m.t.Helper()
+	if m.Running() {
+		m.t.Fatalf("%s is already running", m.Name)
+	}
+	first := m.cmd == nil
 	cmd := exec.Command(m.bin, m.Args...)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + os.TempDir()}, m.Env...)
 	cmd.Stdout = m
@@ -197,6 +202,9 @@ func (m *Member) Start() {
 		m.mu.Unlock()
 		close(done)
 	}(m.done)
+	if !first {
+		return
+	}
 	m.t.Cleanup(func() {
 		m.Kill()
 		if m.t.Failed() {
