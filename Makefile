@@ -44,8 +44,9 @@ run: build ## Start a local single-member etcd (data in ./.run).
 		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
 		--initial-cluster local=http://127.0.0.1:2380
 
-bench: build ## Benchmarks (see BENCHMARKS.md).
-	go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+bench: build ## Benchmarks against upstream etcd and size/speed targets (see BENCHMARKS.md).
+	go build -ldflags '-s -w' -o $(BIN)/etcd-upstream go.etcd.io/etcd/server/v3
+	UPSTREAM_ETCD=$(BIN)/etcd-upstream go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

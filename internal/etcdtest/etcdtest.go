@@ -73,6 +73,46 @@ func build() (string, error) {
 	return dir, nil
 }
 
+var (
+	upstreamOnce sync.Once
+	upstreamPath string
+	upstreamErr  error
+)
+
+// UpstreamBinary returns upstream etcd's own main built from the same
+// module version (a Go tool dependency in go.mod): $UPSTREAM_ETCD when set
+// (make bench sets it), otherwise built once per test process.
+func UpstreamBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("UPSTREAM_ETCD"); p != "" {
+		return p
+	}
+	upstreamOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "etcd-upstream-")
+		if err != nil {
+			upstreamErr = err
+			return
+		}
+		upstreamPath = filepath.Join(dir, "etcd")
+		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", upstreamPath, "go.etcd.io/etcd/server/v3")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			upstreamErr = fmt.Errorf("%w: %s", err, out)
+		}
+	})
+	if upstreamErr != nil {
+		t.Fatalf("building upstream etcd: %v", upstreamErr)
+	}
+	return upstreamPath
+}
+
+// UseBinary makes every member run bin instead of this repository's etcd.
+func (c *Cluster) UseBinary(bin string) {
+	for _, m := range c.Members {
+		m.bin = bin
+	}
+}
+
 // FreePorts returns n distinct TCP ports that were free on 127.0.0.1.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
