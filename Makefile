@@ -28,11 +28,12 @@ export APPLIANCE_BIN_DIR := $(BIN)
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## Build bin/etcd (multi-call: also etcdctl, etcdutl through links).
+build: ## Build bin/etcd (multi-call: also etcdctl, etcdutl, etcd-installer through links).
 	@mkdir -p $(BIN)
 	go build -ldflags '$(LDFLAGS)' -o $(BIN)/etcd ./cmd/etcd
 	ln -sf etcd $(BIN)/etcdctl
 	ln -sf etcd $(BIN)/etcdutl
+	ln -sf etcd $(BIN)/etcd-installer
 
 test: build ## Run unit and integration tests (real etcd members on loopback).
 	go test -count=1 -timeout 30m ./...

@@ -136,3 +136,21 @@ func (o legacyOption) describe(old string) string {
 	}
 	return ""
 }
+
+// Legacy reports whether name (a flag name without dashes) belongs to an
+// older etcd release, and what etcd 3.7 uses instead.
+func Legacy(name string) (replacement string, ok bool) {
+	o, ok := legacyOptions[name]
+	if !ok {
+		return "", false
+	}
+	switch o.kind {
+	case renamed:
+		return "renamed to " + o.to, true
+	case gate:
+		return "replaced by the feature gate " + o.to + " (options: \"feature-gates\" = \"" + o.to + "=true\")", true
+	case debugLevel:
+		return "replaced by log_level = \"debug\"", true
+	}
+	return o.fix, true
+}

@@ -1,6 +1,6 @@
 // Command etcd is the appliance's multi-call binary: the etcd server, and
-// etcdctl or etcdutl when invoked under those names (the package installs
-// them as links), as busybox and k3s do.
+// etcdctl, etcdutl or etcd-installer when invoked under those names (the
+// package installs them as links), as busybox and k3s do.
 package main
 
 import (
@@ -9,6 +9,7 @@ import (
 
 	"github.com/etcd-appliance/appliance/cli/etcdctl"
 	"github.com/etcd-appliance/appliance/cli/etcdutl"
+	"github.com/etcd-appliance/appliance/cli/installer"
 	"github.com/etcd-appliance/appliance/node"
 )
 
@@ -18,6 +19,8 @@ func main() {
 		os.Exit(etcdctl.Main(os.Args[1:]))
 	case "etcdutl":
 		os.Exit(etcdutl.Main(os.Args[1:]))
+	case "etcd-installer":
+		os.Exit(installer.Main(os.Args[1:], os.Stdout, os.Stderr))
 	default:
 		os.Exit(node.Main(os.Args, os.Stdout, os.Stderr))
 	}

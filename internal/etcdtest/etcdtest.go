@@ -176,9 +176,14 @@ type Cluster struct {
 // etcd's own Procfile writes them.
 func NewCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return NewClusterIn(t, n, t.TempDir())
+}
+
+// NewClusterIn is NewCluster with the data dirs under dir.
+func NewClusterIn(t testing.TB, n int, dir string) *Cluster {
+	t.Helper()
 	bin := filepath.Join(BinDir(t), "etcd")
 	ports := FreePorts(t, 2*n)
-	dir := t.TempDir()
 	c := &Cluster{Token: fmt.Sprintf("etcdtest-%d", time.Now().UnixNano())}
 	var initial []string
 	for i := range n {

@@ -1,0 +1,86 @@
+package installer
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	inv "github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/internal/atomicfile"
+)
+
+// ClusterDir is where render puts cluster-wide files, next to one
+// directory per host (host names cannot start with '_').
+const ClusterDir = "_cluster"
+
+func newRenderCmd(e *env) *cobra.Command {
+	var out string
+	var hosts []string
+	cmd := &cobra.Command{
+		Use:   "render INVENTORY --out DIR",
+		Short: "Write each host's files under DIR/HOST/ and the cluster's under DIR/_cluster/",
+		Long: "render writes, for every host, a tree mirroring its file system (DIR/etcd0/etc/etcd/etcd.conf ...)\n" +
+			"and the cluster-wide files (DNS records, Prometheus scrape config, Procfile) under DIR/_cluster.\n" +
+			"Only files whose content changed are rewritten.",
+		Example: `  etcd-installer render prod.toml --out rendered/
+  etcd-installer render prod.toml --out rendered/ --host etcd0`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			i, err := load(args[0])
+			if err != nil {
+				return err
+			}
+			r, err := inv.Render(i)
+			if err != nil {
+				return err
+			}
+			want := map[string]bool{}
+			for _, h := range hosts {
+				if _, ok := i.Host(h); !ok {
+					return fmt.Errorf("--host %s: no such member or proxy in %s", h, args[0])
+				}
+				want[h] = true
+			}
+			for _, hf := range r.Hosts {
+				if len(want) > 0 && !want[hf.Host.Name] {
+					continue
+				}
+				for _, f := range hf.Files {
+					if err := writeOut(e, filepath.Join(out, hf.Host.Name, f.Path), f.Data, f.Mode); err != nil {
+						return err
+					}
+				}
+			}
+			if len(want) == 0 {
+				for _, f := range r.Cluster {
+					if err := writeOut(e, filepath.Join(out, ClusterDir, f.Name), f.Data, f.Mode); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "output directory (required)")
+	cmd.Flags().StringSliceVar(&hosts, "host", nil, "render only these hosts")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+func writeOut(e *env, path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	res, err := atomicfile.Write(path, data, atomicfile.Options{Mode: mode, UID: -1, GID: -1})
+	if err != nil {
+		return err
+	}
+	state := "unchanged"
+	if res.Changed {
+		state = "written"
+	}
+	e.log.WithField("file", path).Info(state)
+	return nil
+}

@@ -1,0 +1,91 @@
+// Package installer is the etcd-installer command line: cobra commands
+// that load an inventory, call packages installer (pure) and provision
+// (side effects), and report.
+package installer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	inv "github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/internal/version"
+)
+
+// env is what every command shares: output streams and the logger.
+type env struct {
+	stdout, stderr io.Writer
+	log            *logrus.Logger
+	logLevel       string
+}
+
+// NewRootCmd builds etcd-installer with every subcommand.
+func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	e := &env{stdout: stdout, stderr: stderr, log: logrus.New()}
+	e.log.SetOutput(stderr)
+	e.log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
+	root := &cobra.Command{
+		Use:   "etcd-installer",
+		Short: "Provision and operate etcd clusters from one TOML inventory",
+		Long: "etcd-installer reads an inventory (one TOML file describing a cluster), validates it,\n" +
+			"renders each host's files and applies them. Start with `etcd-installer example`.",
+		Version:       version.String(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			lvl, err := logrus.ParseLevel(e.logLevel)
+			if err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			e.log.SetLevel(lvl)
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.AddCommand(
+		newValidateCmd(e),
+		newRenderCmd(e),
+		newPlanCmd(e),
+		newExampleCmd(e),
+	)
+	return root
+}
+
+// Main runs etcd-installer with args (without the program name) and
+// returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	root := NewRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(stderr, "etcd-installer:", err)
+		return 1
+	}
+	return 0
+}
+
+// load reads, defaults and validates an inventory file.
+func load(path string) (*inv.Inventory, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	i, err := inv.Load(filepath.Base(path), data)
+	if err != nil {
+		return nil, err
+	}
+	d := inv.Defaults(i)
+	if err := inv.Validate(d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// errExit marks errors already reported to the user.
+var errExit = errors.New("")

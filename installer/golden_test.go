@@ -1,0 +1,149 @@
+package installer
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files and expected errors")
+
+// loadValid loads, defaults and validates a testdata inventory.
+func loadValid(t testing.TB, path string) *Inventory {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Load("inventory.toml", data)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	d := Defaults(inv)
+	if err := Validate(d); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return d
+}
+
+// renderTree returns every rendered file keyed by HOST/path or _cluster/name,
+// with its mode.
+func renderTree(t testing.TB, inv *Inventory) map[string]string {
+	t.Helper()
+	r, err := Render(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := map[string]string{}
+	for _, h := range r.Hosts {
+		for _, f := range h.Files {
+			tree[h.Host.Name+f.Path] = fmt.Sprintf("%04o %s:%s\n%s", f.Mode, f.Owner, f.Group, f.Data)
+		}
+	}
+	for _, f := range r.Cluster {
+		tree["_cluster/"+f.Name] = fmt.Sprintf("%04o\n%s", f.Mode, f.Data)
+	}
+	return tree
+}
+
+// TestGolden renders each testdata/golden/CASE/inventory.toml and compares
+// with CASE/out/ (each file's first line is its mode and owner). Update
+// with `go test ./installer -run TestGolden -update`.
+func TestGolden(t *testing.T) {
+	cases, _ := filepath.Glob("testdata/golden/*/inventory.toml")
+	if len(cases) < 7 {
+		t.Fatalf("found %d golden cases", len(cases))
+	}
+	for _, c := range cases {
+		dir := filepath.Dir(c)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			tree := renderTree(t, loadValid(t, c))
+			out := filepath.Join(dir, "out")
+			if *update {
+				os.RemoveAll(out)
+				for name, content := range tree {
+					p := filepath.Join(out, name)
+					os.MkdirAll(filepath.Dir(p), 0o755)
+					if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			want := map[string]string{}
+			filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					b, _ := os.ReadFile(p)
+					rel, _ := filepath.Rel(out, p)
+					want[rel] = string(b)
+				}
+				return nil
+			})
+			var names []string
+			for n := range tree {
+				names = append(names, n)
+			}
+			for n := range want {
+				if _, ok := tree[n]; !ok {
+					names = append(names, n)
+				}
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				if tree[n] != want[n] {
+					t.Errorf("%s differs from %s (run with -update and review the diff):\n--- want\n%s\n--- got\n%s", n, out, want[n], tree[n])
+				}
+			}
+		})
+	}
+}
+
+// TestRenderDeterministic renders twice: map order must never leak into
+// the output.
+func TestRenderDeterministic(t *testing.T) {
+	for _, c := range []string{"testdata/golden/tls-options/inventory.toml", "testdata/golden/example-proxies/inventory.toml"} {
+		inv := loadValid(t, c)
+		a, b := renderTree(t, inv), renderTree(t, inv)
+		for k := range a {
+			if a[k] != b[k] {
+				t.Errorf("%s: %s differs between two renders", c, k)
+			}
+		}
+	}
+}
+
+// TestInvalid loads each testdata/invalid/CASE.toml and compares the error
+// text with CASE.err. Update with -update.
+func TestInvalid(t *testing.T) {
+	cases, _ := filepath.Glob("testdata/invalid/*.toml")
+	if len(cases) == 0 {
+		t.Fatal("no invalid cases")
+	}
+	for _, c := range cases {
+		name := strings.TrimSuffix(filepath.Base(c), ".toml")
+		t.Run(name, func(t *testing.T) {
+			data, _ := os.ReadFile(c)
+			inv, err := Load(filepath.Base(c), data)
+			if err == nil {
+				err = Validate(Defaults(inv))
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			got := err.Error() + "\n"
+			errFile := strings.TrimSuffix(c, ".toml") + ".err"
+			if *update {
+				os.WriteFile(errFile, []byte(got), 0o644)
+			}
+			want, _ := os.ReadFile(errFile)
+			if !bytes.Equal([]byte(got), want) {
+				t.Errorf("error text differs from %s:\n--- want\n%s--- got\n%s", errFile, want, got)
+			}
+		})
+	}
+}

@@ -1,0 +1,73 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWrite(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f.conf")
+	o := Options{Mode: 0o640, UID: -1, GID: -1}
+
+	r, err := Write(p, []byte("one\n"), o)
+	if err != nil || !r.Changed {
+		t.Fatalf("first write: %+v %v", r, err)
+	}
+	fi, _ := os.Stat(p)
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+
+	// Same bytes: nothing written. A rewrite renames a new inode into place.
+	r, err = Write(p, []byte("one\n"), o)
+	if err != nil || r.Changed || r.MetaChanged {
+		t.Fatalf("unchanged write: %+v %v", r, err)
+	}
+	if again, _ := os.Stat(p); !os.SameFile(fi, again) {
+		t.Error("unchanged content was rewritten")
+	}
+
+	// Mode drift is repaired without a content change.
+	os.Chmod(p, 0o666)
+	r, err = Write(p, []byte("one\n"), o)
+	if err != nil || r.Changed || !r.MetaChanged {
+		t.Fatalf("mode repair: %+v %v", r, err)
+	}
+
+	r, err = Write(p, []byte("two\n"), o)
+	if err != nil || !r.Changed {
+		t.Fatalf("changed write: %+v %v", r, err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "two\n" {
+		t.Errorf("content %q", b)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
+
+func TestWriteFailureLeavesOldFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f.conf")
+	if _, err := Write(p, []byte("old\n"), Options{Mode: 0o644, UID: -1, GID: -1}); err != nil {
+		t.Fatal(err)
+	}
+	// A read-only directory makes the temporary file impossible.
+	os.Chmod(dir, 0o555)
+	defer os.Chmod(dir, 0o755)
+	if os.Geteuid() == 0 {
+		// root ignores directory permissions; use a missing directory instead.
+		_, err := Write(filepath.Join(dir, "missing", "f.conf"), []byte("new\n"), Options{Mode: 0o644, UID: -1, GID: -1})
+		if err == nil {
+			t.Fatal("write into a missing directory succeeded")
+		}
+	} else if _, err := Write(p, []byte("new\n"), Options{Mode: 0o644, UID: -1, GID: -1}); err == nil {
+		t.Fatal("write into a read-only directory succeeded")
+	}
+	if b, _ := os.ReadFile(p); string(b) != "old\n" {
+		t.Errorf("old file damaged: %q", b)
+	}
+}
