@@ -1,0 +1,178 @@
+package provision
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/etcd-appliance/appliance/installer"
+)
+
+// Member is one etcd member as the cluster knows it.
+type Member struct {
+	ID         uint64
+	Name       string // empty for a member added but not started yet
+	PeerURLs   []string
+	ClientURLs []string
+	Learner    bool
+}
+
+// EndpointStatus is one endpoint's answer to a status request.
+type EndpointStatus struct {
+	Endpoint     string
+	Name         string
+	ID           uint64
+	Version      string
+	DBSize       int64
+	DBSizeInUse  int64
+	Leader       uint64
+	Learner      bool
+	RaftTerm     uint64
+	RaftIndex    uint64
+	AppliedIndex uint64
+	Errors       []string
+	Err          error
+}
+
+// Membership is the etcd cluster's membership and status API.
+type Membership interface {
+	Members(ctx context.Context) ([]Member, error)
+	AddLearner(ctx context.Context, peerURLs []string) (Member, error)
+	Promote(ctx context.Context, id uint64) error
+	Remove(ctx context.Context, id uint64) error
+	Status(ctx context.Context, endpoint string) EndpointStatus
+	// Healthy does a linearizable read through endpoint, as
+	// `etcdctl endpoint health` does.
+	Healthy(ctx context.Context, endpoint string) error
+	Close() error
+}
+
+// ClientTLS builds the client TLS configuration an inventory implies, from
+// certificate files on this machine; nil when TLS is off.
+func ClientTLS(inv *installer.Inventory, caFile, certFile, keyFile string) (*tls.Config, error) {
+	if !inv.TLSEnabled() {
+		return nil, nil
+	}
+	info := transport.TLSInfo{CertFile: certFile, KeyFile: keyFile, TrustedCAFile: caFile}
+	return info.ClientConfig()
+}
+
+// Client is Membership over clientv3.
+type Client struct {
+	c   *clientv3.Client
+	tls *tls.Config
+}
+
+// Dial connects to endpoints (client URLs).
+func Dial(endpoints []string, tc *tls.Config) (*Client, error) {
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		TLS:         tc,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %v: %w", endpoints, err)
+	}
+	return &Client{c: c, tls: tc}, nil
+}
+
+// KV exposes the client for the few callers that read or write keys.
+func (c *Client) KV() *clientv3.Client { return c.c }
+
+// Close implements Membership.
+func (c *Client) Close() error { return c.c.Close() }
+
+// Members implements Membership.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	resp, err := c.c.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing members: %w", err)
+	}
+	var ms []Member
+	for _, m := range resp.Members {
+		ms = append(ms, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
+	return ms, nil
+}
+
+// AddLearner implements Membership.
+func (c *Client) AddLearner(ctx context.Context, peerURLs []string) (Member, error) {
+	resp, err := c.c.MemberAddAsLearner(ctx, peerURLs)
+	if err != nil {
+		return Member{}, fmt.Errorf("adding learner %v: %w", peerURLs, err)
+	}
+	m := resp.Member
+	return Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: true}, nil
+}
+
+// Promote implements Membership.
+func (c *Client) Promote(ctx context.Context, id uint64) error {
+	_, err := c.c.MemberPromote(ctx, id)
+	return err
+}
+
+// Remove implements Membership. etcd refuses reconfiguration until the
+// remaining members have been connected for a while (ErrUnhealthy right
+// after a change): retry on exactly that until ctx ends.
+func (c *Client) Remove(ctx context.Context, id uint64) error {
+	for {
+		_, err := c.c.MemberRemove(ctx, id)
+		if !errors.Is(err, rpctypes.ErrUnhealthy) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Status implements Membership.
+func (c *Client) Status(ctx context.Context, endpoint string) EndpointStatus {
+	st := EndpointStatus{Endpoint: endpoint}
+	resp, err := c.c.Status(ctx, endpoint)
+	if err != nil {
+		st.Err = err
+		return st
+	}
+	st.ID = resp.Header.MemberId
+	st.Version = resp.Version
+	st.DBSize = resp.DbSize
+	st.DBSizeInUse = resp.DbSizeInUse
+	st.Leader = resp.Leader
+	st.Learner = resp.IsLearner
+	st.RaftTerm = resp.RaftTerm
+	st.RaftIndex = resp.RaftIndex
+	st.AppliedIndex = resp.RaftAppliedIndex
+	st.Errors = resp.Errors
+	return st
+}
+
+// Healthy implements Membership.
+func (c *Client) Healthy(ctx context.Context, endpoint string) error {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: []string{endpoint}, DialTimeout: 3 * time.Second,
+		TLS: c.tls, Logger: zap.NewNop(),
+	})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	_, err = cli.Get(ctx, "health")
+	if errors.Is(err, rpctypes.ErrPermissionDenied) {
+		// With auth on, a denied read still proves the cluster answers.
+		return nil
+	}
+	return err
+}
