@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/internal/envfile"
 	"github.com/etcd-appliance/appliance/units"
 )
 
@@ -118,9 +119,16 @@ func Apply(ctx context.Context, inv *installer.Inventory, t Target, o ApplyOptio
 		return res, fmt.Errorf("preflight: %w", err)
 	}
 	// plan
+	initialized := false
+	if m := t.Host.Member; m != nil {
+		if info, err := InspectDataDir(t.FS, inv.DataDir(m)); err == nil {
+			initialized = info.Initialized
+		}
+	}
 	unitFiles, config := false, false
 	var newest time.Time
 	for _, f := range files {
+		old, _ := t.FS.ReadFile(f.Path)
 		ch, changed, err := writeFile(t.FS, f, true)
 		if err != nil {
 			return res, fmt.Errorf("plan: %w", err)
@@ -132,9 +140,15 @@ func Apply(ctx context.Context, inv *installer.Inventory, t Target, o ApplyOptio
 			continue
 		}
 		res.Files = append(res.Files, ch)
-		if !ch.Meta {
-			unitFiles = unitFiles || f.UnitFile
-			config = config || f.Unit != ""
+		if ch.Meta {
+			continue
+		}
+		unitFiles = unitFiles || f.UnitFile
+		// etcd reads bootstrap settings only when its data dir is empty:
+		// once initialized, a change to them (after member add, say) needs
+		// no restart.
+		if f.Unit != "" && !(initialized && f.Path == installer.EtcdConfPath && onlyBootstrapChanged(old, f.Data)) {
+			config = true
 		}
 	}
 	st, err := t.Services.State(ctx, unit)
@@ -142,8 +156,9 @@ func Apply(ctx context.Context, inv *installer.Inventory, t Target, o ApplyOptio
 		return res, fmt.Errorf("plan: %w", err)
 	}
 	// A unit that started before its configuration last changed (a crash
-	// between writing and restarting, or an edit) still needs a restart.
-	pending := st.Running() && !st.Since.IsZero() && newest.After(st.Since)
+	// between writing and restarting, or an edit) still needs a restart;
+	// not so when every change since was ignorable.
+	pending := st.Running() && !st.Since.IsZero() && newest.After(st.Since) && (len(res.Files) == 0 || config)
 	restart := st.Running() && (config || pending) && !o.NoStart
 	if restart && t.Host.Member != nil && !o.ForceRestart && !o.DryRun {
 		if err := restartSafe(ctx, inv, t.Host.Member, o.Dial); err != nil {
@@ -376,4 +391,32 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration, log logrus.
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// bootstrapVars are read by etcd only to create a new data dir.
+var bootstrapVars = map[string]bool{
+	"ETCD_INITIAL_CLUSTER": true, "ETCD_INITIAL_CLUSTER_STATE": true, "ETCD_INITIAL_CLUSTER_TOKEN": true,
+	"ETCD_DISCOVERY_SRV": true, "ETCD_DISCOVERY_SRV_NAME": true, "ETCD_DISCOVERY_ENDPOINTS": true, "ETCD_DISCOVERY_TOKEN": true,
+}
+
+// onlyBootstrapChanged reports whether two env files differ only in
+// bootstrap variables and comments.
+func onlyBootstrapChanged(old, new []byte) bool {
+	a, err1 := envfile.Parse("old", bytes.NewReader(old))
+	b, err2 := envfile.Parse("new", bytes.NewReader(new))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	am, bm := envfile.Map(a), envfile.Map(b)
+	for k, v := range am {
+		if bm[k] != v && !bootstrapVars[k] {
+			return false
+		}
+	}
+	for k, v := range bm {
+		if am[k] != v && !bootstrapVars[k] {
+			return false
+		}
+	}
+	return true
 }

@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/etcd-appliance/appliance/internal/atomicfile"
 )
@@ -31,13 +32,23 @@ type FS interface {
 // directory (tests provision a directory tree instead of /).
 type LocalFS struct {
 	Root string
+	// Outside lists absolute prefixes used as they are, not under Root
+	// (a local cluster's data dirs, named in env files by real path).
+	Outside []string
 	// IgnoreOwner skips chown, for tests run as an unprivileged user or
 	// without the etcd user.
 	IgnoreOwner bool
 }
 
 // Path implements FS.
-func (l LocalFS) Path(p string) string { return filepath.Join(l.Root, p) }
+func (l LocalFS) Path(p string) string {
+	for _, o := range l.Outside {
+		if p == o || strings.HasPrefix(p, o+"/") {
+			return p
+		}
+	}
+	return filepath.Join(l.Root, p)
+}
 
 // ReadFile implements FS.
 func (l LocalFS) ReadFile(p string) ([]byte, error) { return os.ReadFile(l.Path(p)) }

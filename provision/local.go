@@ -1,0 +1,143 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/etcd-appliance/appliance/installer"
+)
+
+// ErrNotLoopback means an inventory's hosts are not all on this machine.
+var ErrNotLoopback = errors.New("inventory is not a loopback inventory")
+
+// LocalCluster runs every member and proxy of a loopback inventory on this
+// machine as child processes, through the same Apply as real hosts: each
+// host has its own file tree under Root/hosts/NAME and its data under
+// Root/data/NAME.
+type LocalCluster struct {
+	Inv     *installer.Inventory
+	Targets []Target
+	procs   map[string]*Processes
+	sockDir string
+	log     logrus.FieldLogger
+}
+
+// Palette colours each host's log prefix on a terminal.
+var palette = []string{"\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[31m", "\x1b[96m", "\x1b[93m", "\x1b[92m"}
+
+// NewLocalCluster prepares (does not start) a local cluster. Output gets
+// every child's lines prefixed with its host name, coloured when color.
+func NewLocalCluster(inv *installer.Inventory, root, etcd string, out io.Writer, color bool, log logrus.FieldLogger) (*LocalCluster, error) {
+	if !inv.Loopback() {
+		return nil, fmt.Errorf("%w: run starts every host on this machine, so every member and proxy address must be loopback (127.0.0.1, ::1 or localhost); "+
+			"use `etcd-installer apply` for real hosts", ErrNotLoopback)
+	}
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	c := *inv
+	c.Cluster.DataDir = filepath.Join(root, "data")
+	lc := &LocalCluster{Inv: &c, procs: map[string]*Processes{}, log: log}
+	// Socket paths are limited to 108 bytes: keep them out of root.
+	lc.sockDir, err = os.MkdirTemp("", "etcd-run-")
+	if err != nil {
+		return nil, err
+	}
+	width := 0
+	for _, h := range c.Hosts() {
+		width = max(width, len(h.Name))
+	}
+	var mu sync.Mutex
+	for i, h := range c.Hosts() {
+		prefix := fmt.Sprintf("%-*s | ", width, h.Name)
+		if color {
+			prefix = palette[i%len(palette)] + prefix + "\x1b[0m"
+		}
+		fsys := LocalFS{Root: filepath.Join(root, "hosts", h.Name), Outside: []string{c.Cluster.DataDir}, IgnoreOwner: true}
+		if err := os.MkdirAll(fsys.Root, 0o755); err != nil {
+			return nil, err
+		}
+		sock := filepath.Join(lc.sockDir, fmt.Sprint(i))
+		if err := os.MkdirAll(sock, 0o700); err != nil {
+			return nil, err
+		}
+		p := &Processes{FS: fsys, Etcd: etcd, Dir: sock, Output: func(_, line string) {
+			if out == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintln(out, prefix+line)
+		}}
+		lc.procs[h.Name] = p
+		lc.Targets = append(lc.Targets, Target{Host: h, FS: fsys, Services: p})
+	}
+	return lc, nil
+}
+
+// Target returns the named host.
+func (lc *LocalCluster) Target(name string) (Target, bool) {
+	for _, t := range lc.Targets {
+		if t.Host.Name == name {
+			return t, true
+		}
+	}
+	return Target{}, false
+}
+
+// Processes returns the process manager of the named host, for tests that
+// crash members.
+func (lc *LocalCluster) Processes(name string) *Processes { return lc.procs[name] }
+
+// Dial connects to the local cluster.
+func (lc *LocalCluster) Dial(endpoints []string) (Membership, error) { return Dial(endpoints, nil) }
+
+// Start applies every host (members start together, as a new cluster
+// needs) and waits until all are ready.
+func (lc *LocalCluster) Start(ctx context.Context, wait time.Duration) error {
+	for _, t := range lc.Targets {
+		if _, err := Apply(ctx, lc.Inv, t, ApplyOptions{Dial: lc.Dial}, lc.log); err != nil {
+			return fmt.Errorf("%s: %w", t.Host.Name, err)
+		}
+	}
+	return lc.WaitReady(ctx, wait)
+}
+
+// WaitReady waits for every host's unit, in parallel.
+func (lc *LocalCluster) WaitReady(ctx context.Context, wait time.Duration) error {
+	errs := make([]error, len(lc.Targets))
+	var wg sync.WaitGroup
+	for i, t := range lc.Targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = WaitReady(ctx, t, wait, lc.log)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Stop stops proxies first, then members in reverse order, each
+// gracefully.
+func (lc *LocalCluster) Stop(ctx context.Context) error {
+	var errs []error
+	for i := len(lc.Targets) - 1; i >= 0; i-- {
+		t := lc.Targets[i]
+		lc.log.WithField("host", t.Host.Name).Info("stopping")
+		if err := t.Services.Stop(ctx, t.Unit()); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t.Host.Name, err))
+		}
+	}
+	os.RemoveAll(lc.sockDir)
+	return errors.Join(errs...)
+}
