@@ -38,12 +38,8 @@ build: ## Build bin/etcd (multi-call: also etcdctl, etcdutl, etcd-installer thro
 test: build ## Run unit and integration tests (real etcd members on loopback).
 	go test -count=1 -timeout 30m ./...
 
-run: build ## Start a local single-member etcd (data in ./.run).
-	@mkdir -p .run
-	$(BIN)/etcd --name local --data-dir .run/local.etcd \
-		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-		--initial-cluster local=http://127.0.0.1:2380
+run: build ## Run a local three-member cluster from the bundled example (data in ./.run; Ctrl-C stops it).
+	$(BIN)/etcd-installer run templates/examples/local.toml --data-dir .run
 
 bench: build ## Benchmarks against upstream etcd and size/speed targets (see BENCHMARKS.md).
 	go build -ldflags '-s -w' -o $(BIN)/etcd-upstream go.etcd.io/etcd/server/v3

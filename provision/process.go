@@ -120,6 +120,9 @@ func (p *Processes) Start(_ context.Context, unit string) error {
 	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET=" + sock}, env...)
 	// The member's working directory, like the unit's WorkingDirectory=.
 	cmd.Dir = p.FS.Path("/")
+	// A process group of its own: Ctrl-C on a terminal signals the whole
+	// foreground group, and the supervisor must stop members in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		conn.Close()

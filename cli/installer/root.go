@@ -54,6 +54,10 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newRenderCmd(e),
 		newPlanCmd(e),
 		newExampleCmd(e),
+		newApplyCmd(e),
+		newRunCmd(e),
+		newStatusCmd(e),
+		newHealthCmd(e),
 	)
 	return root
 }
@@ -64,7 +68,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root := NewRootCmd(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(stderr, "etcd-installer:", err)
+		if !errors.Is(err, errUnhealthy) {
+			fmt.Fprintln(stderr, "etcd-installer:", err)
+		}
 		return 1
 	}
 	return 0
@@ -86,6 +92,3 @@ func load(path string) (*inv.Inventory, error) {
 	}
 	return d, nil
 }
-
-// errExit marks errors already reported to the user.
-var errExit = errors.New("")

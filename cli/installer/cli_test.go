@@ -1,0 +1,143 @@
+package installer
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// TestCommandTree fixes every command and flag: names are contracts with
+// users and scripts. Update with -update and review the diff.
+func TestCommandTree(t *testing.T) {
+	var lines []string
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		lines = append(lines, c.CommandPath())
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			s := "  --" + f.Name
+			if f.Shorthand != "" {
+				s += " -" + f.Shorthand
+			}
+			lines = append(lines, s+" (default "+f.DefValue+")")
+		})
+		for _, sub := range c.Commands() {
+			if !sub.Hidden && sub.Name() != "help" && sub.Name() != "completion" {
+				walk(sub)
+			}
+		}
+	}
+	walk(NewRootCmd(nil, nil))
+	got := strings.Join(lines, "\n") + "\n"
+	golden := "testdata/commands.golden"
+	if *update {
+		os.WriteFile(golden, []byte(got), 0o644)
+	}
+	want, _ := os.ReadFile(golden)
+	if got != string(want) {
+		t.Errorf("command tree changed (go test ./cli/installer -run TestCommandTree -update):\n%s", got)
+	}
+}
+
+func TestEveryCommandHasAnExample(t *testing.T) {
+	for _, c := range NewRootCmd(nil, nil).Commands() {
+		if c.Name() == "help" || c.Name() == "completion" {
+			continue
+		}
+		if strings.TrimSpace(c.Example) == "" || c.Short == "" {
+			t.Errorf("%s: no example or short help", c.Name())
+		}
+	}
+}
+
+func TestExampleValidateRenderPlan(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"local", "static", "proxies", "dns-srv"} {
+		out, _, code := run(t, "example", name)
+		if code != 0 || !strings.HasPrefix(out, "#") {
+			t.Fatalf("example %s: code %d", name, code)
+		}
+		p := filepath.Join(dir, name+".toml")
+		os.WriteFile(p, []byte(out), 0o644)
+		out, errOut, code := run(t, "validate", p)
+		if code != 0 || !strings.Contains(out, ": valid: ") {
+			t.Errorf("validate %s: %d %s %s", name, code, out, errOut)
+		}
+	}
+	if _, errOut, code := run(t, "example", "nope"); code != 1 || !strings.Contains(errOut, "choose one of dns-srv, local, proxies, static") {
+		t.Errorf("unknown example: %d %s", code, errOut)
+	}
+
+	static := filepath.Join(dir, "static.toml")
+	out := filepath.Join(dir, "out")
+	if _, errOut, code := run(t, "render", static, "--out", out); code != 0 {
+		t.Fatalf("render: %s", errOut)
+	}
+	for _, f := range []string{"etcd0/etc/etcd/etcd.conf", "etcd2/etc/etcd/etcdctl.env", "_cluster/prometheus.yml"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("render did not write %s", f)
+		}
+	}
+	// Rendering again rewrites nothing.
+	_, errOut, _ := run(t, "render", static, "--out", out)
+	if strings.Contains(errOut, "msg=written") {
+		t.Errorf("second render rewrote files:\n%s", errOut)
+	}
+
+	// plan against the rendered tree: nothing to do; against an empty root:
+	// every file is new.
+	planOut, errOut, code := run(t, "plan", static, "--host", "etcd0", "--root", filepath.Join(out, "etcd0"))
+	if code != 0 || !strings.Contains(planOut, "etcd0: no changes") {
+		t.Errorf("plan on rendered tree: %d %q %s", code, planOut, errOut)
+	}
+	planOut, _, _ = run(t, "plan", static, "--host", "etcd0", "--root", t.TempDir())
+	if !strings.Contains(planOut, "+++ /etc/etcd/etcd.conf (new)") || !strings.Contains(planOut, "+ETCD_NAME=etcd0") ||
+		!strings.Contains(planOut, "etcd0: 2 file(s) would change") {
+		t.Errorf("plan on empty root:\n%s", planOut)
+	}
+	// An edited file shows as a diff.
+	conf := filepath.Join(out, "etcd0/etc/etcd/etcd.conf")
+	b, _ := os.ReadFile(conf)
+	os.WriteFile(conf, bytes.Replace(b, []byte("ETCD_NAME=etcd0"), []byte("ETCD_NAME=edited"), 1), 0o640)
+	planOut, _, _ = run(t, "plan", static, "--host", "etcd0", "--root", filepath.Join(out, "etcd0"))
+	if !strings.Contains(planOut, "-ETCD_NAME=edited") || !strings.Contains(planOut, "+ETCD_NAME=etcd0") {
+		t.Errorf("plan after an edit:\n%s", planOut)
+	}
+	if _, errOut, code := run(t, "plan", static, "--host", "nope"); code != 1 || !strings.Contains(errOut, "it has etcd0, etcd1, etcd2") {
+		t.Errorf("unknown host: %s", errOut)
+	}
+}
+
+func TestValidateReportsEveryError(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(p, []byte("version = 1\n[cluster]\nname = \"x\"\n[[member]]\nname = \"a\"\naddress = \"10.0.0.1\"\n[[member]]\nname = \"a\"\naddress = \"10.0.0.1\"\n"), 0o644)
+	_, errOut, code := run(t, "validate", p)
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	var lines []string
+	for _, l := range strings.Split(errOut, "\n") {
+		if strings.HasPrefix(l, "bad.toml:") || strings.HasPrefix(l, "etcd-installer: bad.toml:") {
+			lines = append(lines, l)
+		}
+	}
+	sort.Strings(lines)
+	if len(lines) < 3 {
+		t.Errorf("want every problem reported (even count, duplicate name, duplicate ports):\n%s", errOut)
+	}
+}

@@ -1,0 +1,3 @@
+// Package guardrails holds repository-wide tests: every package documented,
+// the server runtime free of installer-only dependencies.
+package guardrails

@@ -1,0 +1,67 @@
+package guardrails
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+type pkg struct {
+	ImportPath string
+	Doc        string
+	Deps       []string
+	Standard   bool
+}
+
+func list(t *testing.T, patterns ...string) []pkg {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list", "-json"}, patterns...)...).Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func TestEveryPackageHasADocComment(t *testing.T) {
+	for _, p := range list(t, "github.com/etcd-appliance/appliance/...") {
+		if strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("%s has no package doc comment", p.ImportPath)
+		}
+	}
+}
+
+// installerOnly are dependencies of etcd-installer that the server
+// runtime must never pull in: the server links what it runs, no more.
+// (logrus is not listed: etcd's own server imports it through
+// tmc/grpc-websocket-proxy.)
+var installerOnly = []string{
+	"github.com/etcd-appliance/appliance/installer",
+	"github.com/etcd-appliance/appliance/provision",
+	"github.com/etcd-appliance/appliance/cli/installer",
+	"github.com/BurntSushi/toml",
+	"github.com/goreleaser/nfpm",
+	"golang.org/x/crypto/ssh",
+	"github.com/aymanbagabas/go-udiff",
+}
+
+func TestServerRuntimeFreeOfInstallerDeps(t *testing.T) {
+	for _, p := range list(t, "github.com/etcd-appliance/appliance/node") {
+		for _, d := range p.Deps {
+			for _, bad := range installerOnly {
+				if d == bad || strings.HasPrefix(d, bad+"/") {
+					t.Errorf("%s depends on %s", p.ImportPath, d)
+				}
+			}
+		}
+	}
+}
