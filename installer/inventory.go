@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/etcd-appliance/appliance/internal/suggest"
 )
 
 // Version is the inventory format version this package reads.
@@ -193,16 +195,10 @@ func suggestKey(k toml.Key) string {
 		}
 	}
 	sort.Strings(known)
-	best, bestD := "", 4
-	for _, cand := range known {
-		if d := distance(k[len(k)-1], cand); d < bestD {
-			best, bestD = cand, d
-		}
+	if best, ok := suggest.Closest(k[len(k)-1], known, 3); ok {
+		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return ""
 }
 
 func fieldByTag(t reflect.Type, tag string) (reflect.StructField, bool) {
@@ -212,26 +208,6 @@ func fieldByTag(t reflect.Type, tag string) (reflect.StructField, bool) {
 		}
 	}
 	return reflect.StructField{}, false
-}
-
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // Host is a machine the inventory provisions: a member or a proxy.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/pkg/v3/flags"
+
+	suggestpkg "github.com/etcd-appliance/appliance/internal/suggest"
 	cconfig "go.etcd.io/etcd/server/v3/config"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -493,34 +495,13 @@ func (c *Config) Secrets() []string {
 
 // suggest names the closest known variable, for typos.
 func suggest(k string, known map[string]string) string {
-	best, bestD := "", 4
-	for cand := range known {
-		if d := editDistance(k, cand); d < bestD || (d == bestD && cand < best) {
-			best, bestD = cand, d
-		}
+	names := make([]string, 0, len(known))
+	for name := range known {
+		names = append(names, name)
 	}
-	if best == "" {
-		return ""
+	sort.Strings(names)
+	if best, ok := suggestpkg.Closest(k, names, 3); ok {
+		return fmt.Sprintf(" (did you mean %s?)", best)
 	}
-	return fmt.Sprintf(" (did you mean %s?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }

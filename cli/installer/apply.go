@@ -22,17 +22,12 @@ func newApplyCmd(e *env) *cobra.Command {
 		Long: "apply renders this host's files, writes those that changed (atomically, with owner and mode),\n" +
 			"reloads systemd if a unit changed, enables and starts the unit without blocking, and waits until\n" +
 			"it is ready. A running member whose configuration changed is restarted only when the rest of\n" +
-			"the cluster keeps quorum. A second run changes nothing. The host is --host, else the inventory\n" +
-			"host named like this machine, else the one with a local address.",
+			"the cluster keeps quorum. A second run changes nothing.\n\n" + hostSelection,
 		Example: `  etcd-installer apply prod.toml --dry-run
   etcd-installer apply prod.toml --host etcd1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			i, err := load(args[0])
-			if err != nil {
-				return err
-			}
-			h, err := identify(i, host)
+			i, h, err := loadHost(args[0], host)
 			if err != nil {
 				return err
 			}

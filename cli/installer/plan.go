@@ -19,17 +19,12 @@ func newPlanCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plan INVENTORY [--host NAME]",
 		Short: "Show what apply would change on this host, as a unified diff",
-		Long: "plan renders this host's files and compares them with the files on disk. The host is\n" +
-			"--host, else the inventory host named like this machine, else the one with a local address.",
+		Long:  "plan renders this host's files and compares them with the files on disk.\n\n" + hostSelection,
 		Example: `  etcd-installer plan prod.toml
   etcd-installer plan prod.toml --host etcd1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			i, err := load(args[0])
-			if err != nil {
-				return err
-			}
-			h, err := identify(i, host)
+			i, h, err := loadHost(args[0], host)
 			if err != nil {
 				return err
 			}
@@ -78,6 +73,20 @@ func planFile(root string, f inv.File) (string, error) {
 		d += fmt.Sprintf("%s: mode %04o -> %04o\n", label, fi.Mode().Perm(), f.Mode.Perm())
 	}
 	return d, nil
+}
+
+// hostSelection explains how commands find which host this machine is.
+const hostSelection = "The host is --host, else the inventory host named like this machine, else the one\n" +
+	"with a local address."
+
+// loadHost loads an inventory and finds this machine in it.
+func loadHost(path, explicit string) (*inv.Inventory, inv.Host, error) {
+	i, err := load(path)
+	if err != nil {
+		return nil, inv.Host{}, err
+	}
+	h, err := identify(i, explicit)
+	return i, h, err
 }
 
 // identify picks the inventory host this machine is.
