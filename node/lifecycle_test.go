@@ -534,3 +534,23 @@ func TestStopWhileWaitingForQuorum(t *testing.T) {
 		t.Error("no STOPPING=1")
 	}
 }
+
+func TestGateway(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	c.Start()
+	c.WaitReady(20 * time.Second)
+	p := etcdtest.FreePorts(t, 1)
+	addr := fmt.Sprintf("127.0.0.1:%d", p[0])
+	gw := etcdtest.NewMember(t, "gateway", []string{"gateway", "start",
+		"--endpoints", strings.TrimPrefix(c.Members[0].ClientURL, "http://"), "--listen-addr", addr}, nil)
+	gw.Start()
+	if !etcdtest.Eventually(20*time.Second, 50*time.Millisecond, func() bool {
+		cli := etcdtest.Client(t, []string{addr})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := cli.Put(ctx, "via", "gateway")
+		return err == nil
+	}) {
+		t.Fatalf("no put through the gateway:\n%s", gw.Log())
+	}
+}
