@@ -27,6 +27,14 @@ type Target struct {
 	Host     installer.Host
 	FS       FS
 	Services Services
+	// Runner runs commands on the host (restore, doctor); nil for hosts
+	// only ever applied.
+	Runner Runner
+	// Etcdutl is the etcdutl command on the host; "" means "etcdutl".
+	Etcdutl string
+	// NoChown skips giving restored data to the etcd user (local test
+	// clusters run as whoever started them).
+	NoChown bool
 }
 
 // Unit is the unit the host runs.

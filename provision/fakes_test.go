@@ -208,4 +208,5 @@ func (f *fakeMembership) Healthy(_ context.Context, ep string) error {
 	}
 	return nil
 }
-func (f *fakeMembership) Close() error { return nil }
+func (f *fakeMembership) Close() error                                          { return nil }
+func (f *fakeMembership) HashKV(context.Context, string, int64) (uint32, error) { return 42, nil }

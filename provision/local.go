@@ -79,7 +79,8 @@ func NewLocalCluster(inv *installer.Inventory, root, etcd string, out io.Writer,
 			fmt.Fprintln(out, prefix+line)
 		}}
 		lc.procs[h.Name] = p
-		lc.Targets = append(lc.Targets, Target{Host: h, FS: fsys, Services: p})
+		lc.Targets = append(lc.Targets, Target{Host: h, FS: fsys, Services: p, Runner: LocalRunner{},
+			Etcdutl: filepath.Join(filepath.Dir(etcd), "etcdutl"), NoChown: true})
 	}
 	return lc, nil
 }
@@ -127,8 +128,11 @@ func (lc *LocalCluster) WaitReady(ctx context.Context, wait time.Duration) error
 	return errors.Join(errs...)
 }
 
+// Close removes what the local cluster keeps outside its root.
+func (lc *LocalCluster) Close() error { return os.RemoveAll(lc.sockDir) }
+
 // Stop stops proxies first, then members in reverse order, each
-// gracefully.
+// gracefully; Start starts them again from their data.
 func (lc *LocalCluster) Stop(ctx context.Context) error {
 	var errs []error
 	for i := len(lc.Targets) - 1; i >= 0; i-- {
@@ -138,6 +142,5 @@ func (lc *LocalCluster) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("%s: %w", t.Host.Name, err))
 		}
 	}
-	os.RemoveAll(lc.sockDir)
 	return errors.Join(errs...)
 }

@@ -52,6 +52,8 @@ type Membership interface {
 	// Healthy does a linearizable read through endpoint, as
 	// `etcdctl endpoint health` does.
 	Healthy(ctx context.Context, endpoint string) error
+	// HashKV hashes the key space up to rev on one endpoint.
+	HashKV(ctx context.Context, endpoint string, rev int64) (uint32, error)
 	Close() error
 }
 
@@ -105,9 +107,12 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	return ms, nil
 }
 
-// AddLearner implements Membership.
+// AddLearner implements Membership; like Remove, it retries while etcd
+// calls the cluster unhealthy after a recent change.
 func (c *Client) AddLearner(ctx context.Context, peerURLs []string) (Member, error) {
-	resp, err := c.c.MemberAddAsLearner(ctx, peerURLs)
+	resp, err := retryUnhealthy(ctx, func() (*clientv3.MemberAddResponse, error) {
+		return c.c.MemberAddAsLearner(ctx, peerURLs)
+	})
 	if err != nil {
 		return Member{}, fmt.Errorf("adding learner %v: %w", peerURLs, err)
 	}
@@ -121,18 +126,27 @@ func (c *Client) Promote(ctx context.Context, id uint64) error {
 	return err
 }
 
-// Remove implements Membership. etcd refuses reconfiguration until the
-// remaining members have been connected for a while (ErrUnhealthy right
-// after a change): retry on exactly that until ctx ends.
+// Remove implements Membership.
 func (c *Client) Remove(ctx context.Context, id uint64) error {
+	_, err := retryUnhealthy(ctx, func() (*clientv3.MemberRemoveResponse, error) {
+		return c.c.MemberRemove(ctx, id)
+	})
+	return err
+}
+
+// retryUnhealthy retries a reconfiguration while etcd refuses it as
+// "unhealthy cluster": etcd wants every member connected for a few seconds
+// (strict reconfig check) after a start or a change. Any other outcome, or
+// the end of ctx, stops it.
+func retryUnhealthy[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	for {
-		_, err := c.c.MemberRemove(ctx, id)
+		v, err := f()
 		if !errors.Is(err, rpctypes.ErrUnhealthy) {
-			return err
+			return v, err
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return v, err
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -176,3 +190,15 @@ func (c *Client) Healthy(ctx context.Context, endpoint string) error {
 	}
 	return err
 }
+
+// HashKV implements Membership.
+func (c *Client) HashKV(ctx context.Context, endpoint string, rev int64) (uint32, error) {
+	resp, err := c.c.HashKV(ctx, endpoint, rev)
+	if err != nil {
+		return 0, err
+	}
+	return resp.Hash, nil
+}
+
+// TLS returns the client's TLS configuration (nil without TLS).
+func (c *Client) TLS() *tls.Config { return c.tls }

@@ -55,6 +55,7 @@ func newRunCmd(e *env) *cobra.Command {
 				if err := lc.Stop(sctx); err != nil {
 					e.log.WithError(err).Error("stopping")
 				}
+				lc.Close()
 			}()
 			if err := lc.Start(ctx, wait); err != nil {
 				return err

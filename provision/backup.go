@@ -1,0 +1,242 @@
+package provision
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	clientsnap "go.etcd.io/etcd/client/v3/snapshot"
+	"go.etcd.io/etcd/etcdutl/v3/snapshot"
+	"go.uber.org/zap"
+
+	"github.com/etcd-appliance/appliance/installer"
+)
+
+// ErrBackup is wrapped by backup and restore failures.
+var ErrBackup = errors.New("backup")
+
+// BackupInfo is written next to a snapshot as FILE.json.
+type BackupInfo struct {
+	Cluster     string         `json:"cluster"`
+	Token       string         `json:"token"`
+	Member      string         `json:"member"`
+	Endpoint    string         `json:"endpoint"`
+	EtcdVersion string         `json:"etcdVersion"`
+	Revision    int64          `json:"revision"`
+	HashKV      uint32         `json:"hashKV"`
+	TotalKeys   int            `json:"totalKeys"`
+	Size        int64          `json:"size"`
+	SHA256      string         `json:"sha256"`
+	TakenAt     time.Time      `json:"takenAt"`
+	Members     []BackupMember `json:"members"`
+}
+
+// BackupMember is a member as it was when the snapshot was taken.
+type BackupMember struct {
+	Name     string   `json:"name"`
+	PeerURLs []string `json:"peerURLs"`
+}
+
+// Backup saves a snapshot from a healthy member (the leader if it is
+// healthy) to out, with its checksum and the cluster's metadata in
+// out.json.
+func Backup(ctx context.Context, inv *installer.Inventory, c Membership, tc *tls.Config, out string, log logrus.FieldLogger) (BackupInfo, error) {
+	cs := Status(ctx, inv, c)
+	var from *EndpointRow
+	for i := range cs.Rows {
+		r := &cs.Rows[i]
+		if r.Healthy && (from == nil || r.Leader) {
+			from = r
+		}
+	}
+	if from == nil {
+		return BackupInfo{}, fmt.Errorf("%w: no healthy member to take a snapshot from: %s", ErrBackup, strings.Join(cs.Problems, "; "))
+	}
+	log = log.WithFields(logrus.Fields{"member": from.Name, "file": out})
+	version, err := clientsnap.SaveWithVersion(ctx, zap.NewNop(), clientv3.Config{Endpoints: []string{from.Endpoint}, TLS: tc, DialTimeout: 5 * time.Second}, out)
+	if err != nil {
+		return BackupInfo{}, fmt.Errorf("%w: saving a snapshot from %s: %w", ErrBackup, from.Name, err)
+	}
+	st, err := snapshot.NewV3(zap.NewNop()).Status(out)
+	if err != nil {
+		return BackupInfo{}, fmt.Errorf("%w: the snapshot does not check out: %w", ErrBackup, err)
+	}
+	hash, err := c.HashKV(ctx, from.Endpoint, st.Revision)
+	if err != nil {
+		return BackupInfo{}, fmt.Errorf("%w: hashing the key space at revision %d: %w", ErrBackup, st.Revision, err)
+	}
+	sum, size, err := fileSHA256(out)
+	if err != nil {
+		return BackupInfo{}, err
+	}
+	info := BackupInfo{
+		Cluster: inv.Cluster.Name, Token: inv.Cluster.Token, Member: from.Name, Endpoint: from.Endpoint,
+		EtcdVersion: version, Revision: st.Revision, HashKV: hash, TotalKeys: st.TotalKey,
+		Size: size, SHA256: sum, TakenAt: time.Now().UTC(),
+	}
+	if members, err := c.Members(ctx); err == nil {
+		for _, m := range members {
+			info.Members = append(info.Members, BackupMember{Name: m.Name, PeerURLs: m.PeerURLs})
+		}
+	}
+	meta, _ := json.MarshalIndent(info, "", "  ")
+	if err := os.WriteFile(out+".json", append(meta, '\n'), 0o600); err != nil {
+		return info, err
+	}
+	log.WithFields(logrus.Fields{"revision": info.Revision, "size": size, "sha256": sum}).Info("snapshot saved")
+	return info, nil
+}
+
+func fileSHA256(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// ReadBackupInfo reads FILE.json and checks FILE against its checksum.
+func ReadBackupInfo(file string) (BackupInfo, error) {
+	var info BackupInfo
+	b, err := os.ReadFile(file + ".json")
+	if err != nil {
+		return info, fmt.Errorf("%w: %s.json (written by etcd-installer backup) is missing: %w", ErrBackup, file, err)
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return info, fmt.Errorf("%w: %s.json: %w", ErrBackup, file, err)
+	}
+	sum, _, err := fileSHA256(file)
+	if err != nil {
+		return info, err
+	}
+	if sum != info.SHA256 {
+		return info, fmt.Errorf("%w: %s has sha256 %s, but %s.json records %s: the file is damaged or not that backup", ErrBackup, file, sum, file, info.SHA256)
+	}
+	return info, nil
+}
+
+// Restore replaces every member's data with the snapshot: it stops every
+// member, moves each data dir aside (kept), restores the snapshot with the
+// member's name, peer URL and the inventory's initial cluster (etcdutl),
+// starts all members together and checks the key space hash is back.
+func Restore(ctx context.Context, inv *installer.Inventory, file string, targets []Target, dial func([]string) (Membership, error), wait time.Duration, log logrus.FieldLogger) error {
+	info, err := ReadBackupInfo(file)
+	if err != nil {
+		return err
+	}
+	if info.Cluster != inv.Cluster.Name {
+		log.Warnf("the snapshot comes from cluster %s, restoring it into %s", info.Cluster, inv.Cluster.Name)
+	}
+	stamp := time.Now().Format("20060102-150405")
+	each := func(f func(t Target) error) error {
+		errs := make([]error, len(targets))
+		var wg sync.WaitGroup
+		for i, t := range targets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := f(t); err != nil {
+					errs[i] = fmt.Errorf("%s: %w", t.Host.Name, err)
+				}
+			}()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+	for _, t := range targets {
+		if t.Host.Member == nil || t.Runner == nil {
+			return fmt.Errorf("%w: restore needs every member's host, with a way to run commands on it (%s)", ErrBackup, t.Host.Name)
+		}
+	}
+	log.Info("stopping every member")
+	if err := each(func(t Target) error { return t.Services.Stop(ctx, t.Unit()) }); err != nil {
+		return err
+	}
+	err = each(func(t Target) error {
+		m := t.Host.Member
+		dir := inv.DataDir(m)
+		if _, err := t.FS.Stat(dir); err == nil {
+			aside := dir + ".pre-restore-" + stamp
+			if err := t.FS.Rename(dir, aside); err != nil {
+				return err
+			}
+			log.WithFields(logrus.Fields{"host": t.Host.Name, "kept": aside}).Info("moved the data dir aside")
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		// Named per member: on one machine, members share the data parent.
+		snap := t.FS.Path(path.Join(inv.Cluster.DataDir, ".restore-"+m.Name+"-"+stamp+".db"))
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := t.Runner.Run(ctx, f, "dd", "of="+snap, "bs=1M", "status=none"); err != nil {
+			return fmt.Errorf("copying the snapshot: %w", err)
+		}
+		defer t.Runner.Run(context.WithoutCancel(ctx), nil, "rm", "-f", snap)
+		etcdutl := t.Etcdutl
+		if etcdutl == "" {
+			etcdutl = "etcdutl"
+		}
+		if _, err := t.Runner.Run(ctx, nil, etcdutl, "snapshot", "restore", snap,
+			"--name", m.Name, "--data-dir", t.FS.Path(dir),
+			"--initial-cluster", inv.InitialCluster(nil), "--initial-cluster-token", inv.Cluster.Token,
+			"--initial-advertise-peer-urls", inv.PeerURL(m)); err != nil {
+			return fmt.Errorf("restoring: %w", err)
+		}
+		if !t.NoChown {
+			if _, err := t.Runner.Run(ctx, nil, "chown", "-R", "etcd:etcd", t.FS.Path(dir)); err != nil {
+				return err
+			}
+		}
+		log.WithField("host", t.Host.Name).Info("restored")
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w (the old data dirs are kept as *.pre-restore-%s)", err, stamp)
+	}
+	log.Info("starting every member")
+	if err := each(func(t Target) error { return t.Services.Start(ctx, t.Unit()) }); err != nil {
+		return err
+	}
+	if err := each(func(t Target) error { _, err := WaitReady(ctx, t, wait, log); return err }); err != nil {
+		return err
+	}
+	c, err := dial(inv.ClientURLs())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for i := range inv.Members {
+		ep := inv.ClientURL(&inv.Members[i])
+		h, err := c.HashKV(ctx, ep, info.Revision)
+		if err != nil {
+			return fmt.Errorf("%w: checking %s: %w", ErrBackup, inv.Members[i].Name, err)
+		}
+		if h != info.HashKV {
+			return fmt.Errorf("%w: %s hashes the key space at revision %d to %d, the backup recorded %d", ErrBackup, inv.Members[i].Name, info.Revision, h, info.HashKV)
+		}
+	}
+	log.WithFields(logrus.Fields{"revision": info.Revision, "hashKV": info.HashKV}).Info("restored: every member holds the snapshot's key space")
+	return nil
+}
