@@ -1,0 +1,353 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/internal/envfile"
+	"github.com/etcd-appliance/appliance/node"
+)
+
+// Severity of a doctor finding.
+type Severity int
+
+// Severities, in increasing order.
+const (
+	OK Severity = iota
+	Warn
+	Fail
+)
+
+func (s Severity) String() string { return [...]string{"ok", "warn", "FAIL"}[s] }
+
+// Finding is one doctor check's result.
+type Finding struct {
+	Host     string   `json:"host"`
+	Check    string   `json:"check"`
+	Severity Severity `json:"-"`
+	Level    string   `json:"severity"`
+	Message  string   `json:"message"`
+	Fix      string   `json:"fix,omitempty"`
+}
+
+// DoctorOptions tune Doctor.
+type DoctorOptions struct {
+	TLS *tls.Config
+	// FsyncThreshold: a p99 fdatasync latency above it is reported
+	// (etcd's guidance is 10 ms).
+	FsyncThreshold time.Duration
+	// MaxClockSkew: larger differences to a member's clock are reported.
+	MaxClockSkew time.Duration
+	// Now is this host's clock; tests skew it.
+	Now func() time.Time
+}
+
+func (o DoctorOptions) withDefaults() DoctorOptions {
+	if o.FsyncThreshold == 0 {
+		o.FsyncThreshold = 10 * time.Millisecond
+	}
+	if o.MaxClockSkew == 0 {
+		// The HTTP Date header has one-second resolution: report at 2 s.
+		o.MaxClockSkew = 2 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Doctor checks one host for the failures operators meet and explains
+// each with its fix. It changes nothing.
+func Doctor(ctx context.Context, inv *installer.Inventory, t Target, o DoctorOptions) []Finding {
+	o = o.withDefaults()
+	d := &doctor{inv: inv, t: t, o: o}
+	d.envFile()
+	st, stErr := t.Services.State(ctx, t.Unit())
+	d.unit(ctx, st, stErr)
+	if m := t.Host.Member; m != nil {
+		d.dataDir(m)
+		d.strayDirs()
+		if !st.Running() {
+			d.ports(m)
+		}
+		d.fsync()
+	}
+	d.peers(ctx)
+	d.clocks(ctx)
+	sort.SliceStable(d.out, func(i, j int) bool { return d.out[i].Severity > d.out[j].Severity })
+	return d.out
+}
+
+type doctor struct {
+	inv *installer.Inventory
+	t   Target
+	o   DoctorOptions
+	out []Finding
+	env map[string]string
+}
+
+func (d *doctor) add(sev Severity, check, fix, format string, args ...any) {
+	d.out = append(d.out, Finding{Host: d.t.Host.Name, Check: check, Severity: sev, Level: sev.String(),
+		Message: fmt.Sprintf(format, args...), Fix: fix})
+}
+
+func (d *doctor) envFile() {
+	p := installer.EtcdConfPath
+	if d.t.Host.Member == nil {
+		p = installer.ProxyConfPath
+	}
+	data, err := d.t.FS.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		d.add(Fail, "env-file", "run `etcd-installer apply "+d.inv.Source+"` on this host", "%s is missing: the host was never applied", p)
+		return
+	}
+	if err != nil {
+		d.add(Fail, "env-file", "", "%s: %v", p, err)
+		return
+	}
+	entries, err := envfile.Parse(p, bytes.NewReader(data))
+	if err != nil {
+		d.add(Fail, "env-file", "fix the syntax, or re-run apply to rewrite the file", "%v", err)
+		return
+	}
+	d.env = envfile.Map(entries)
+	if d.t.Host.Member != nil {
+		c, err := node.Parse(nil, envfile.Environ(entries))
+		switch {
+		case err != nil:
+			d.add(Fail, "env-file", "remove or correct those variables (apply rewrites the file from the inventory)",
+				"etcd will refuse %s: %s", p, strings.ReplaceAll(strings.TrimPrefix(err.Error(), node.ErrConfig.Error()+":\n"), "\n", "; "))
+		case len(c.Warnings) > 0:
+			d.add(Warn, "env-file", "use the current spellings", "%s uses options older etcd releases had: %s", p, strings.Join(c.Warnings, "; "))
+		}
+		d.initialCluster()
+	}
+	if files, err := installer.RenderHost(d.inv, d.t.Host.Name, installer.MemberOptions{}); err == nil {
+		for _, f := range files {
+			if f.Path == p && !bytes.Equal(f.Data, data) {
+				d.add(Warn, "env-file", "`etcd-installer plan "+d.inv.Source+"` shows the difference; apply writes the inventory's version",
+					"%s differs from what the inventory renders", p)
+			}
+		}
+	}
+}
+
+func (d *doctor) initialCluster() {
+	name, adv, ic := d.env["ETCD_NAME"], d.env["ETCD_INITIAL_ADVERTISE_PEER_URLS"], d.env["ETCD_INITIAL_CLUSTER"]
+	if ic == "" || name == "" {
+		return
+	}
+	for _, part := range strings.Split(ic, ",") {
+		n, u, _ := strings.Cut(part, "=")
+		if n == name && (adv == "" || strings.Contains(adv, u)) {
+			return
+		}
+	}
+	d.add(Fail, "initial-cluster", "list this member in ETCD_INITIAL_CLUSTER with its peer URL (apply renders it from the inventory)",
+		"ETCD_INITIAL_CLUSTER does not list %s=%s: a new member refuses to start (\"couldn't find local name in the initial cluster\")", name, adv)
+}
+
+var waitingRE = regexp.MustCompile(`waiting for (.+)$`)
+
+func (d *doctor) unit(ctx context.Context, st UnitState, err error) {
+	unit := d.t.Unit()
+	switch {
+	case err != nil:
+		d.add(Warn, "unit", "", "cannot ask the service manager about %s: %v", unit, err)
+	case st.Active == "failed" && st.ExitStatus == node.ExitRemoved:
+		d.add(Fail, "unit", "move the data dir aside and add the member back with `etcd-installer member add "+d.inv.Source+" "+d.t.Host.Name+"`",
+			"%s exited %d: the cluster removed this member (%s)", unit, st.ExitStatus, st.Status)
+	case st.Active == "failed":
+		d.add(Fail, "unit", "the last lines of its log say why: journalctl -u "+unit,
+			"%s failed (%s, exit status %d): %s", unit, st.Result, st.ExitStatus, st.Status)
+	case st.Active == "activating" && strings.HasPrefix(st.Status, "waiting for quorum"):
+		wait := ""
+		if m := waitingRE.FindStringSubmatch(st.Status); m != nil {
+			wait = m[1]
+		}
+		d.add(Warn, "unit", "start etcd on "+wait+" (after a power cut of every member, starting them in any order is enough)",
+			"%s waits for its peers: %s", unit, st.Status)
+	case !st.Running():
+		d.add(Warn, "unit", "systemctl start "+unit, "%s is %s", unit, st.Active)
+	default:
+		d.add(OK, "unit", "", "%s is %s: %s", unit, st.Active, st.Status)
+	}
+}
+
+func (d *doctor) dataDir(m *installer.Member) {
+	dir := d.inv.DataDir(m)
+	fi, err := d.t.FS.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		d.add(OK, "data-dir", "", "%s does not exist yet: etcd creates it on first start", dir)
+		return
+	}
+	if err != nil {
+		d.add(Fail, "data-dir", "", "%s: %v", dir, err)
+		return
+	}
+	fix := fmt.Sprintf("chown -R etcd:etcd %s && chmod 700 %s", dir, dir)
+	if fi.Mode().Perm() != 0o700 {
+		d.add(Fail, "data-dir", fix, "%s has mode %04o: etcd wants 0700 (it refuses to use a data dir others can read)", dir, fi.Mode().Perm())
+	}
+	if lfs, ok := d.t.FS.(LocalFS); !ok || !lfs.IgnoreOwner {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			if uid, _, err := (LocalFS{}).ids("etcd", ""); err == nil && int(st.Uid) != uid {
+				d.add(Fail, "data-dir", fix, "%s belongs to uid %d, not etcd: the service (User=etcd) cannot write it", dir, st.Uid)
+			}
+		}
+	}
+	info, err := InspectDataDir(d.t.FS, dir)
+	if err != nil {
+		d.add(Warn, "data-dir", "", "cannot read %s: %v", dir, err)
+		return
+	}
+	if err := CheckDataDir(info, m.Name, d.inv.PeerURL(m)); err != nil {
+		d.add(Fail, "data-dir", "", "%v", err)
+	}
+}
+
+var keptSuffix = regexp.MustCompile(`\.(removed|pre-restore|old)-[0-9-]+$`)
+
+func (d *doctor) strayDirs() {
+	entries, err := d.t.FS.ReadDir(d.inv.Cluster.DataDir)
+	if err != nil {
+		return
+	}
+	mine := map[string]bool{}
+	for _, m := range d.inv.Members {
+		mine[m.Name] = true
+	}
+	for _, e := range entries {
+		if !e.IsDir() || mine[e.Name()] || keptSuffix.MatchString(e.Name()) || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := path.Join(d.inv.Cluster.DataDir, e.Name())
+		if info, err := InspectDataDir(d.t.FS, p); err == nil && info.Initialized {
+			var names []string
+			for _, m := range info.Members {
+				names = append(names, m.Name)
+			}
+			d.add(Warn, "data-dir", "if it is not needed, move it aside: mv "+p+" "+p+".old-"+time.Now().Format("20060102"),
+				"%s holds an etcd data dir not in the inventory (members %s): a single node started before the inventory?", p, strings.Join(names, ", "))
+		}
+	}
+}
+
+func (d *doctor) ports(m *installer.Member) {
+	for _, u := range []string{d.env["ETCD_LISTEN_CLIENT_URLS"], d.env["ETCD_LISTEN_PEER_URLS"], d.env["ETCD_LISTEN_METRICS_URLS"]} {
+		for _, raw := range strings.Split(u, ",") {
+			pu, err := url.Parse(raw)
+			if raw == "" || err != nil || pu.Host == "" {
+				continue
+			}
+			l, err := net.Listen("tcp", pu.Host)
+			if err == nil {
+				l.Close()
+				continue
+			}
+			who := ""
+			if d.t.Runner != nil {
+				if out, err := d.t.Runner.Run(context.Background(), nil, "ss", "-Hltnp", "sport = :"+pu.Port()); err == nil {
+					who = strings.TrimSpace(string(out))
+				}
+			}
+			d.add(Fail, "ports", "stop whatever listens there ("+who+"), or give the member other ports in the inventory",
+				"%s cannot be bound while etcd is stopped: %v", pu.Host, err)
+		}
+	}
+}
+
+func (d *doctor) fsync() {
+	dir := d.t.FS.Path(d.inv.Cluster.DataDir)
+	f, err := os.CreateTemp(dir, ".doctor-fsync-*")
+	if err != nil {
+		return // the data dir check reports a missing parent
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	block := make([]byte, 8192)
+	var lat []time.Duration
+	for range 64 {
+		if _, err := f.Write(block); err != nil {
+			return
+		}
+		start := time.Now()
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return
+		}
+		lat = append(lat, time.Since(start))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	p99 := lat[len(lat)*99/100]
+	if p99 > d.o.FsyncThreshold {
+		d.add(Warn, "fsync", "put the data dir on an SSD without other heavy writers; etcd's guidance is a p99 WAL fsync under 10 ms",
+			"fdatasync in %s: p99 %s over %d writes, above %s (slow disks cause leader elections and timeouts)",
+			d.inv.Cluster.DataDir, p99.Round(time.Microsecond), len(lat), d.o.FsyncThreshold)
+	} else {
+		d.add(OK, "fsync", "", "fdatasync in %s: p99 %s", d.inv.Cluster.DataDir, p99.Round(time.Microsecond))
+	}
+}
+
+func (d *doctor) peers(ctx context.Context) {
+	for i := range d.inv.Members {
+		m := &d.inv.Members[i]
+		if m.Name == d.t.Host.Name {
+			continue
+		}
+		for _, raw := range []string{d.inv.PeerURL(m), d.inv.ClientURL(m)} {
+			u, _ := url.Parse(raw)
+			dialer := net.Dialer{Timeout: 2 * time.Second}
+			c, err := dialer.DialContext(ctx, "tcp", u.Host)
+			if err != nil {
+				d.add(Warn, "peers", "check that etcd runs on "+m.Name+" and that no firewall blocks port "+u.Port(),
+					"%s (%s) is unreachable from %s: %v", m.Name, raw, d.t.Host.Name, err)
+				continue
+			}
+			c.Close()
+		}
+	}
+}
+
+func (d *doctor) clocks(ctx context.Context) {
+	client := http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: d.o.TLS}}
+	for i := range d.inv.Members {
+		m := &d.inv.Members[i]
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.inv.ClientURL(m)+"/version", nil)
+		before := d.o.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		after := d.o.Now()
+		date, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			continue
+		}
+		local := before.Add(after.Sub(before) / 2)
+		skew := date.Sub(local)
+		if skew < 0 {
+			skew = -skew
+		}
+		// Date has whole seconds: the true skew is within a second of this.
+		if skew > d.o.MaxClockSkew {
+			d.add(Warn, "clock", "run time synchronisation (chrony or systemd-timesyncd) on every member; etcd warns above 1 s",
+				"the clock of %s differs from %s's by about %s", m.Name, d.t.Host.Name, skew.Round(time.Second))
+		}
+	}
+}
