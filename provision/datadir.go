@@ -16,13 +16,13 @@ import (
 
 // DataDirInfo is what a member's data dir holds.
 type DataDirInfo struct {
-	Dir string
+	Dir string `json:"dir"`
 	// Initialized: the dir has a member/ subdirectory (etcd has run there).
-	Initialized bool
+	Initialized bool `json:"initialized"`
 	// Locked: a running etcd holds the database; Members is unknown.
-	Locked bool
+	Locked bool `json:"locked"`
 	// Members are the cluster members recorded in the backend.
-	Members []Member
+	Members []Member `json:"members"`
 }
 
 // ErrForeignDataDir means a data dir belongs to another cluster or member.
@@ -32,6 +32,12 @@ var ErrForeignDataDir = errors.New("data dir belongs to another cluster")
 // of member/snap/db, opened read-only with a short lock timeout so that a
 // running etcd is detected rather than waited for.
 func InspectDataDir(f FS, dir string) (DataDirInfo, error) {
+	// A remote host's backend can only be opened on that host.
+	if r, ok := f.(interface {
+		InspectDataDir(string) (DataDirInfo, error)
+	}); ok {
+		return r.InspectDataDir(dir)
+	}
 	info := DataDirInfo{Dir: dir}
 	if _, err := f.Stat(path.Join(dir, "member")); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

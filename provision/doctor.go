@@ -204,9 +204,14 @@ func (d *doctor) dataDir(m *installer.Member) {
 	if fi.Mode().Perm() != 0o700 {
 		d.add(Fail, "data-dir", fix, "%s has mode %04o: etcd wants 0700 (it refuses to use a data dir others can read)", dir, fi.Mode().Perm())
 	}
-	if lfs, ok := d.t.FS.(LocalFS); !ok || !lfs.IgnoreOwner {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			if uid, _, err := (LocalFS{}).ids("etcd", ""); err == nil && int(st.Uid) != uid {
+	switch st := fi.Sys().(type) {
+	case remoteStat:
+		if st.owner != "etcd" {
+			d.add(Fail, "data-dir", fix, "%s belongs to %s, not etcd: the service (User=etcd) cannot write it", dir, st.owner)
+		}
+	case *syscall.Stat_t:
+		if lfs, ok := d.t.FS.(LocalFS); ok && !lfs.IgnoreOwner {
+			if uid, _, err := lfs.ids("etcd", ""); err == nil && int(st.Uid) != uid {
 				d.add(Fail, "data-dir", fix, "%s belongs to uid %d, not etcd: the service (User=etcd) cannot write it", dir, st.Uid)
 			}
 		}
