@@ -1,17 +1,23 @@
 package installer
 
 import (
+	"context"
 	"fmt"
+	"strings"
+	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	inv "github.com/etcd-appliance/appliance/installer"
 	"github.com/etcd-appliance/appliance/provision"
 )
 
 func newApplyCmd(e *env) *cobra.Command {
 	var (
 		cf                             clientFlags
+		hs                             hosts
 		host, root                     string
 		dryRun, noStart, force, noWait bool
 		wait                           time.Duration
@@ -22,23 +28,38 @@ func newApplyCmd(e *env) *cobra.Command {
 		Long: "apply renders this host's files, writes those that changed (atomically, with owner and mode),\n" +
 			"reloads systemd if a unit changed, enables and starts the unit without blocking, and waits until\n" +
 			"it is ready. A running member whose configuration changed is restarted only when the rest of\n" +
-			"the cluster keeps quorum. A second run changes nothing.\n\n" + hostSelection,
+			"the cluster keeps quorum. A second run changes nothing.\n\n" + hostSelection + "\n\n" +
+			"On a machine that is none of the hosts, when every host has an ssh target, apply provisions\n" +
+			"them all over SSH in parallel, starts every unit together and waits for all of them.",
 		Example: `  etcd-installer apply prod.toml --dry-run
   etcd-installer apply prod.toml --host etcd1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			i, h, err := loadHost(args[0], host)
+			i, err := load(args[0])
 			if err != nil {
 				return err
 			}
-			t := provision.Target{Host: h, FS: provision.LocalFS{Root: root}, Services: provision.Systemd{R: provision.LocalRunner{}}}
-			res, err := provision.Apply(cmd.Context(), i, t, provision.ApplyOptions{
-				DryRun: dryRun, NoStart: noStart, ForceRestart: force, Dial: cf.dialer(i),
-			}, e.log)
+			opts := provision.ApplyOptions{DryRun: dryRun, NoStart: noStart, ForceRestart: force, Dial: cf.dialer(i)}
+			waitReady := !dryRun && !noStart && !noWait
+			if host == "" {
+				if _, err := identify(i, ""); err != nil {
+					if !allHaveSSH(i) {
+						return fmt.Errorf("%w; or give every host an ssh target to provision them all from here", err)
+					}
+					return applyRemote(cmd.Context(), e, i, &hs, opts, waitReady, wait)
+				}
+			}
+			h, err := identify(i, host)
+			if err != nil {
+				return err
+			}
+			t := localTarget(h)
+			t.FS = provision.LocalFS{Root: root}
+			res, err := provision.Apply(cmd.Context(), i, t, opts, e.log)
 			if err != nil {
 				return fmt.Errorf("%s: %w", h.Name, err)
 			}
-			if !dryRun && !noStart && !noWait {
+			if waitReady {
 				took, err := provision.WaitReady(cmd.Context(), t, wait, e.log)
 				if err != nil {
 					return err
@@ -54,6 +75,7 @@ func newApplyCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
+	hs.ssh.add(cmd)
 	cf.add(cmd)
 	cmd.Flags().StringVar(&host, "host", "", "the inventory host this machine is")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
@@ -63,4 +85,93 @@ func newApplyCmd(e *env) *cobra.Command {
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the member to become ready")
 	cmd.Flags().StringVar(&root, "root", "/", "write under this directory instead of / (for testing)")
 	return cmd
+}
+
+func allHaveSSH(i *inv.Inventory) bool {
+	for _, h := range i.Hosts() {
+		if h.SSH == "" {
+			return false
+		}
+	}
+	return len(i.Hosts()) > 0
+}
+
+// applyRemote provisions every host over SSH in parallel: files and units
+// first, every unit started without blocking (a new cluster's members must
+// start together), then it waits for all of them and prints a summary.
+// A failing host does not stop the others; the summary says which hosts
+// are done, and a re-run resumes.
+func applyRemote(ctx context.Context, e *env, i *inv.Inventory, hs *hosts, opts provision.ApplyOptions, waitReady bool, wait time.Duration) error {
+	defer hs.close()
+	var names []string
+	for _, h := range i.Hosts() {
+		names = append(names, h.Name)
+	}
+	type outcome struct {
+		res   provision.ApplyResult
+		took  time.Duration
+		err   error
+		stage string
+	}
+	var mu sync.Mutex
+	out := map[string]*outcome{}
+	targets := map[string]provision.Target{}
+	_ = each(names, func(name string) error {
+		o := &outcome{stage: "connect"}
+		mu.Lock()
+		out[name] = o
+		mu.Unlock()
+		t, err := hs.target(i, name)
+		if err != nil {
+			o.err = err
+			return err
+		}
+		mu.Lock()
+		targets[name] = t
+		mu.Unlock()
+		o.stage = "apply"
+		o.res, o.err = provision.Apply(ctx, i, t, opts, e.log)
+		return o.err
+	})
+	if waitReady {
+		_ = each(names, func(name string) error {
+			o := out[name]
+			if o.err != nil {
+				return nil
+			}
+			o.stage = "ready"
+			o.took, o.err = provision.WaitReady(ctx, targets[name], wait, e.log)
+			return o.err
+		})
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tRESULT\tREADY")
+	failed := 0
+	for _, name := range names {
+		o := out[name]
+		ready := "-"
+		switch {
+		case o.err != nil:
+			failed++
+			ready = "FAILED at " + o.stage + ": " + firstLineOf(o.err.Error())
+		case waitReady:
+			ready = o.took.Round(10 * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, o.res.Summary(), ready)
+	}
+	tw.Flush()
+	if failed > 0 {
+		for _, name := range names {
+			if o := out[name]; o.err != nil {
+				fmt.Fprintf(e.stderr, "%s: %v\n", name, o.err)
+			}
+		}
+		return fmt.Errorf("%d of %d hosts failed (the others are applied as shown); fix and re-run apply: it resumes", failed, len(names))
+	}
+	return nil
+}
+
+func firstLineOf(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

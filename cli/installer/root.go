@@ -58,6 +58,11 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newRunCmd(e),
 		newStatusCmd(e),
 		newHealthCmd(e),
+		newMemberCmd(e),
+		newBackupCmd(e),
+		newRestoreCmd(e),
+		newDoctorCmd(e),
+		newInspectCmd(e),
 	)
 	return root
 }
@@ -68,7 +73,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root := NewRootCmd(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
-		if !errors.Is(err, errUnhealthy) {
+		if !errors.Is(err, errUnhealthy) && !errors.Is(err, errFindings) {
 			fmt.Fprintln(stderr, "etcd-installer:", err)
 		}
 		return 1

@@ -1,0 +1,85 @@
+package installer
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/etcd-appliance/appliance/provision"
+)
+
+func newMemberCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "member",
+		Short:   "Add or remove members of a running cluster",
+		Example: "  etcd-installer member add prod.toml etcd3\n  etcd-installer member remove prod.toml etcd3",
+	}
+	cmd.AddCommand(newMemberAddCmd(e), newMemberRemoveCmd(e))
+	return cmd
+}
+
+func newMemberAddCmd(e *env) *cobra.Command {
+	var cf clientFlags
+	var hs hosts
+	var force bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "add INVENTORY NAME",
+		Short: "Add the inventory member NAME: as a learner, apply its host, promote once caught up",
+		Long: "The inventory must already list NAME. member add adds it as a learner, applies its host with\n" +
+			"initial-cluster-state=existing and the cluster's current members, waits until it has caught up\n" +
+			"and promotes it. Add several members one at a time. Re-running resumes an interrupted add.",
+		Example: "  etcd-installer member add prod.toml etcd3",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			i, err := load(args[0])
+			if err != nil {
+				return err
+			}
+			defer hs.close()
+			t, err := hs.target(i, args[1])
+			if err != nil {
+				return err
+			}
+			return provision.MemberAdd(cmd.Context(), i, args[1], t, provision.MemberOptions{Dial: cf.dialer(i), Wait: wait, Force: force}, e.log)
+		},
+	}
+	cf.add(cmd)
+	hs.ssh.add(cmd)
+	cmd.Flags().BoolVar(&force, "force", false, "add even when some members are unhealthy")
+	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the new member to start and catch up")
+	return cmd
+}
+
+func newMemberRemoveCmd(e *env) *cobra.Command {
+	var cf clientFlags
+	var hs hosts
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "remove INVENTORY NAME",
+		Short: "Remove member NAME, stop and disable it on its host, keep its data dir aside",
+		Long: "member remove refuses when the remaining members could not keep quorum (unless --force),\n" +
+			"removes the member, stops and disables etcd on its host and moves its data dir aside (kept,\n" +
+			"named with the date) so the host can join again later.",
+		Example: "  etcd-installer member remove prod.toml etcd3",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			i, err := load(args[0])
+			if err != nil {
+				return err
+			}
+			defer hs.close()
+			var tp *provision.Target
+			if t, err := hs.target(i, args[1]); err == nil {
+				tp = &t
+			} else {
+				e.log.WithError(err).Warn("cannot reach the member's host: removing it from the cluster only")
+			}
+			return provision.MemberRemove(cmd.Context(), i, args[1], tp, provision.MemberOptions{Dial: cf.dialer(i), Force: force}, e.log)
+		},
+	}
+	cf.add(cmd)
+	hs.ssh.add(cmd)
+	cmd.Flags().BoolVar(&force, "force", false, "remove even when the remaining members may lose quorum")
+	return cmd
+}
