@@ -162,7 +162,7 @@ func (d *doctor) initialCluster() {
 		"ETCD_INITIAL_CLUSTER does not list %s=%s: a new member refuses to start (\"couldn't find local name in the initial cluster\")", name, adv)
 }
 
-var waitingRE = regexp.MustCompile(`waiting for (.+)$`)
+var waitingRE = regexp.MustCompile(`.*waiting for (.+)$`)
 
 func (d *doctor) unit(ctx context.Context, st UnitState, err error) {
 	unit := d.t.Unit()
