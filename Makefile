@@ -23,7 +23,13 @@ BIN := $(CURDIR)/bin
 # Tests use these binaries instead of building their own.
 export APPLIANCE_BIN_DIR := $(BIN)
 
-.PHONY: help build test run bench lint clean
+# Package builds are reproducible: every file gets the commit's time.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+HOSTARCH := $(shell go env GOARCH)
+ARCHES   ?= amd64 arm64
+DIST     ?= dist
+
+.PHONY: help build test run bench lint clean package
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,6 +55,17 @@ bench: build ## Benchmarks against upstream etcd and size/speed targets (see BEN
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
+
+package: build ## Build the etcd deb and rpm for amd64 and arm64 into dist/, with SHA256SUMS.
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; bins=""; for a in $(ARCHES); do \
+		if [ $$a = $(HOSTARCH) ]; then b=$(BIN)/etcd; else \
+			b=$(BIN)/linux-$$a/etcd; echo "go build ($$a)"; \
+			GOARCH=$$a go build -ldflags '$(LDFLAGS)' -o $$b ./cmd/etcd; fi; \
+		bins="$$bins --binary $$a=$$b"; done; \
+	go run ./packaging/cmd/etcd-package --version $(ETCD_VERSION) --revision $(REVISION) \
+		--host-bin $(BIN) --out $(DIST) --mtime $(SOURCE_DATE_EPOCH) $$bins
+	@cat $(DIST)/SHA256SUMS
 
 clean: ## Remove build output.
 	rm -rf $(BIN) dist .run

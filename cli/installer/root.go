@@ -63,6 +63,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newRestoreCmd(e),
 		newDoctorCmd(e),
 		newInspectCmd(e),
+		newPackageCmd(e),
 	)
 	return root
 }

@@ -1,0 +1,53 @@
+package installer
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/etcd-appliance/appliance/internal/version"
+	"github.com/etcd-appliance/appliance/packaging"
+)
+
+func newPackageCmd(e *env) *cobra.Command {
+	var out, ver, rev string
+	var hosts []string
+	var mtime int64
+	cmd := &cobra.Command{
+		Use:   "package INVENTORY --out DIR",
+		Short: "Build an etcd-node-HOST deb and rpm per host: its configuration, enabling and starting etcd",
+		Long: "package renders each host's files and wraps them as etcd-node-HOST packages (deb and rpm,\n" +
+			"architecture-independent, depending on the etcd package). Installing one configures, enables\n" +
+			"and starts the host's unit; removing it stops and disables it. Publish them to a repository\n" +
+			"and provision with `apt install etcd-node-etcd0`. Raise --revision to publish a change.",
+		Example: `  etcd-installer package prod.toml --out pkgs/
+  etcd-installer package prod.toml --out pkgs/ --revision 2 --host etcd0`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			i, err := load(args[0])
+			if err != nil {
+				return err
+			}
+			mt := time.Now()
+			if mtime != 0 {
+				mt = time.Unix(mtime, 0)
+			}
+			paths, err := packaging.NodePackages(i, packaging.NodeOptions{Version: ver, Revision: rev, MTime: mt.UTC(), Out: out, Hosts: hosts}, version.Etcd)
+			if err != nil {
+				return err
+			}
+			for _, p := range paths {
+				fmt.Fprintln(e.stdout, p)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "output directory (required)")
+	cmd.Flags().StringVar(&ver, "version", "1.0", "package version")
+	cmd.Flags().StringVar(&rev, "revision", "1", "package revision: raise it for every change you publish")
+	cmd.Flags().StringSliceVar(&hosts, "host", nil, "build only these hosts")
+	cmd.Flags().Int64Var(&mtime, "mtime", 0, "file times in Unix seconds, for reproducible packages (default: now)")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}

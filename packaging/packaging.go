@@ -1,0 +1,348 @@
+// Package packaging builds the etcd appliance's deb and rpm packages with
+// nfpm as a library: the `etcd` package (server, etcdctl, etcdutl,
+// etcd-installer, units, default configuration) and per-host configuration
+// packages rendered from an inventory.
+package packaging
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/goreleaser/nfpm/v2"
+	_ "github.com/goreleaser/nfpm/v2/deb" // registers the deb packager
+	"github.com/goreleaser/nfpm/v2/files"
+	_ "github.com/goreleaser/nfpm/v2/rpm" // registers the rpm packager
+
+	"github.com/etcd-appliance/appliance/units"
+)
+
+//go:embed files
+var embedded embed.FS
+
+// Formats are the package formats built.
+var Formats = []string{"deb", "rpm"}
+
+const (
+	maintainer  = "etcd appliance team <team@etcd-appliance.invalid>"
+	homepage    = "https://etcd.io"
+	description = "Distributed reliable key-value store (etcd appliance)\n" +
+		"etcd is a distributed key-value store for the most critical data of a\n" +
+		"distributed system. This package holds the etcd server with a systemd\n" +
+		"integration (readiness, status, watchdog), the etcdctl and etcdutl tools\n" +
+		"and etcd-installer, which provisions clusters from one TOML inventory."
+)
+
+// EtcdOptions describe one build of the etcd package.
+type EtcdOptions struct {
+	// Version is the etcd version (3.7.3); Revision the package revision.
+	Version, Revision string
+	// Arch is a Go architecture: amd64 or arm64.
+	Arch string
+	// Binary is the multi-call etcd binary for Arch.
+	Binary string
+	// Completions maps a file name under the completion directories
+	// (etcdctl, etcd-installer) to bash and zsh scripts.
+	Completions map[string]Completion
+	// MTime is every file's modification time (reproducible builds).
+	MTime time.Time
+	// Out is the directory the packages are written to.
+	Out string
+}
+
+// Completion is a command's shell completion scripts.
+type Completion struct{ Bash, Zsh []byte }
+
+// stage writes embedded and generated files to a directory nfpm reads
+// from (it takes scripts and contents by path).
+type stage struct {
+	dir string
+}
+
+func newStage() (*stage, error) {
+	d, err := os.MkdirTemp("", "etcd-package-")
+	if err != nil {
+		return nil, err
+	}
+	return &stage{dir: d}, nil
+}
+
+func (s *stage) close() { os.RemoveAll(s.dir) }
+
+func (s *stage) write(name string, data []byte) (string, error) {
+	p := filepath.Join(s.dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return "", err
+	}
+	return p, os.WriteFile(p, data, 0o644)
+}
+
+func (s *stage) embedded(name string) (string, error) {
+	b, err := embedded.ReadFile("files/" + name)
+	if err != nil {
+		return "", err
+	}
+	return s.write(name, b)
+}
+
+// gzipped compresses deterministically: no name, no time in the header
+// (as `gzip -n` does, which lintian asks of man pages).
+func gzipped(b []byte) []byte {
+	var buf bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+func fileInfo(mode os.FileMode, owner, group string, mtime time.Time) *files.ContentFileInfo {
+	return &files.ContentFileInfo{Mode: mode, Owner: owner, Group: group, MTime: mtime}
+}
+
+// changelog writes a chglog file with an entry for this version.
+func (s *stage) changelog(version string, mtime time.Time, note string) (string, error) {
+	y := fmt.Sprintf("- semver: %s\n  date: %s\n  packager: %s\n  deb:\n    urgency: medium\n    distributions: [stable]\n  changes:\n    - note: %q\n",
+		version, mtime.UTC().Format(time.RFC3339), maintainer, note)
+	return s.write("changelog.yml", []byte(y))
+}
+
+// EtcdPackages builds the etcd deb and rpm for one architecture and returns
+// their paths.
+func EtcdPackages(o EtcdOptions) ([]string, error) {
+	s, err := newStage()
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	mt := o.MTime
+	var c files.Contents
+	add := func(src, dst, typ string, fi *files.ContentFileInfo) {
+		c = append(c, &files.Content{Source: src, Destination: dst, Type: typ, FileInfo: fi})
+	}
+	addData := func(name string, data []byte, dst string, mode os.FileMode, packager string) error {
+		p, err := s.write(name, data)
+		if err != nil {
+			return err
+		}
+		c = append(c, &files.Content{Source: p, Destination: dst, Packager: packager, FileInfo: fileInfo(mode, "root", "root", mt)})
+		return nil
+	}
+
+	// Directories the package owns, with their owner and mode: implicit
+	// parents would take a file's owner (the wrong group on /etc/etcd).
+	for _, d := range []string{"/etc/etcd", "/usr/share/doc/etcd"} {
+		add("", d, files.TypeDir, fileInfo(0o755, "root", "root", mt))
+	}
+	add(o.Binary, "/usr/bin/etcd", "", fileInfo(0o755, "root", "root", mt))
+	for _, l := range []string{"etcdctl", "etcdutl", "etcd-installer"} {
+		add("etcd", "/usr/bin/"+l, files.TypeSymlink, fileInfo(0o777, "root", "root", mt))
+	}
+	for _, u := range []string{units.Etcd, units.GRPCProxy} {
+		b, err := units.FS.ReadFile(u)
+		if err != nil {
+			return nil, err
+		}
+		if err := addData("units/"+u, b, "/usr/lib/systemd/system/"+u, 0o644, ""); err != nil {
+			return nil, err
+		}
+	}
+	conf, err := s.embedded("etcd.conf")
+	if err != nil {
+		return nil, err
+	}
+	// The default configuration: the operator's (or apply's) edits win on
+	// upgrade (deb conffile, rpm %config(noreplace)).
+	add(conf, "/etc/etcd/etcd.conf", files.TypeConfigNoReplace, fileInfo(0o640, "root", "etcd", mt))
+	for name, dst := range map[string]string{
+		"sysusers.conf": "/usr/lib/sysusers.d/etcd.conf",
+		"tmpfiles.conf": "/usr/lib/tmpfiles.d/etcd.conf",
+	} {
+		p, err := s.embedded(name)
+		if err != nil {
+			return nil, err
+		}
+		add(p, dst, "", fileInfo(0o644, "root", "root", mt))
+	}
+	// rpm flags documentation and licences (%doc, %license); deb has no
+	// such flags, so each goes in twice, once per packager.
+	docs := func(name string, data []byte, dst, rpmType string) error {
+		p, err := s.write("doc/"+name, data)
+		if err != nil {
+			return err
+		}
+		c = append(c,
+			&files.Content{Source: p, Destination: dst, Packager: "deb", FileInfo: fileInfo(0o644, "root", "root", mt)},
+			&files.Content{Source: p, Destination: dst, Packager: "rpm", Type: rpmType, FileInfo: fileInfo(0o644, "root", "root", mt)})
+		return nil
+	}
+	for _, d := range []struct{ name, dst, typ string }{
+		{"copyright", "/usr/share/doc/etcd/copyright", files.TypeRPMLicense},
+		{"README.md", "/usr/share/doc/etcd/README.md", files.TypeRPMDoc},
+	} {
+		b, err := embedded.ReadFile("files/" + d.name)
+		if err != nil {
+			return nil, err
+		}
+		if err := docs(d.name, b, d.dst, d.typ); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range []string{"etcd", "etcdctl", "etcdutl", "etcd-installer"} {
+		b, err := embedded.ReadFile("files/man/" + m + ".1")
+		if err != nil {
+			return nil, err
+		}
+		if err := docs(m+".1.gz", gzipped(b), "/usr/share/man/man1/"+m+".1.gz", files.TypeRPMDoc); err != nil {
+			return nil, err
+		}
+	}
+	overrides, err := embedded.ReadFile("files/lintian-overrides")
+	if err != nil {
+		return nil, err
+	}
+	if err := addData("lintian-overrides", overrides, "/usr/share/lintian/overrides/etcd", 0o644, "deb"); err != nil {
+		return nil, err
+	}
+	for name, comp := range o.Completions {
+		if err := addData("bash/"+name, comp.Bash, "/usr/share/bash-completion/completions/"+name, 0o644, ""); err != nil {
+			return nil, err
+		}
+		// Debian and EL look for zsh completions in different places.
+		if err := addData("zsh-deb/_"+name, comp.Zsh, "/usr/share/zsh/vendor-completions/_"+name, 0o644, "deb"); err != nil {
+			return nil, err
+		}
+		if err := addData("zsh-rpm/_"+name, comp.Zsh, "/usr/share/zsh/site-functions/_"+name, 0o644, "rpm"); err != nil {
+			return nil, err
+		}
+	}
+
+	scripts := nfpm.Scripts{}
+	for name, dst := range map[string]*string{
+		"preinstall.sh": &scripts.PreInstall, "postinstall.sh": &scripts.PostInstall, "postremove.sh": &scripts.PostRemove,
+	} {
+		p, err := s.embedded("scripts/" + name)
+		if err != nil {
+			return nil, err
+		}
+		*dst = p
+	}
+	cl, err := s.changelog(o.Version+"-"+o.Revision, mt, "Build of etcd "+o.Version+", package revision "+o.Revision+".")
+	if err != nil {
+		return nil, err
+	}
+	info := &nfpm.Info{
+		Name: "etcd", Arch: o.Arch, Platform: "linux", Version: o.Version, Release: o.Revision,
+		VersionSchema: "none", Section: "database", Priority: "optional",
+		Maintainer: maintainer, Description: description, Vendor: "etcd appliance",
+		Homepage: homepage, License: "Apache-2.0", Changelog: cl, MTime: mt,
+		Overridables: nfpm.Overridables{
+			Depends:  []string{"systemd"},
+			Contents: c,
+			Scripts:  scripts,
+			Deb: nfpm.Deb{
+				Compression: "xz",
+			},
+			RPM: nfpm.RPM{
+				Compression: "xz", BuildHost: "etcd-appliance", Group: "Applications/Databases",
+				Summary: "Distributed reliable key-value store (etcd appliance)", Packager: maintainer,
+			},
+		},
+	}
+	per := map[string]func(*nfpm.Info){
+		// Debian ships etcd as etcd-server and etcd-client; this package
+		// takes their place. useradd is in passwd.
+		"deb": func(i *nfpm.Info) {
+			i.Depends = append(i.Depends, "passwd")
+			i.Conflicts = []string{"etcd-server", "etcd-client"}
+			i.Replaces = []string{"etcd-server", "etcd-client"}
+			i.Provides = []string{"etcd-server", "etcd-client"}
+		},
+		// EL ships etcd under the same name: a higher version replaces it.
+		"rpm": func(i *nfpm.Info) {
+			i.Depends = append(i.Depends, "shadow-utils", "/bin/sh")
+		},
+	}
+	var out []string
+	for _, format := range Formats {
+		i := *info
+		i.Overridables.Contents = append(files.Contents(nil), info.Contents...)
+		per[format](&i)
+		p, err := build(format, &i, o.Out)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// build writes one package into dir and returns its path.
+func build(format string, info *nfpm.Info, dir string) (string, error) {
+	info = nfpm.WithDefaults(info)
+	pkg, err := nfpm.Get(format)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	target := filepath.Join(dir, pkg.ConventionalFileName(info))
+	tmp := target + ".part"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return "", err
+	}
+	info.Target = target
+	if err := pkg.Package(info, f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return "", fmt.Errorf("building %s: %w", filepath.Base(target), err)
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return target, os.Rename(tmp, target)
+}
+
+// WriteSHA256SUMS writes, in sha256sum's format, the checksum of every
+// file in dir except SHA256SUMS itself.
+func WriteSHA256SUMS(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		if e.IsDir() || e.Name() == "SHA256SUMS" {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s  %s\n", hex.EncodeToString(h.Sum(nil)), e.Name())
+	}
+	return os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(b.String()), 0o644)
+}
+
+func statFile(p string) (int64, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
