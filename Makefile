@@ -29,7 +29,7 @@ HOSTARCH := $(shell go env GOARCH)
 ARCHES   ?= amd64 arm64
 DIST     ?= dist
 
-.PHONY: help build test run bench lint clean package
+.PHONY: help build test run bench lint clean package system-test
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,5 +67,10 @@ package: build ## Build the etcd deb and rpm for amd64 and arm64 into dist/, wit
 		--host-bin $(BIN) --out $(DIST) --mtime $(SOURCE_DATE_EPOCH) $$bins
 	@cat $(DIST)/SHA256SUMS
 
+system-test: build ## Boot systemd hosts in containers: packages, SSH provisioning, faults (root; KEEP=1 keeps them).
+	$(MAKE) --no-print-directory package DIST=build/e2e/v1 ARCHES=$(HOSTARCH) REVISION=1
+	$(MAKE) --no-print-directory package DIST=build/e2e/v2 ARCHES=$(HOSTARCH) REVISION=2
+	go run ./e2e/cmd/system-test --dist build/e2e/v1 --dist2 build/e2e/v2
+
 clean: ## Remove build output.
-	rm -rf $(BIN) dist .run
+	rm -rf $(BIN) dist build .run

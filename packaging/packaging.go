@@ -173,25 +173,26 @@ func EtcdPackages(o EtcdOptions) ([]string, error) {
 	}
 	// rpm flags documentation and licences (%doc, %license); deb has no
 	// such flags, so each goes in twice, once per packager.
-	docs := func(name string, data []byte, dst, rpmType string) error {
+	docs := func(name string, data []byte, dst, rpmDst, rpmType string) error {
 		p, err := s.write("doc/"+name, data)
 		if err != nil {
 			return err
 		}
 		c = append(c,
 			&files.Content{Source: p, Destination: dst, Packager: "deb", FileInfo: fileInfo(0o644, "root", "root", mt)},
-			&files.Content{Source: p, Destination: dst, Packager: "rpm", Type: rpmType, FileInfo: fileInfo(0o644, "root", "root", mt)})
+			&files.Content{Source: p, Destination: rpmDst, Packager: "rpm", Type: rpmType, FileInfo: fileInfo(0o644, "root", "root", mt)})
 		return nil
 	}
-	for _, d := range []struct{ name, dst, typ string }{
-		{"copyright", "/usr/share/doc/etcd/copyright", files.TypeRPMLicense},
-		{"README.md", "/usr/share/doc/etcd/README.md", files.TypeRPMDoc},
+	for _, d := range []struct{ name, dst, rpmDst, typ string }{
+		// rpm keeps %license files apart from documentation.
+		{"copyright", "/usr/share/doc/etcd/copyright", "/usr/share/licenses/etcd/copyright", files.TypeRPMLicense},
+		{"README.md", "/usr/share/doc/etcd/README.md", "/usr/share/doc/etcd/README.md", files.TypeRPMDoc},
 	} {
 		b, err := embedded.ReadFile("files/" + d.name)
 		if err != nil {
 			return nil, err
 		}
-		if err := docs(d.name, b, d.dst, d.typ); err != nil {
+		if err := docs(d.name, b, d.dst, d.rpmDst, d.typ); err != nil {
 			return nil, err
 		}
 	}
@@ -200,7 +201,7 @@ func EtcdPackages(o EtcdOptions) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := docs(m+".1.gz", gzipped(b), "/usr/share/man/man1/"+m+".1.gz", files.TypeRPMDoc); err != nil {
+		if err := docs(m+".1.gz", gzipped(b), "/usr/share/man/man1/"+m+".1.gz", "/usr/share/man/man1/"+m+".1.gz", files.TypeRPMDoc); err != nil {
 			return nil, err
 		}
 	}
