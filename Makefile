@@ -50,6 +50,7 @@ run: build ## Run a local three-member cluster from the bundled example (data in
 bench: build ## Benchmarks against upstream etcd and size/speed targets (see BENCHMARKS.md).
 	go build -ldflags '-s -w' -o $(BIN)/etcd-upstream go.etcd.io/etcd/server/v3
 	go test -count=1 -run '^$$' -bench . -benchtime 2s ./installer
+	go test -count=1 -run '^$$' -bench . -benchtime 1x ./packaging
 	UPSTREAM_ETCD=$(BIN)/etcd-upstream go test -count=1 -run '^$$' -bench VersusUpstream -benchtime 1x -timeout 60m ./node
 
 lint: ## gofmt and go vet.

@@ -65,7 +65,7 @@ func build() (string, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("%w: %s", err, out)
 	}
-	for _, l := range []string{"etcdctl", "etcdutl"} {
+	for _, l := range []string{"etcdctl", "etcdutl", "etcd-installer"} {
 		if err := os.Symlink("etcd", filepath.Join(dir, l)); err != nil {
 			return "", err
 		}

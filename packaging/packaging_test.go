@@ -1,0 +1,148 @@
+package packaging
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/internal/etcdtest"
+)
+
+var mtime = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+
+func buildEtcd(t testing.TB, out, revision string) []string {
+	t.Helper()
+	bin := etcdtest.BinDir(t)
+	comps, err := completions(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := EtcdPackages(EtcdOptions{Version: "3.7.3", Revision: revision, Arch: runtime.GOARCH,
+		Binary: filepath.Join(bin, "etcd"), Completions: comps, MTime: mtime, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
+}
+
+func cmd(t *testing.T, argv ...string) string {
+	t.Helper()
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	return string(out)
+}
+
+func contains(t *testing.T, what, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, out)
+		}
+	}
+}
+
+func TestEtcdPackages(t *testing.T) {
+	dir := t.TempDir()
+	paths := buildEtcd(t, dir, "1")
+	deb, rpm := paths[0], paths[1]
+
+	contains(t, "dpkg-deb -I", cmd(t, "dpkg-deb", "-I", deb),
+		"Package: etcd", "Version: 3.7.3-1", "Depends: systemd, passwd", "Conflicts: etcd-server, etcd-client",
+		"Replaces: etcd-server, etcd-client", "conffiles")
+	contains(t, "conffiles", cmd(t, "dpkg-deb", "-f", deb, "Package")+cmd(t, "sh", "-c", "dpkg-deb --ctrl-tarfile "+deb+" | tar -xO ./conffiles"),
+		"/etc/etcd/etcd.conf")
+	contains(t, "dpkg-deb -c", cmd(t, "dpkg-deb", "-c", deb),
+		"drwxr-xr-x root/root         0 2026-11-22 00:00 ./etc/etcd/",
+		"-rw-r----- root/etcd", "./etc/etcd/etcd.conf",
+		"-rwxr-xr-x root/root", "./usr/bin/etcd\n",
+		"./usr/bin/etcdctl -> etcd", "./usr/bin/etcdutl -> etcd", "./usr/bin/etcd-installer -> etcd",
+		"./usr/lib/systemd/system/etcd.service", "./usr/lib/systemd/system/etcd-grpc-proxy.service",
+		"./usr/lib/sysusers.d/etcd.conf", "./usr/lib/tmpfiles.d/etcd.conf",
+		"./usr/share/doc/etcd/copyright", "./usr/share/doc/etcd/changelog.Debian.gz",
+		"./usr/share/man/man1/etcd.1.gz", "./usr/share/man/man1/etcd-installer.1.gz",
+		"./usr/share/bash-completion/completions/etcdctl", "./usr/share/zsh/vendor-completions/_etcd-installer",
+		"./usr/share/lintian/overrides/etcd")
+
+	// rpm -qp reads headers only; never unpack this payload on the host
+	// (nfpm#1122: absolute paths).
+	contains(t, "rpm --info", cmd(t, "rpm", "-qp", "--info", rpm),
+		"Name        : etcd", "Version     : 3.7.3", "Release     : 1", "License     : Apache-2.0")
+	if host := cmd(t, "rpm", "-qp", "--qf", "%{BUILDHOST}", rpm); host != "etcd-appliance" {
+		t.Errorf("rpm build host %q: builds must not carry the machine's name", host)
+	}
+	contains(t, "rpm --list", cmd(t, "rpm", "-qp", "--list", rpm),
+		"/usr/bin/etcd\n", "/usr/bin/etcdctl", "/etc/etcd\n", "/etc/etcd/etcd.conf",
+		"/usr/share/licenses/etcd/copyright", "/usr/share/zsh/site-functions/_etcdctl")
+	contains(t, "rpm --configfiles", cmd(t, "rpm", "-qp", "--configfiles", rpm), "/etc/etcd/etcd.conf")
+	contains(t, "rpm --requires", cmd(t, "rpm", "-qp", "--requires", rpm), "systemd", "shadow-utils", "/bin/sh")
+	scripts := cmd(t, "rpm", "-qp", "--scripts", rpm)
+	contains(t, "rpm --scripts", scripts, "preinstall scriptlet", "postinstall scriptlet", "postuninstall scriptlet",
+		"systemd-sysusers", "try-restart etcd.service")
+	if strings.Contains(scripts, "$1") {
+		t.Error("maintainer scripts use $1, which dpkg and rpm fill differently")
+	}
+	if !strings.Contains(cmd(t, "rpm", "-qp", "--qf", "[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]", rpm),
+		"-rw-r----- root:etcd /etc/etcd/etcd.conf") {
+		t.Error("etcd.conf is not root:etcd 0640 in the rpm")
+	}
+
+	out, _ := exec.Command("lintian", "--tag-display-limit", "0", deb).CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "E:") {
+			t.Errorf("lintian: %s", line)
+		}
+	}
+
+	// Reproducible: a second build is byte for byte the same.
+	again := buildEtcd(t, t.TempDir(), "1")
+	for i := range paths {
+		a, _ := os.ReadFile(paths[i])
+		b, _ := os.ReadFile(again[i])
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs between two builds", filepath.Base(paths[i]))
+		}
+	}
+}
+
+func TestNodePackages(t *testing.T) {
+	data, err := os.ReadFile("../templates/examples/static.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := installer.Load("static.toml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := installer.Defaults(inv)
+	if err := installer.Validate(d); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	paths, err := NodePackages(d, NodeOptions{Version: "1.0", Revision: "3", MTime: mtime, Out: dir, Hosts: []string{"etcd1"}}, "3.7.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) != 2 {
+		t.Fatalf("want a deb and an rpm, got %v", paths)
+	}
+	deb := paths[0]
+	contains(t, "node dpkg-deb -I", cmd(t, "dpkg-deb", "-I", deb),
+		"Package: etcd-node-etcd1", "Version: 1.0-3", "Architecture: all", "Depends: etcd (>= 3.7.3)")
+	contains(t, "node postinst", cmd(t, "sh", "-c", "dpkg-deb --ctrl-tarfile "+deb+" | tar -xO ./postinst"),
+		"systemctl enable etcd.service", "systemctl start --no-block etcd.service")
+	contains(t, "node dpkg-deb -c", cmd(t, "dpkg-deb", "-c", deb),
+		"-rw-r----- root/etcd", "./etc/etcd/node/etcd.conf", "./etc/etcd/etcdctl.env",
+		"./etc/systemd/system/etcd.service.d/50-etcd-node.conf", "./usr/share/etcd-node/etcd1")
+	conf := cmd(t, "sh", "-c", "dpkg-deb --fsys-tarfile "+deb+" | tar -xO ./etc/etcd/node/etcd.conf")
+	contains(t, "node etcd.conf", conf, "ETCD_NAME=etcd1", "ETCD_INITIAL_CLUSTER=etcd0=http://10.0.0.10:2380")
+	contains(t, "node rpm", cmd(t, "rpm", "-qp", "--requires", paths[1]), "etcd >= 3.7.3")
+	contains(t, "node rpm config", cmd(t, "rpm", "-qp", "--configfiles", paths[1]), "/etc/etcd/node/etcd.conf")
+}
