@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // Main runs the system test: it boots hosts, runs the suites and prints a
@@ -71,7 +70,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	_ = time.Now
+	if want("cluster") {
+		var writer string
+		if r.Step("build the e2e writer", func() (err error) { writer, err = BuildWriter(dir); return err }) == nil {
+			ct := &ClusterTest{Ctx: ctx, R: r, TB: tb, Pk: pk, Writer: writer}
+			if ct.Setup() == nil {
+				ct.Scenarios()
+				ct.NodePackages()
+			}
+		}
+	}
 	r.Summary()
 	if r.Failed() {
 		return 1

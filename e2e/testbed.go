@@ -185,7 +185,7 @@ func (tb *Testbed) AddNode(ctx context.Context, name string, octet int) (*Node, 
 	if err := n.netns(ctx); err != nil {
 		return nil, err
 	}
-	return n, n.Boot(ctx)
+	return n, n.Boot(ctx, true)
 }
 
 // prepare gives the host its identity: hostname, /etc/hosts (minbase has
@@ -249,10 +249,12 @@ func (n *Node) netns(ctx context.Context) error {
 	return nil
 }
 
-// Boot starts the container with real systemd as its init and waits until
-// systemd says it is running (or degraded: some stock units fail in a
-// container).
-func (n *Node) Boot(ctx context.Context) error {
+// Boot starts the container with real systemd as its init. With settled,
+// it waits until systemd says it is running (or degraded: some stock units
+// fail in a container); otherwise only until systemd answers: a member
+// waiting for quorum keeps the boot "starting", since multi-user.target
+// waits for its Type=notify unit.
+func (n *Node) Boot(ctx context.Context, settled bool) error {
 	args := []string{"--register=no", "--keep-unit", "-q", "-M", n.Name, "-D", n.root,
 		"--network-namespace-path=/run/netns/" + n.Name, "--link-journal=no", "--resolv-conf=off", "--timezone=off"}
 	for _, b := range n.tb.Binds {
@@ -280,7 +282,7 @@ func (n *Node) Boot(ctx context.Context) error {
 	for {
 		out, _ := n.Exec(ctx, "systemctl", "is-system-running")
 		state := strings.TrimSpace(out)
-		if state == "running" || state == "degraded" {
+		if state == "running" || state == "degraded" || (!settled && state == "starting") {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -365,7 +367,7 @@ func (n *Node) PowerOn(ctx context.Context) error {
 	if err := run(ctx, "ip", "-n", switchNS, "link", "set", n.veth(), "up"); err != nil {
 		return err
 	}
-	return n.Boot(ctx)
+	return n.Boot(ctx, false)
 }
 
 // Isolate takes the host's link down (a switch port failure).

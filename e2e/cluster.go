@@ -1,0 +1,619 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/etcd-appliance/appliance/provision"
+)
+
+// ClusterTest provisions three hosts from a control host over SSH and
+// breaks them in every way issue 6 lists, with a writer running through
+// all of it.
+type ClusterTest struct {
+	Ctx     context.Context
+	R       *Run
+	TB      *Testbed
+	Pk      Packages
+	Control *Node
+	Members []*Node
+	// Writer is the e2e-writer binary built for the hosts.
+	Writer string
+}
+
+const inventoryPath = "/root/cluster.toml"
+
+func (c *ClusterTest) ctl(argv ...string) (string, error) { return c.Control.Exec(c.Ctx, argv...) }
+
+func inventoryText(name string, nodes []*Node, ssh bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version = 1\n\n[cluster]\nname = %q\ntls = \"off\"\n", name)
+	for _, n := range nodes {
+		fmt.Fprintf(&b, "\n[[member]]\nname = %q\naddress = %q\n", n.Name, n.IP)
+		if ssh {
+			fmt.Fprintf(&b, "ssh = \"root@%s\"\n", n.IP)
+		}
+	}
+	return b.String()
+}
+
+func parallel(nodes []*Node, f func(n *Node) error) error {
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(n)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func installDeb(ctx context.Context, n *Node, dir string, p Packages) error {
+	deb, err := glob(ctx, n, p.deb(dir))
+	if err != nil {
+		return err
+	}
+	_, err = n.Exec(ctx, "dpkg", "-i", deb)
+	return err
+}
+
+// Setup boots the hosts, installs the etcd package everywhere and gives
+// the control host SSH access to the members, host keys checked.
+func (c *ClusterTest) Setup() error {
+	if err := c.R.Step("boot control and three member hosts", func() error {
+		var err error
+		if c.Control, err = c.TB.AddNode(c.Ctx, "control", 10); err != nil {
+			return err
+		}
+		for i := range 3 {
+			n, err := c.TB.AddNode(c.Ctx, fmt.Sprintf("etcd%d", i), 11+i)
+			if err != nil {
+				return err
+			}
+			c.Members = append(c.Members, n)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := c.R.Step("install the etcd deb on every host", func() error {
+		return parallel(append([]*Node{c.Control}, c.Members...), func(n *Node) error { return installDeb(c.Ctx, n, c.Pk.V1, c.Pk) })
+	}); err != nil {
+		return err
+	}
+	return c.R.Step("SSH: control's key on the members, their host keys in control's known_hosts", func() error {
+		if _, err := c.ctl("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/root/.ssh/id_ed25519"); err != nil {
+			return err
+		}
+		pub, err := c.Control.ReadFile("root/.ssh/id_ed25519.pub")
+		if err != nil {
+			return err
+		}
+		var known strings.Builder
+		for _, m := range c.Members {
+			if err := m.WriteFile("root/.ssh/authorized_keys", pub, 0o600); err != nil {
+				return err
+			}
+			key, err := m.HostKey()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&known, "%s %s\n", m.IP, key)
+			if _, err := m.Exec(c.Ctx, "systemctl", "restart", "ssh"); err != nil {
+				return err
+			}
+		}
+		if err := c.Control.WriteFile("root/.ssh/known_hosts", []byte(known.String()), 0o600); err != nil {
+			return err
+		}
+		return c.Control.WriteFile(inventoryPath[1:], []byte(inventoryText("e2e", c.Members, true)), 0o644)
+	})
+}
+
+// health runs `etcd-installer health` on the control host until it passes.
+func (c *ClusterTest) health(d time.Duration) error {
+	return Eventually(c.Ctx, d, func() error {
+		_, err := c.ctl("etcd-installer", "health", inventoryPath)
+		return err
+	})
+}
+
+func (c *ClusterTest) status() (provision.ClusterStatus, error) {
+	var cs provision.ClusterStatus
+	out, err := c.ctl("etcd-installer", "status", inventoryPath, "-o", "json")
+	if jerr := json.Unmarshal([]byte(out), &cs); jerr != nil {
+		if err == nil {
+			err = jerr
+		}
+		return cs, err
+	}
+	return cs, nil
+}
+
+// leader returns the member host that leads, as its peers see it.
+func (c *ClusterTest) leader() (*Node, error) {
+	var l *Node
+	err := Eventually(c.Ctx, 30*time.Second, func() error {
+		cs, err := c.status()
+		if err != nil {
+			return err
+		}
+		for _, r := range cs.Rows {
+			if r.Leader {
+				l = c.member(r.Name)
+				return nil
+			}
+		}
+		return errors.New("no leader")
+	})
+	return l, err
+}
+
+func (c *ClusterTest) member(name string) *Node {
+	for _, m := range c.Members {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+func (c *ClusterTest) others(n *Node) []*Node {
+	var out []*Node
+	for _, m := range c.Members {
+		if m != n {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (c *ClusterTest) writerStats() WriterStats {
+	var s WriterStats
+	b, _ := c.Control.ReadFile("root/writer.json")
+	json.Unmarshal(b, &s)
+	return s
+}
+
+// writesContinue waits until the writer has n more acknowledged writes.
+func (c *ClusterTest) writesContinue(n int64, d time.Duration) error {
+	start := c.writerStats().Acked
+	return Eventually(c.Ctx, d, func() error {
+		if s := c.writerStats(); s.Acked < start+n {
+			return fmt.Errorf("writes stalled: %d acknowledged since (last error: %s)", s.Acked-start, s.LastErr)
+		}
+		return nil
+	})
+}
+
+func (c *ClusterTest) endpoints() string {
+	var eps []string
+	for _, m := range c.Members {
+		eps = append(eps, "http://"+m.IP+":2379")
+	}
+	return strings.Join(eps, ",")
+}
+
+// Scenarios runs issue 6's checks 1 to 9 in order.
+func (c *ClusterTest) Scenarios() {
+	ctx := c.Ctx
+	var applyTook time.Duration
+	if c.R.Step("1. etcd-installer apply over SSH from control; healthy three-member cluster", func() error {
+		start := time.Now()
+		out, err := c.ctl("etcd-installer", "apply", inventoryPath)
+		if err != nil {
+			return err
+		}
+		c.R.Logf("%s", strings.TrimSpace(out))
+		if err := c.health(60 * time.Second); err != nil {
+			return err
+		}
+		applyTook = time.Since(start)
+		c.R.Logf("apply to healthy: %s (target <= 15s)", applyTook.Round(10*time.Millisecond))
+		if applyTook > 15*time.Second {
+			return fmt.Errorf("apply to healthy took %s, target 15s", applyTook)
+		}
+		return nil
+	}) != nil {
+		return
+	}
+	c.R.Step("1. systemctl status shows our STATUS on every host; journald has the logs", func() error {
+		return parallel(c.Members, func(m *Node) error {
+			out, _ := m.Exec(ctx, "systemctl", "status", "--no-pager", "etcd")
+			if err := expect(out, "Status: \"serving: "+m.Name, m.Name+" systemctl status"); err != nil {
+				return err
+			}
+			logs, err := m.Exec(ctx, "journalctl", "-u", "etcd", "--no-pager", "-o", "cat")
+			if err != nil {
+				return err
+			}
+			return expect(logs, "member is ready", m.Name+" journal")
+		})
+	})
+	c.R.Step("1. apply again from control: nothing changes, nothing restarts", func() error {
+		out, err := c.ctl("etcd-installer", "apply", inventoryPath)
+		if err != nil {
+			return err
+		}
+		if strings.Count(out, "no changes") != 3 {
+			return fmt.Errorf("second apply changed something:\n%s", out)
+		}
+		return nil
+	})
+	if c.R.Step("start the writer on control (through every fault below)", func() error {
+		wb, err := os.ReadFile(c.Writer)
+		if err != nil {
+			return err
+		}
+		if err := c.Control.WriteFile("usr/local/bin/e2e-writer", wb, 0o755); err != nil {
+			return err
+		}
+		if _, err := c.ctl("systemd-run", "--unit", "e2e-writer", "/usr/local/bin/e2e-writer", "--endpoints", c.endpoints()); err != nil {
+			return err
+		}
+		return c.writesContinue(20, 20*time.Second)
+	}) != nil {
+		return
+	}
+
+	c.fault("2. kill -9 of etcd on the leader's host: systemd restarts it, it rejoins", func() error {
+		l, err := c.leader()
+		if err != nil {
+			return err
+		}
+		c.R.Logf("leader %s", l.Name)
+		if _, err := l.Sh(ctx, "kill -9 $(systemctl show --property=MainPID --value etcd)"); err != nil {
+			return err
+		}
+		if err := c.writesContinue(20, 30*time.Second); err != nil {
+			return err
+		}
+		if err := Eventually(ctx, 60*time.Second, func() error {
+			out, _ := l.Exec(ctx, "systemctl", "show", "etcd", "--property=NRestarts,ActiveState")
+			if !strings.Contains(out, "ActiveState=active") || strings.Contains(out, "NRestarts=0") {
+				return fmt.Errorf("%s: %s", l.Name, strings.TrimSpace(out))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return c.health(60 * time.Second)
+	})
+
+	c.fault("3. power cut of one host: the other two keep writing; back, it catches up", func() error {
+		l, err := c.leader()
+		if err != nil {
+			return err
+		}
+		victim := c.others(l)[0]
+		victim.PowerOff()
+		werr := c.writesContinue(30, 30*time.Second)
+		if err := victim.PowerOn(ctx); err != nil {
+			return err
+		}
+		if werr != nil {
+			return werr
+		}
+		return c.health(60 * time.Second)
+	})
+
+	c.fault("4. two hosts down: writes fail with a clear error, serializable reads answer; both back: recovery", func() error {
+		survivor := c.Members[0]
+		down := c.others(survivor)
+		for _, n := range down {
+			n.PowerOff()
+		}
+		defer func() {
+			for _, n := range down {
+				if _, err := n.initPID(); err != nil {
+					n.PowerOn(ctx)
+				}
+			}
+		}()
+		out, err := survivor.Exec(ctx, "etcdctl", "--endpoints=127.0.0.1:2379", "--command-timeout=3s", "put", "e2e-noquorum", "x")
+		if err == nil {
+			return errors.New("a write succeeded with two of three members down")
+		}
+		if !strings.Contains(out, "context deadline exceeded") && !strings.Contains(out, "request timed out") && !strings.Contains(out, "no leader") {
+			return fmt.Errorf("unclear error without quorum: %s", out)
+		}
+		c.R.Logf("write without quorum: %s", lastLine(out))
+		if _, err := survivor.Exec(ctx, "etcdctl", "--endpoints=127.0.0.1:2379", "get", "--consistency=s", "--prefix", "--keys-only", "--limit=1", "e2e/"); err != nil {
+			return fmt.Errorf("serializable read without quorum: %w", err)
+		}
+		for _, n := range down {
+			if err := n.PowerOn(ctx); err != nil {
+				return err
+			}
+		}
+		return c.health(90 * time.Second)
+	})
+
+	c.fault("5. all three power-cut, started again in reverse order: the cluster recovers by itself", func() error {
+		for _, n := range c.Members {
+			n.PowerOff()
+		}
+		for i := len(c.Members) - 1; i >= 0; i-- {
+			if err := c.Members[i].PowerOn(ctx); err != nil {
+				return err
+			}
+		}
+		if err := c.health(90 * time.Second); err != nil {
+			return err
+		}
+		return c.writesContinue(20, 30*time.Second)
+	})
+
+	c.fault("6. leader's link down: a new leader on the majority side; link up: it rejoins", func() error {
+		l, err := c.leader()
+		if err != nil {
+			return err
+		}
+		if err := l.Isolate(); err != nil {
+			return err
+		}
+		err = c.newLeaderBesides(l)
+		if err == nil {
+			err = c.writesContinue(20, 30*time.Second)
+		}
+		if rerr := l.Reconnect(); rerr != nil {
+			return rerr
+		}
+		if err != nil {
+			return err
+		}
+		return c.health(60 * time.Second)
+	})
+
+	c.fault("6. leader silently cut off (frames dropped, link up): new leader; healed: it rejoins", func() error {
+		l, err := c.leader()
+		if err != nil {
+			return err
+		}
+		for _, o := range c.others(l) {
+			if err := c.TB.DropBetween(l, o); err != nil {
+				return err
+			}
+		}
+		if err := c.newLeaderBesides(l); err != nil {
+			c.TB.HealPartitions()
+			return err
+		}
+		if err := c.TB.HealPartitions(); err != nil {
+			return err
+		}
+		return c.health(60 * time.Second)
+	})
+
+	c.fault("6. one-pair drop between the leader and a follower: writes go on; healed: all healthy", func() error {
+		l, err := c.leader()
+		if err != nil {
+			return err
+		}
+		cut := c.others(l)[0]
+		if err := c.TB.DropBetween(l, cut); err != nil {
+			return err
+		}
+		// Writes through the cut-off follower time out (it cannot reach
+		// the leader, and pre-vote keeps it from disrupting the others);
+		// through the other two they go on.
+		before := c.writerStats()
+		err = c.writesContinue(5, 30*time.Second)
+		after := c.writerStats()
+		c.TB.HealPartitions()
+		if err != nil {
+			return err
+		}
+		c.R.Logf("%s cut from %s: %d writes acknowledged in the cut, %d transient errors", l.Name, cut.Name, after.Acked-before.Acked, after.Retried-before.Retried)
+		return c.health(60 * time.Second)
+	})
+
+	c.fault("7. member remove etcd2, then member add back: learner, promoted", func() error {
+		if out, err := c.ctl("etcd-installer", "member", "remove", inventoryPath, "etcd2"); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		n := c.member("etcd2")
+		if a, _, _, _ := unitState(ctx, n, "etcd.service"); a == "active" {
+			return errors.New("etcd still running on the removed host")
+		}
+		if out, _ := n.Sh(ctx, "ls -d /var/lib/etcd/etcd2.removed-*"); !strings.Contains(out, "removed-") {
+			return errors.New("the removed member's data dir was not kept aside")
+		}
+		if out, err := c.ctl("etcd-installer", "member", "add", inventoryPath, "etcd2"); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		cs, err := c.status()
+		if err != nil {
+			return err
+		}
+		for _, r := range cs.Rows {
+			if r.Learner {
+				return fmt.Errorf("%s is still a learner", r.Name)
+			}
+		}
+		return c.health(60 * time.Second)
+	})
+
+	c.fault("8. rolling upgrade to revision 2, host by host, each confirmed by apply: no failed write", func() error {
+		before := c.writerStats()
+		for _, m := range c.Members {
+			if err := installDeb(ctx, m, c.Pk.V2, c.Pk); err != nil {
+				return err
+			}
+			out, err := m.Exec(ctx, "etcd-installer", "apply", "/root/node.toml", "--host", m.Name)
+			if err != nil {
+				// The member has no inventory of its own: copy control's.
+				inv, _ := c.Control.ReadFile(inventoryPath[1:])
+				m.WriteFile("root/node.toml", inv, 0o644)
+				if out, err = m.Exec(ctx, "etcd-installer", "apply", "/root/node.toml", "--host", m.Name); err != nil {
+					return err
+				}
+			}
+			c.R.Logf("%s", strings.TrimSpace(out))
+			if err := c.health(60 * time.Second); err != nil {
+				return err
+			}
+			if v, _ := m.Exec(ctx, "dpkg-query", "-W", "-f=${Version}", "etcd"); !strings.HasSuffix(v, "-2") {
+				return fmt.Errorf("%s runs %s", m.Name, v)
+			}
+		}
+		if err := c.writesContinue(10, 20*time.Second); err != nil {
+			return err
+		}
+		after := c.writerStats()
+		c.R.Logf("%d writes acknowledged during the upgrade, %d failed, %d transient errors retried within the deadline",
+			after.Acked-before.Acked, after.Failed-before.Failed, after.Retried-before.Retried)
+		if after.Failed != before.Failed {
+			return fmt.Errorf("%d writes failed during the rolling upgrade (last: %s)", after.Failed-before.Failed, after.LastErr)
+		}
+		return nil
+	})
+
+	c.fault("9. dpkg -r etcd keeps the data dir; reinstalled and applied, the member rejoins with its data", func() error {
+		n := c.member("etcd1")
+		if _, err := n.Exec(ctx, "dpkg", "-r", "etcd"); err != nil {
+			return err
+		}
+		if _, err := n.Exec(ctx, "test", "-f", "/var/lib/etcd/etcd1/member/snap/db"); err != nil {
+			return fmt.Errorf("removal lost the data dir: %w", err)
+		}
+		if err := installDeb(ctx, n, c.Pk.V2, c.Pk); err != nil {
+			return err
+		}
+		if out, err := c.ctl("etcd-installer", "apply", inventoryPath); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		return c.health(60 * time.Second)
+	})
+
+	c.R.Step("no acknowledged write was lost through all of it", func() error {
+		if _, err := c.ctl("touch", "/root/writer.stop"); err != nil {
+			return err
+		}
+		if err := Eventually(ctx, 20*time.Second, func() error {
+			out, _ := c.ctl("systemctl", "is-active", "e2e-writer")
+			if strings.TrimSpace(out) == "active" {
+				return errors.New("writer still running")
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		out, err := c.ctl("/usr/local/bin/e2e-writer", "verify", "--endpoints", c.endpoints())
+		c.R.Logf("%s; %d writes missed their 10 s deadline, %d transient errors retried", strings.TrimSpace(out), c.writerStats().Failed, c.writerStats().Retried)
+		return err
+	})
+}
+
+// fault runs a fault-injection step on a healthy cluster: a step that
+// failed must not make the next one fail.
+func (c *ClusterTest) fault(name string, f func() error) {
+	c.R.Step(name, func() error {
+		if err := c.health(90 * time.Second); err != nil {
+			return fmt.Errorf("not healthy before the step: %w", err)
+		}
+		return f()
+	})
+}
+
+func (c *ClusterTest) newLeaderBesides(old *Node) error {
+	return Eventually(c.Ctx, 30*time.Second, func() error {
+		for _, m := range c.others(old) {
+			out, err := m.Exec(c.Ctx, "etcdctl", "--endpoints=127.0.0.1:2379", "endpoint", "status", "-w", "json")
+			if err != nil {
+				continue
+			}
+			var st []struct {
+				Status struct {
+					Header struct {
+						MemberID uint64 `json:"member_id"`
+					} `json:"header"`
+					Leader uint64 `json:"leader"`
+				} `json:"Status"`
+			}
+			if json.Unmarshal([]byte(out), &st) == nil && len(st) == 1 && st[0].Status.Leader == st[0].Status.Header.MemberID {
+				c.R.Logf("new leader %s", m.Name)
+				return nil
+			}
+		}
+		return fmt.Errorf("no new leader besides %s", old.Name)
+	})
+}
+
+// NodePackages checks issue 6's 11: on fresh hosts, installing the etcd
+// package and each host's etcd-node package brings up a cluster.
+func (c *ClusterTest) NodePackages() {
+	ctx := c.Ctx
+	c.R.Step("11. etcd-node packages from an inventory bring up a cluster on fresh hosts", func() error {
+		var nodes []*Node
+		for i := range 3 {
+			n, err := c.TB.AddNode(ctx, fmt.Sprintf("pkg%d", i), 21+i)
+			if err != nil {
+				return err
+			}
+			nodes = append(nodes, n)
+		}
+		if err := c.Control.WriteFile("root/nodes.toml", []byte(inventoryText("pkgs", nodes, false)), 0o644); err != nil {
+			return err
+		}
+		if out, err := c.ctl("etcd-installer", "package", "/root/nodes.toml", "--out", "/root/node-pkgs"); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		start := time.Now()
+		err := parallel(nodes, func(n *Node) error {
+			src := filepath.Join(c.Control.Root(), "root/node-pkgs", fmt.Sprintf("etcd-node-%s_1.0-1_all.deb", n.Name))
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return err
+			}
+			if err := n.WriteFile("root/node.deb", b, 0o644); err != nil {
+				return err
+			}
+			if err := installDeb(ctx, n, c.Pk.V1, c.Pk); err != nil {
+				return err
+			}
+			_, err = n.Exec(ctx, "dpkg", "-i", "/root/node.deb")
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if err := Eventually(ctx, 60*time.Second, func() error {
+			_, err := c.ctl("etcd-installer", "health", "/root/nodes.toml")
+			return err
+		}); err != nil {
+			return err
+		}
+		c.R.Logf("dpkg -i to healthy: %s", time.Since(start).Round(10*time.Millisecond))
+		// Removing a node package stops and disables its unit.
+		if _, err := nodes[0].Exec(ctx, "dpkg", "-r", "etcd-node-"+nodes[0].Name); err != nil {
+			return err
+		}
+		if a, e, _, _ := unitState(ctx, nodes[0], "etcd.service"); a == "active" || e == "enabled" {
+			return fmt.Errorf("after removing the node package: %s, %s", a, e)
+		}
+		return nil
+	})
+}
+
+// BuildWriter builds e2e-writer for the hosts.
+func BuildWriter(dir string) (string, error) {
+	p := filepath.Join(dir, "e2e-writer")
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", p, "./e2e/cmd/writer")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building e2e-writer: %w: %s", err, out)
+	}
+	return p, nil
+}
