@@ -72,6 +72,7 @@ system-test: build ## Boot systemd hosts in containers: packages, SSH provisioni
 	$(MAKE) --no-print-directory package DIST=build/e2e/v1 ARCHES=$(HOSTARCH) REVISION=1
 	$(MAKE) --no-print-directory package DIST=build/e2e/v2 ARCHES=$(HOSTARCH) REVISION=2
 	go run ./e2e/cmd/system-test --dist build/e2e/v1 --dist2 build/e2e/v2
+	cd vagrant && vagrant validate --ignore-provider && rm -rf .vagrant
 
 clean: ## Remove build output.
 	rm -rf $(BIN) dist build .run
