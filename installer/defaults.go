@@ -103,8 +103,10 @@ func Defaults(in *Inventory) *Inventory {
 	return &inv
 }
 
-// TLSEnabled reports whether members talk TLS: tls = "on", or "auto" with
-// any file named in [tls].
+// TLSEnabled reports whether members talk TLS. It is the default ("auto")
+// for an inventory whose hosts are not all this machine; a loopback
+// inventory, whose traffic never leaves the machine, uses TLS when it
+// names certificate files in [tls] or says tls = "on".
 func (inv *Inventory) TLSEnabled() bool {
 	switch inv.Cluster.TLS {
 	case TLSOn:
@@ -112,7 +114,7 @@ func (inv *Inventory) TLSEnabled() bool {
 	case TLSOff:
 		return false
 	}
-	return inv.TLS != (TLSFiles{})
+	return !inv.Loopback() || inv.TLS != (TLSFiles{})
 }
 
 // Tuning is the effective value of each tuning key.

@@ -60,8 +60,13 @@ type Cluster struct {
 	// DataDir is the parent of each member's data dir (DataDir/NAME).
 	DataDir  string `toml:"data_dir"`
 	LogLevel string `toml:"log_level"`
-	// TLS is auto (on when [tls] names files), on or off.
+	// TLS is auto (on unless every host is this machine), on or off.
 	TLS string `toml:"tls"`
+	// Auth enables etcd's authentication: apply creates the root user
+	// (its password read from RootPasswordFile, on the machine running
+	// apply), a read-only role and user, and enables auth.
+	Auth             bool   `toml:"auth"`
+	RootPasswordFile string `toml:"root_password_file"`
 
 	// Tuning; zero means etcd's own default (embed.NewConfig).
 	HeartbeatIntervalMs     int    `toml:"heartbeat_interval_ms"`

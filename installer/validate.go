@@ -169,6 +169,13 @@ func (v *validator) cluster() {
 			}
 		}
 	}
+	if c.Auth && c.RootPasswordFile == "" {
+		v.l.add("cluster.root_password_file", "name a file holding the root password, such as /root/etcd-root-password (it is never copied to hosts or logged)",
+			"auth = true needs the root user's password")
+	}
+	if c.RootPasswordFile != "" && !path.IsAbs(c.RootPasswordFile) {
+		v.l.add("cluster.root_password_file", "use an absolute path", "%q is not an absolute path", c.RootPasswordFile)
+	}
 	v.options()
 }
 
@@ -477,4 +484,24 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Warnings returns what is allowed but risky, each keyed like an error.
+func Warnings(inv *Inventory) []string {
+	var w []string
+	at := func(p string) string {
+		if l := inv.pos.line(p); l > 0 {
+			return fmt.Sprintf("%s:%d: %s", inv.Source, l, p)
+		}
+		return inv.Source + ": " + p
+	}
+	if !inv.TLSEnabled() && !inv.Loopback() {
+		w = append(w, at("cluster.tls")+`: TLS is off: clients and peers talk plain http, so anyone on the network `+
+			`can read and write every key (Kubernetes secrets included) and join as a peer; remove tls = "off" `+
+			`and run `+"`etcd-installer certs`"+` to use TLS with client certificates`)
+	}
+	if inv.Cluster.Auth && !inv.TLSEnabled() && !inv.Loopback() {
+		w = append(w, at("cluster.auth")+": auth without TLS sends passwords and tokens in clear text")
+	}
+	return w
 }

@@ -19,6 +19,7 @@ import (
 const threeHosts = `version = 1
 [cluster]
 name = "t"
+tls = "off"
 [[member]]
 name = "etcd0"
 address = "10.0.0.10"
@@ -207,7 +208,7 @@ func TestApplyRestartsStaleUnit(t *testing.T) {
 }
 
 func TestApplyTLSFilesMissing(t *testing.T) {
-	inv := inventory(t, strings.Replace(threeHosts, `name = "t"`, "name = \"t\"\ntls = \"on\"", 1))
+	inv := inventory(t, strings.Replace(threeHosts, `tls = "off"`, `tls = "on"`, 1))
 	fsys, svc := newMemFS(), &fakeServices{}
 	_, err := Apply(context.Background(), inv, target(t, inv, "etcd0", fsys, svc), ApplyOptions{}, quietLog())
 	if err == nil || !strings.Contains(err.Error(), "/etc/etcd/pki/ca.crt") || !strings.Contains(err.Error(), "etcd-installer certs t.toml") {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	inv "github.com/etcd-appliance/appliance/installer"
 )
 
 func newValidateCmd(e *env) *cobra.Command {
@@ -22,6 +24,9 @@ func newValidateCmd(e *env) *cobra.Command {
 			tls := "off"
 			if i.TLSEnabled() {
 				tls = "on"
+			}
+			for _, w := range inv.Warnings(i) {
+				fmt.Fprintln(e.stderr, "warning:", w)
 			}
 			fmt.Fprintf(e.stdout, "%s: valid: cluster %s, %d member(s) tolerating %d failure(s), %d proxy host(s), bootstrap %s, TLS %s\n",
 				args[0], i.Cluster.Name, n, (n-1)/2, len(i.Proxies), i.Cluster.Bootstrap, tls)
