@@ -58,6 +58,8 @@ type ApplyOptions struct {
 	Member installer.MemberOptions
 	// Dial connects to the cluster for the restart quorum check.
 	Dial func(endpoints []string) (Membership, error)
+	// Extra files to write with the rendered ones: the host's certificates.
+	Extra []installer.File
 }
 
 // FileChange is a file Apply wrote, or would write in a dry run.
@@ -122,6 +124,7 @@ func Apply(ctx context.Context, inv *installer.Inventory, t Target, o ApplyOptio
 	if err != nil {
 		return res, fmt.Errorf("render: %w", err)
 	}
+	files = append(files, o.Extra...)
 	// preflight
 	if err := preflight(inv, t, o); err != nil {
 		return res, fmt.Errorf("preflight: %w", err)
@@ -259,7 +262,14 @@ func preflight(inv *installer.Inventory, t Target, o ApplyOptions) error {
 		return err
 	}
 	if inv.TLSEnabled() {
+		coming := map[string]bool{}
+		for _, f := range o.Extra {
+			coming[f.Path] = true
+		}
 		for _, p := range []string{inv.TLS.CAFile, inv.TLS.CertFile, inv.TLS.KeyFile, inv.TLS.PeerCertFile, inv.TLS.PeerKeyFile} {
+			if coming[p] {
+				continue
+			}
 			if _, err := t.FS.Stat(p); err != nil {
 				return fmt.Errorf("TLS file %s: %w; fix: run `etcd-installer certs %s` and apply again, or copy the host's certificates there",
 					p, err, inv.Source)

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,8 @@ var ErrNotLoopback = errors.New("inventory is not a loopback inventory")
 type LocalCluster struct {
 	Inv     *installer.Inventory
 	Targets []Target
+	// Certs is the certificate directory when TLS is on.
+	Certs   string
 	procs   map[string]*Processes
 	sockDir string
 	log     logrus.FieldLogger
@@ -47,6 +50,12 @@ func NewLocalCluster(inv *installer.Inventory, root, etcd string, out io.Writer,
 	c := *inv
 	c.Cluster.DataDir = filepath.Join(root, "data")
 	lc := &LocalCluster{Inv: &c, procs: map[string]*Processes{}, log: log}
+	if c.TLSEnabled() {
+		lc.Certs = filepath.Join(root, "certs")
+		if _, err := EnsureCerts(lc.Certs, &c, time.Now(), false); err != nil {
+			return nil, err
+		}
+	}
 	// Socket paths are limited to 108 bytes: keep them out of root.
 	lc.sockDir, err = os.MkdirTemp("", "etcd-run-")
 	if err != nil {
@@ -99,14 +108,37 @@ func (lc *LocalCluster) Target(name string) (Target, bool) {
 // crash members.
 func (lc *LocalCluster) Processes(name string) *Processes { return lc.procs[name] }
 
-// Dial connects to the local cluster.
-func (lc *LocalCluster) Dial(endpoints []string) (Membership, error) { return Dial(endpoints, nil) }
+// Dial connects to the local cluster, as the operator when TLS is on.
+func (lc *LocalCluster) Dial(endpoints []string) (Membership, error) {
+	tc, err := lc.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	return Dial(endpoints, tc)
+}
+
+// ClientTLS is the operator's TLS configuration (nil without TLS).
+func (lc *LocalCluster) ClientTLS() (*tls.Config, error) {
+	if lc.Certs == "" {
+		return nil, nil
+	}
+	op := filepath.Join(lc.Certs, OperatorDir)
+	return ClientTLS(lc.Inv, filepath.Join(op, "ca.crt"), filepath.Join(op, "client.crt"), filepath.Join(op, "client.key"))
+}
 
 // Start applies every host (members start together, as a new cluster
 // needs) and waits until all are ready.
 func (lc *LocalCluster) Start(ctx context.Context, wait time.Duration) error {
 	for _, t := range lc.Targets {
-		if _, err := Apply(ctx, lc.Inv, t, ApplyOptions{Dial: lc.Dial}, lc.log); err != nil {
+		o := ApplyOptions{Dial: lc.Dial}
+		if lc.Certs != "" {
+			files, err := HostCertFiles(lc.Certs, lc.Inv, t.Host.Name)
+			if err != nil {
+				return err
+			}
+			o.Extra = files
+		}
+		if _, err := Apply(ctx, lc.Inv, t, o, lc.log); err != nil {
 			return fmt.Errorf("%s: %w", t.Host.Name, err)
 		}
 	}

@@ -105,9 +105,20 @@ func (p *Processes) Start(_ context.Context, unit string) error {
 	if err != nil {
 		return err
 	}
-	env := envfile.Environ(entries)
+	// Hosts of a local cluster share this machine's file system: the paths
+	// their files name (certificates) are under each host's root.
+	var env []string
+	for _, e := range entries {
+		env = append(env, e.Key+"="+p.hostPath(e.Value))
+	}
 	if unit == units.GRPCProxy {
-		argv = append([]string{"grpc-proxy", "start"}, strings.Fields(envfile.Map(entries)[installer.ProxyFlagsVar])...)
+		argv = []string{"grpc-proxy", "start"}
+		for _, f := range strings.Fields(envfile.Map(entries)[installer.ProxyFlagsVar]) {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				f = k + "=" + p.hostPath(v)
+			}
+			argv = append(argv, f)
+		}
 		env = nil
 	}
 	sock := filepath.Join(p.Dir, strings.TrimSuffix(unit, ".service")+".sock")
@@ -153,6 +164,14 @@ func (p *Processes) Start(_ context.Context, unit string) error {
 		close(np.done)
 	}()
 	return nil
+}
+
+// hostPath maps an absolute path a host's file names to this machine.
+func (p *Processes) hostPath(v string) string {
+	if strings.HasPrefix(v, "/") && !strings.Contains(v, ",") {
+		return p.FS.Path(v)
+	}
+	return v
 }
 
 func (p *Processes) copyOutput(unit string, r io.Reader) {

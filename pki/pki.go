@@ -1,0 +1,325 @@
+// Package pki issues the certificates an inventory needs: a cluster CA
+// (ECDSA P-256), and for every host the leaves with the names and
+// addresses the inventory gives it. It only computes bytes (with
+// crypto/rand); package provision keeps them on disk.
+package pki
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/etcd-appliance/appliance/installer"
+)
+
+// Validity of what is issued, and when a leaf is due for renewal.
+const (
+	CAValidity   = 10 * 365 * 24 * time.Hour
+	LeafValidity = 365 * 24 * time.Hour
+	RenewBefore  = 30 * 24 * time.Hour
+)
+
+// Usage of a leaf.
+type Usage int
+
+// Usages: a server certificate also authenticates its holder as a client
+// (the node's readiness probe presents it when client certificates are
+// required); peers authenticate both ways.
+const (
+	Server Usage = iota
+	Peer
+	Client
+)
+
+// Leaf describes one certificate a host needs.
+type Leaf struct {
+	// Name is the file name without extension: server, peer or client.
+	Name       string
+	Usage      Usage
+	CommonName string
+	DNSNames   []string
+	IPs        []net.IP
+}
+
+// OperatorCN is the common name of operator client certificates: with
+// auth on, etcd takes it as the user name, and root may do everything.
+const OperatorCN = "root"
+
+// HostLeaves returns what one host needs, by the inventory's defaults and
+// validation (defaulted, valid inventory).
+func HostLeaves(inv *installer.Inventory, h installer.Host) []Leaf {
+	dns, ips := sans(h)
+	client := Leaf{Name: "client", Usage: Client, CommonName: OperatorCN}
+	if h.Member != nil {
+		return []Leaf{
+			{Name: "server", Usage: Server, CommonName: h.Name, DNSNames: dns, IPs: ips},
+			{Name: "peer", Usage: Peer, CommonName: h.Name, DNSNames: dns, IPs: ips},
+			client,
+		}
+	}
+	return []Leaf{
+		{Name: "server", Usage: Server, CommonName: h.Name, DNSNames: dns, IPs: ips},
+		// The proxy's identity towards the members.
+		{Name: "client", Usage: Client, CommonName: "proxy-" + h.Name},
+	}
+}
+
+// OperatorLeaf is the client certificate of the operator's workstation.
+func OperatorLeaf() Leaf {
+	return Leaf{Name: "client", Usage: Client, CommonName: OperatorCN}
+}
+
+// sans lists every name and address a host may be reached by, plus
+// localhost and the loopback addresses for local clients.
+func sans(h installer.Host) ([]string, []net.IP) {
+	dnsSet := map[string]bool{"localhost": true}
+	var ips []net.IP
+	addIP := func(ip net.IP) {
+		for _, x := range ips {
+			if x.Equal(ip) {
+				return
+			}
+		}
+		ips = append(ips, ip)
+	}
+	addIP(net.ParseIP("127.0.0.1"))
+	addIP(net.ParseIP("::1"))
+	for _, a := range []string{h.Address, h.Name, ipOf(h)} {
+		if a == "" {
+			continue
+		}
+		if ip := net.ParseIP(a); ip != nil {
+			addIP(ip)
+		} else {
+			dnsSet[a] = true
+		}
+	}
+	if h.Proxy != nil {
+		if host, _, err := net.SplitHostPort(h.Proxy.Listen); err == nil {
+			if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+				addIP(ip)
+			}
+		}
+	}
+	dns := make([]string, 0, len(dnsSet))
+	for d := range dnsSet {
+		dns = append(dns, d)
+	}
+	sort.Strings(dns)
+	return dns, ips
+}
+
+func ipOf(h installer.Host) string {
+	if h.Member != nil {
+		return h.Member.IP
+	}
+	return ""
+}
+
+// CA is a certificate authority with its key.
+type CA struct {
+	Cert *x509.Certificate
+	Key  *ecdsa.PrivateKey
+	PEM  []byte
+}
+
+// NewCA creates the cluster CA.
+func NewCA(cluster string, now time.Time) (*CA, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "etcd cluster " + cluster + " CA", Organization: []string{"etcd appliance"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(CAValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+		SubjectKeyId:          keyID(&key.PublicKey),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, _ := x509.ParseCertificate(der)
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &CA{Cert: cert, Key: key, PEM: encodeCert(der)}, keyPEM, nil
+}
+
+// LoadCA parses a CA certificate and key.
+func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
+	cert, err := ParseCert(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := pem.Decode(keyPEM)
+	if b == nil {
+		return nil, errors.New("CA key: no PEM block")
+	}
+	key, err := x509.ParseECPrivateKey(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("CA key: %w", err)
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, errors.New("the CA key does not belong to the CA certificate")
+	}
+	return &CA{Cert: cert, Key: key, PEM: certPEM}, nil
+}
+
+// Issue signs a new leaf and returns its certificate and key in PEM.
+func (ca *CA) Issue(l Leaf, now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:   serial(),
+		Subject:        pkix.Name{CommonName: l.CommonName, Organization: []string{"etcd appliance"}},
+		NotBefore:      now.Add(-time.Hour),
+		NotAfter:       now.Add(LeafValidity),
+		KeyUsage:       x509.KeyUsageDigitalSignature,
+		DNSNames:       l.DNSNames,
+		IPAddresses:    l.IPs,
+		AuthorityKeyId: ca.Cert.SubjectKeyId,
+	}
+	switch l.Usage {
+	case Server, Peer:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	case Client:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err = encodeKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return encodeCert(der), keyPEM, nil
+}
+
+// Check reports why an existing leaf must be issued again: not from this
+// CA, names or addresses that differ from what the inventory gives, or
+// expiring within RenewBefore. It returns "" when the leaf is fine.
+func (ca *CA) Check(certPEM []byte, l Leaf, now time.Time) string {
+	cert, err := ParseCert(certPEM)
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	if err := cert.CheckSignatureFrom(ca.Cert); err != nil {
+		return "not signed by this CA"
+	}
+	if cert.Subject.CommonName != l.CommonName {
+		return fmt.Sprintf("common name %s, want %s", cert.Subject.CommonName, l.CommonName)
+	}
+	if !sameStrings(cert.DNSNames, l.DNSNames) || !sameIPs(cert.IPAddresses, l.IPs) {
+		return "names or addresses changed in the inventory"
+	}
+	if left := cert.NotAfter.Sub(now); left < RenewBefore {
+		return fmt.Sprintf("expires %s (in %d days)", cert.NotAfter.Format("2006-01-02"), int(left.Hours()/24))
+	}
+	return ""
+}
+
+// ParseCert parses one PEM certificate.
+func ParseCert(b []byte) (*x509.Certificate, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(blk.Bytes)
+}
+
+// Expiring returns a warning when cert expires within RenewBefore.
+func Expiring(what string, cert *x509.Certificate, now time.Time) string {
+	left := cert.NotAfter.Sub(now)
+	switch {
+	case left <= 0:
+		return fmt.Sprintf("%s expired on %s: renew it with `etcd-installer certs renew`", what, cert.NotAfter.Format("2006-01-02"))
+	case left < RenewBefore:
+		return fmt.Sprintf("%s expires on %s, in %d days: renew it with `etcd-installer certs renew`", what, cert.NotAfter.Format("2006-01-02"), int(left.Hours()/24))
+	}
+	return ""
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	return n
+}
+
+func keyID(pub *ecdsa.PublicKey) []byte {
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	sum := sha256.Sum256(der)
+	return sum[:20]
+}
+
+func encodeCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func encodeKey(k *ecdsa.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+}
+
+func sameStrings(a, b []string) bool {
+	a, b = append([]string(nil), a...), append([]string(nil), b...)
+	sort.Strings(a)
+	sort.Strings(b)
+	return strings.Join(a, ",") == strings.Join(b, ",")
+}
+
+func sameIPs(a, b []net.IP) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		found := false
+		for _, y := range b {
+			found = found || x.Equal(y)
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// SameKeyPair reports whether a key belongs to a certificate.
+func SameKeyPair(certPEM, keyPEM []byte) bool {
+	cert, err := ParseCert(certPEM)
+	if err != nil {
+		return false
+	}
+	b, _ := pem.Decode(keyPEM)
+	if b == nil {
+		return false
+	}
+	k, err := x509.ParseECPrivateKey(b.Bytes)
+	if err != nil {
+		return false
+	}
+	return bytes.Equal(keyID(&k.PublicKey), keyID(cert.PublicKey.(*ecdsa.PublicKey)))
+}

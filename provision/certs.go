@@ -1,0 +1,171 @@
+package provision
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/internal/atomicfile"
+	"github.com/etcd-appliance/appliance/pki"
+)
+
+// OperatorDir is where a certificate directory keeps the workstation's
+// client certificate (host names cannot start with '_').
+const OperatorDir = "_operator"
+
+// ErrCAKey means the CA key is missing, so nothing can be issued.
+var ErrCAKey = errors.New("CA key missing")
+
+// CertAction is what EnsureCerts did with one file.
+type CertAction struct {
+	Path   string // relative to the certificate directory
+	Action string // issued, kept, re-issued: REASON
+}
+
+// EnsureCerts keeps the certificate directory of an inventory complete:
+// the CA (ca.crt, ca.key: the key never leaves this directory), and for
+// every host DIR/HOST/{ca,server,peer,client}.crt and keys, and the
+// operator's DIR/_operator/client.crt. Valid material is kept; missing,
+// foreign, outdated (names changed) or expiring leaves are issued again.
+// With renew, every leaf is issued again; the CA never is.
+func EnsureCerts(dir string, inv *installer.Inventory, now time.Time, renew bool) ([]CertAction, error) {
+	var acts []CertAction
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	caCert, caKey := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	var ca *pki.CA
+	certPEM, cerr := os.ReadFile(caCert)
+	keyPEM, kerr := os.ReadFile(caKey)
+	switch {
+	case cerr == nil && kerr == nil:
+		var err error
+		if ca, err = pki.LoadCA(certPEM, keyPEM); err != nil {
+			return nil, fmt.Errorf("%s: %w", dir, err)
+		}
+		acts = append(acts, CertAction{"ca.crt", "kept"})
+	case errors.Is(cerr, fs.ErrNotExist) && errors.Is(kerr, fs.ErrNotExist):
+		c, k, err := pki.NewCA(inv.Cluster.Name, now)
+		if err != nil {
+			return nil, err
+		}
+		if err := write(caKey, k, 0o600); err != nil {
+			return nil, err
+		}
+		if err := write(caCert, c.PEM, 0o644); err != nil {
+			return nil, err
+		}
+		ca = c
+		acts = append(acts, CertAction{"ca.crt", "issued"})
+	case errors.Is(kerr, fs.ErrNotExist):
+		return nil, fmt.Errorf("%w: %s exists without ca.key, so no certificate can be issued; restore the key, or start over in an empty directory (every host then needs the new certificates)",
+			ErrCAKey, caCert)
+	default:
+		return nil, errors.Join(cerr, kerr)
+	}
+
+	ensure := func(sub string, l pki.Leaf) error {
+		crt := filepath.Join(dir, sub, l.Name+".crt")
+		key := filepath.Join(dir, sub, l.Name+".key")
+		rel := filepath.Join(sub, l.Name+".crt")
+		old, err := os.ReadFile(crt)
+		oldKey, kerr := os.ReadFile(key)
+		why := ""
+		switch {
+		case err != nil || kerr != nil:
+			why = "issued"
+		case !pki.SameKeyPair(old, oldKey):
+			why = "re-issued: the key does not match"
+		case renew:
+			why = "re-issued: renew"
+		default:
+			if r := ca.Check(old, l, now); r != "" {
+				why = "re-issued: " + r
+			}
+		}
+		if why == "" {
+			acts = append(acts, CertAction{rel, "kept"})
+			return nil
+		}
+		c, k, err := ca.Issue(l, now)
+		if err != nil {
+			return err
+		}
+		if err := write(key, k, 0o600); err != nil {
+			return err
+		}
+		if err := write(crt, c, 0o644); err != nil {
+			return err
+		}
+		acts = append(acts, CertAction{rel, why})
+		return nil
+	}
+	for _, h := range inv.Hosts() {
+		for _, l := range pki.HostLeaves(inv, h) {
+			if err := ensure(h.Name, l); err != nil {
+				return acts, err
+			}
+		}
+		if err := write(filepath.Join(dir, h.Name, "ca.crt"), ca.PEM, 0o644); err != nil {
+			return acts, err
+		}
+	}
+	if err := ensure(OperatorDir, pki.OperatorLeaf()); err != nil {
+		return acts, err
+	}
+	return acts, write(filepath.Join(dir, OperatorDir, "ca.crt"), ca.PEM, 0o644)
+}
+
+func write(p string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	_, err := atomicfile.Write(p, data, atomicfile.Options{Mode: mode, UID: -1, GID: -1})
+	return err
+}
+
+// HostCertFiles are a host's certificates and keys from a certificate
+// directory, placed where the inventory's [tls] paths say, each readable
+// by who uses it: the etcd service (server, peer, a proxy's keys) or root
+// (a member host's client key, for etcdctl). etcd reads certificates at
+// every handshake, so renewed files need no restart.
+func HostCertFiles(dir string, inv *installer.Inventory, host string) ([]installer.File, error) {
+	h, ok := inv.Host(host)
+	if !ok {
+		return nil, fmt.Errorf("no host %s", host)
+	}
+	t := inv.TLS
+	type item struct {
+		src, dst     string
+		mode         fs.FileMode
+		owner, group string
+	}
+	items := []item{
+		{"ca.crt", t.CAFile, 0o644, "root", "root"},
+		{"server.crt", t.CertFile, 0o644, "root", "root"},
+		{"server.key", t.KeyFile, 0o600, "etcd", "etcd"},
+		{"client.crt", t.ClientCertFile, 0o644, "root", "root"},
+		{"client.key", t.ClientKeyFile, 0o600, "root", "root"},
+	}
+	if h.Member != nil {
+		items = append(items,
+			item{"peer.crt", t.PeerCertFile, 0o644, "root", "root"},
+			item{"peer.key", t.PeerKeyFile, 0o600, "etcd", "etcd"})
+	} else {
+		// The proxy itself (User=etcd) uses its client key.
+		items[4].owner, items[4].group = "etcd", "etcd"
+	}
+	var files []installer.File
+	for _, it := range items {
+		b, err := os.ReadFile(filepath.Join(dir, host, it.src))
+		if err != nil {
+			return nil, fmt.Errorf("%w: run `etcd-installer certs %s --dir %s` first", err, inv.Source, dir)
+		}
+		files = append(files, installer.File{Path: it.dst, Data: b, Mode: it.mode, Owner: it.owner, Group: it.group})
+	}
+	return files, nil
+}

@@ -1,0 +1,266 @@
+package provision
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcd-appliance/appliance/pki"
+)
+
+const certsInventory = `version = 1
+[cluster]
+name = "prod"
+[[member]]
+name = "etcd0"
+address = "10.0.0.10"
+[[member]]
+name = "etcd1"
+address = "10.0.0.11"
+[[member]]
+name = "etcd2"
+address = "10.0.0.12"
+[[proxy]]
+name = "proxy0"
+address = "10.0.0.20"
+`
+
+func snapshotDir(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	m := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		m[rel] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func actions(acts []CertAction) map[string]string {
+	m := map[string]string{}
+	for _, a := range acts {
+		m[a.Path] = a.Action
+	}
+	return m
+}
+
+func TestEnsureCertsLayoutPermissionsIdempotent(t *testing.T) {
+	inv := inventory(t, certsInventory)
+	dir := filepath.Join(t.TempDir(), "certs")
+	now := time.Now()
+	acts, err := EnsureCerts(dir, inv, now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acts {
+		if a.Action != "issued" {
+			t.Errorf("first run: %s %s", a.Path, a.Action)
+		}
+	}
+	want := []string{"ca.crt", "ca.key",
+		"etcd0/ca.crt", "etcd0/server.crt", "etcd0/server.key", "etcd0/peer.crt", "etcd0/peer.key", "etcd0/client.crt", "etcd0/client.key",
+		"proxy0/ca.crt", "proxy0/server.crt", "proxy0/server.key", "proxy0/client.crt", "proxy0/client.key",
+		"_operator/ca.crt", "_operator/client.crt", "_operator/client.key"}
+	first := snapshotDir(t, dir)
+	for _, f := range want {
+		if _, ok := first[f]; !ok {
+			t.Errorf("%s missing", f)
+		}
+	}
+	if _, ok := first["proxy0/peer.crt"]; ok {
+		t.Error("a proxy got a peer certificate")
+	}
+	for f := range first {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMode := fs.FileMode(0o644)
+		if strings.HasSuffix(f, ".key") {
+			wantMode = 0o600
+		}
+		if st.Mode().Perm() != wantMode {
+			t.Errorf("%s mode %v, want %v", f, st.Mode().Perm(), wantMode)
+		}
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode %v, want 0700", st.Mode().Perm())
+	}
+	// The CA key is in no host's directory.
+	caKey := first["ca.key"]
+	for f, b := range first {
+		if f != "ca.key" && bytes.Equal(b, caKey) {
+			t.Errorf("the CA key is copied to %s", f)
+		}
+	}
+
+	// A second run keeps everything, byte for byte.
+	acts, err = EnsureCerts(dir, inv, now.Add(time.Hour), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acts {
+		if a.Action != "kept" {
+			t.Errorf("second run: %s %s", a.Path, a.Action)
+		}
+	}
+	if second := snapshotDir(t, dir); !sameFiles(first, second) {
+		t.Error("a second run changed files")
+	}
+
+	// A moved member gets a new leaf; the others stay.
+	moved := inventory(t, strings.Replace(certsInventory, "10.0.0.11", "10.0.0.31", 1))
+	acts, err = EnsureCerts(dir, moved, now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := actions(acts)
+	if got["etcd1/server.crt"] != "re-issued: names or addresses changed in the inventory" || got["etcd0/server.crt"] != "kept" {
+		t.Errorf("after moving etcd1: %v", got)
+	}
+
+	// Near expiry, leaves are re-issued without being asked.
+	acts, err = EnsureCerts(dir, moved, now.Add(pki.LeafValidity-10*24*time.Hour), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := actions(acts)["etcd0/peer.crt"]; !strings.HasPrefix(a, "re-issued: expires ") {
+		t.Errorf("expiring leaf: %q", a)
+	}
+}
+
+func sameFiles(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !bytes.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRenewKeepsCA(t *testing.T) {
+	inv := inventory(t, certsInventory)
+	dir := t.TempDir()
+	if _, err := EnsureCerts(dir, inv, time.Now(), false); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshotDir(t, dir)
+	acts, err := EnsureCerts(dir, inv, time.Now(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := snapshotDir(t, dir)
+	for _, f := range []string{"ca.crt", "ca.key", "etcd0/ca.crt", "_operator/ca.crt"} {
+		if !bytes.Equal(before[f], after[f]) {
+			t.Errorf("renew changed %s", f)
+		}
+	}
+	for _, f := range []string{"etcd0/server.crt", "etcd0/server.key", "etcd2/peer.crt", "proxy0/client.crt", "_operator/client.crt"} {
+		if bytes.Equal(before[f], after[f]) {
+			t.Errorf("renew kept %s", f)
+		}
+	}
+	if a := actions(acts)["etcd0/server.crt"]; a != "re-issued: renew" {
+		t.Errorf("renew action %q", a)
+	}
+	ca, err := pki.LoadCA(after["ca.crt"], after["ca.key"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := inv.Host("etcd0")
+	for _, l := range pki.HostLeaves(inv, h) {
+		if r := ca.Check(after["etcd0/"+l.Name+".crt"], l, time.Now()); r != "" {
+			t.Errorf("renewed %s: %s", l.Name, r)
+		}
+	}
+}
+
+func TestEnsureCertsWithoutCAKey(t *testing.T) {
+	inv := inventory(t, certsInventory)
+	dir := t.TempDir()
+	if _, err := EnsureCerts(dir, inv, time.Now(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "ca.key")); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshotDir(t, dir)
+	_, err := EnsureCerts(dir, inv, time.Now(), true)
+	if !errors.Is(err, ErrCAKey) {
+		t.Fatalf("err = %v, want ErrCAKey", err)
+	}
+	if !sameFiles(before, snapshotDir(t, dir)) {
+		t.Error("a refused run changed files")
+	}
+}
+
+func TestHostCertFiles(t *testing.T) {
+	inv := inventory(t, certsInventory)
+	dir := t.TempDir()
+	if _, err := EnsureCerts(dir, inv, time.Now(), false); err != nil {
+		t.Fatal(err)
+	}
+	caKey, _ := os.ReadFile(filepath.Join(dir, "ca.key"))
+	type want struct {
+		mode         fs.FileMode
+		owner, group string
+	}
+	cases := map[string]map[string]want{
+		"etcd1": {
+			inv.TLS.CAFile: {0o644, "root", "root"}, inv.TLS.CertFile: {0o644, "root", "root"}, inv.TLS.KeyFile: {0o600, "etcd", "etcd"},
+			inv.TLS.PeerCertFile: {0o644, "root", "root"}, inv.TLS.PeerKeyFile: {0o600, "etcd", "etcd"},
+			inv.TLS.ClientCertFile: {0o644, "root", "root"}, inv.TLS.ClientKeyFile: {0o600, "root", "root"},
+		},
+		"proxy0": {
+			inv.TLS.CAFile: {0o644, "root", "root"}, inv.TLS.CertFile: {0o644, "root", "root"}, inv.TLS.KeyFile: {0o600, "etcd", "etcd"},
+			inv.TLS.ClientCertFile: {0o644, "root", "root"}, inv.TLS.ClientKeyFile: {0o600, "etcd", "etcd"},
+		},
+	}
+	for host, files := range cases {
+		got, err := HostCertFiles(dir, inv, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(files) {
+			t.Errorf("%s: %d files, want %d", host, len(got), len(files))
+		}
+		for _, f := range got {
+			w, ok := files[f.Path]
+			if !ok {
+				t.Errorf("%s: unexpected %s", host, f.Path)
+				continue
+			}
+			if f.Mode != w.mode || f.Owner != w.owner || f.Group != w.group {
+				t.Errorf("%s %s: %v %s:%s, want %v %s:%s", host, f.Path, f.Mode, f.Owner, f.Group, w.mode, w.owner, w.group)
+			}
+			if bytes.Equal(f.Data, caKey) {
+				t.Errorf("%s gets the CA key as %s", host, f.Path)
+			}
+		}
+		// Only this host's server key.
+		own, _ := os.ReadFile(filepath.Join(dir, host, "server.key"))
+		for _, f := range got {
+			if f.Path == inv.TLS.KeyFile && !bytes.Equal(f.Data, own) {
+				t.Errorf("%s: server key is not its own", host)
+			}
+		}
+	}
+	if _, err := HostCertFiles(t.TempDir(), inv, "etcd0"); err == nil || !strings.Contains(err.Error(), "etcd-installer certs") {
+		t.Errorf("missing certificates: %v", err)
+	}
+}

@@ -1,0 +1,335 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/internal/envfile"
+	"github.com/etcd-appliance/appliance/internal/etcdtest"
+	"github.com/etcd-appliance/appliance/pki"
+)
+
+// tlsInventory is a loopback inventory with TLS forced on (auto leaves a
+// loopback inventory on plain http).
+func tlsInventory(t *testing.T, n int, extra string) *installer.Inventory {
+	t.Helper()
+	ports := etcdtest.FreePorts(t, 2*n)
+	var b strings.Builder
+	fmt.Fprintf(&b, "version = 1\n[cluster]\nname = \"sec\"\nlog_level = \"warn\"\ntls = \"on\"\n%s", extra)
+	for i := range n {
+		fmt.Fprintf(&b, "[[member]]\nname = \"m%d\"\naddress = \"127.0.0.1\"\nclient_port = %d\npeer_port = %d\n", i, ports[2*i], ports[2*i+1])
+	}
+	return inventory(t, b.String())
+}
+
+func startTLS(t *testing.T, inv *installer.Inventory) *LocalCluster {
+	t.Helper()
+	lc := localCluster(t, inv)
+	if lc.Certs == "" {
+		t.Fatal("TLS inventory without a certificate directory")
+	}
+	if err := lc.Start(context.Background(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return lc
+}
+
+// clientWith connects with the cluster's CA and an optional client
+// certificate, outside the operator's helpers, as any client would.
+func clientWith(t *testing.T, lc *LocalCluster, certPEM, keyPEM []byte) *clientv3.Client {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(lc.Certs, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if certPEM != nil {
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Offered whatever CAs the server names, as an attacker would.
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: lc.Inv.ClientURLs(), DialTimeout: 3 * time.Second, TLS: tc, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func loadCA(t *testing.T, dir string) *pki.CA {
+	t.Helper()
+	c, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := os.ReadFile(filepath.Join(dir, "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadCA(c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// handshakeAlert asks /version with a client certificate (or none) and
+// returns the error the server's TLS layer gives.
+func handshakeAlert(t *testing.T, lc *LocalCluster, certPEM, keyPEM []byte) error {
+	t.Helper()
+	caPEM, _ := os.ReadFile(filepath.Join(lc.Certs, "ca.crt"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tc := &tls.Config{RootCAs: pool}
+	if certPEM != nil {
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Offered whatever CAs the server names, as an attacker would.
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(lc.Inv.ClientURLs()[0] + "/version")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+func TestTLSClusterRefusesClientsWithoutAValidCertificate(t *testing.T) {
+	inv := tlsInventory(t, 3, "")
+	urls := inv.ClientURLs()
+	for i := range inv.Members {
+		urls = append(urls, inv.PeerURL(&inv.Members[i]))
+	}
+	for _, u := range urls {
+		if !strings.HasPrefix(u, "https://") {
+			t.Fatalf("TLS inventory renders %s", u)
+		}
+	}
+	lc := startTLS(t, inv)
+	if cs := mustStatus(t, lc); !cs.Healthy {
+		t.Fatalf("not healthy: %s %v", cs.Verdict(), cs.Problems)
+	}
+	// The operator's certificate works.
+	ctx := context.Background()
+	op, _ := os.ReadFile(filepath.Join(lc.Certs, OperatorDir, "client.crt"))
+	opKey, _ := os.ReadFile(filepath.Join(lc.Certs, OperatorDir, "client.key"))
+	if err := handshakeAlert(t, lc, op, opKey); err != nil {
+		t.Fatalf("operator certificate refused: %v", err)
+	}
+	good := clientWith(t, lc, op, opKey)
+	if _, err := good.Put(ctx, "k", "v"); err != nil {
+		t.Fatalf("put with the operator certificate: %v", err)
+	}
+
+	other, _, err := pki.NewCA("other", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCert, otherKey, _ := other.Issue(pki.OperatorLeaf(), time.Now())
+	ca := loadCA(t, lc.Certs)
+	// Issued two years ago: valid for one, so expired a year ago.
+	oldCert, oldKey, _ := ca.Issue(pki.OperatorLeaf(), time.Now().Add(-2*pki.LeafValidity))
+	cases := []struct {
+		name      string
+		cert, key []byte
+		alert     string
+	}{
+		{"no certificate", nil, nil, "certificate required"},
+		{"another CA", otherCert, otherKey, "unknown certificate authority"},
+		{"expired", oldCert, oldKey, "expired certificate"},
+	}
+	for _, c := range cases {
+		err := handshakeAlert(t, lc, c.cert, c.key)
+		if err == nil || !strings.Contains(err.Error(), c.alert) {
+			t.Errorf("%s: HTTP error %v, want the TLS alert %q", c.name, err, c.alert)
+		}
+		// And an etcd client gets no data.
+		cli := clientWith(t, lc, c.cert, c.key)
+		gctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err = cli.Get(gctx, "k")
+		cancel()
+		if err == nil {
+			t.Errorf("%s: a client read the cluster", c.name)
+		}
+	}
+
+	// Plain http to a TLS listener is no way around it.
+	resp, err := http.Get(strings.Replace(lc.Inv.ClientURLs()[0], "https://", "http://", 1) + "/v3/kv/range")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("plain http served a range request")
+		}
+	}
+}
+
+// TestEtcdctlWithRenderedEnv runs the real etcdctl with nothing but the
+// rendered /etc/etcd/etcdctl.env (paths mapped into the host's root).
+func TestEtcdctlWithRenderedEnv(t *testing.T) {
+	lc := startTLS(t, tlsInventory(t, 1, ""))
+	tg := lc.Targets[0]
+	b, err := tg.FS.ReadFile(installer.EtcdctlEnvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := envfile.Parse(installer.EtcdctlEnvPath, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=" + os.Getenv("PATH")}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		v := e.Value
+		if strings.HasPrefix(v, "/") {
+			v = tg.FS.Path(v)
+		}
+		seen[e.Key] = true
+		env = append(env, e.Key+"="+v)
+	}
+	for _, k := range []string{"ETCDCTL_ENDPOINTS", "ETCDCTL_CACERT", "ETCDCTL_CERT", "ETCDCTL_KEY"} {
+		if !seen[k] {
+			t.Errorf("etcdctl.env lacks %s", k)
+		}
+	}
+	etcdctl := filepath.Join(etcdtest.BinDir(t), "etcdctl")
+	run := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, etcdctl, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("put", "greeting", "hello"); err != nil || strings.TrimSpace(out) != "OK" {
+		t.Fatalf("etcdctl put: %v: %s", err, out)
+	}
+	if out, err := run("get", "greeting", "--print-value-only"); err != nil || strings.TrimSpace(out) != "hello" {
+		t.Fatalf("etcdctl get: %v: %q", err, out)
+	}
+	if out, err := run("endpoint", "health"); err != nil || !strings.Contains(out, "is healthy") {
+		t.Fatalf("etcdctl endpoint health: %v: %s", err, out)
+	}
+	// Without the certificate the same command fails.
+	var noCert []string
+	for _, e := range env {
+		if !strings.HasPrefix(e, "ETCDCTL_CERT=") && !strings.HasPrefix(e, "ETCDCTL_KEY=") {
+			noCert = append(noCert, e)
+		}
+	}
+	env = append(noCert, "ETCDCTL_COMMAND_TIMEOUT=3s", "ETCDCTL_DIAL_TIMEOUT=2s")
+	if out, err := run("get", "greeting"); err == nil {
+		t.Fatalf("etcdctl without a client certificate read the cluster: %s", out)
+	}
+}
+
+func TestAuthOnTLSCluster(t *testing.T) {
+	const password = "correct horse battery staple"
+	pwFile := filepath.Join(t.TempDir(), "root-password")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := tlsInventory(t, 3, fmt.Sprintf("auth = true\nroot_password_file = %q\n", pwFile))
+	lc := startTLS(t, inv)
+	ctx := context.Background()
+	c, err := lc.Dial(inv.ClientURLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cli := c.(*Client).KV()
+	if _, err := cli.Put(ctx, "before", "auth"); err != nil {
+		t.Fatal(err)
+	}
+	pw, err := ReadPassword(inv.Cluster.RootPasswordFile)
+	if err != nil || pw != password {
+		t.Fatalf("ReadPassword: %q %v", pw, err)
+	}
+	if err := ConfigureAuth(ctx, cli.Auth, password, testLog(t)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := cli.AuthStatus(ctx)
+	if err != nil || !st.Enabled {
+		t.Fatalf("auth status %v %v", st, err)
+	}
+	// Idempotent.
+	if err := ConfigureAuth(ctx, cli.Auth, password, testLog(t)); err != nil {
+		t.Fatalf("second ConfigureAuth: %v", err)
+	}
+	// The operator certificate's CN is root: reads, writes, and the
+	// day-2 view keep working.
+	if _, err := cli.Put(ctx, "after", "auth"); err != nil {
+		t.Fatalf("root by certificate: %v", err)
+	}
+	if cs := mustStatus(t, lc); !cs.Healthy {
+		t.Fatalf("status with auth on: %s %v", cs.Verdict(), cs.Problems)
+	}
+	ca := loadCA(t, lc.Certs)
+	issue := func(cn string) *clientv3.Client {
+		crt, key, err := ca.Issue(pki.Leaf{Name: "client", Usage: pki.Client, CommonName: cn}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return clientWith(t, lc, crt, key)
+	}
+	reader := issue(ReaderUser)
+	if r, err := reader.Get(ctx, "before"); err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("reader get: %v %v", r, err)
+	}
+	if _, err := reader.Put(ctx, "x", "y"); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+		t.Errorf("reader put: %v, want permission denied", err)
+	}
+	// A certificate from the right CA for an unknown user gets nothing.
+	if _, err := issue("mallory").Get(ctx, "before"); err == nil {
+		t.Error("an unknown user read a key")
+	}
+	// The root password works too (with a certificate for the TLS layer
+	// whose CN is not a user).
+	crt, key, _ := ca.Issue(pki.Leaf{Name: "client", Usage: pki.Client, CommonName: "nobody"}, time.Now())
+	caPEM, _ := os.ReadFile(filepath.Join(lc.Certs, "ca.crt"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	pair, _ := tls.X509KeyPair(crt, key)
+	pwCli, err := clientv3.New(clientv3.Config{Endpoints: inv.ClientURLs(), DialTimeout: 3 * time.Second, Logger: zap.NewNop(),
+		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}, Username: RootUser, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pwCli.Close()
+	if _, err := pwCli.Put(ctx, "by", "password"); err != nil {
+		t.Errorf("root by password: %v", err)
+	}
+	bad, err := clientv3.New(clientv3.Config{Endpoints: inv.ClientURLs(), DialTimeout: 3 * time.Second, Logger: zap.NewNop(),
+		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}, Username: RootUser, Password: "wrong"})
+	if err == nil {
+		defer bad.Close()
+		if _, err := bad.Get(ctx, "by"); err == nil {
+			t.Error("a wrong root password read a key")
+		}
+	}
+}
