@@ -29,7 +29,10 @@ type Inventory struct {
 
 	// Source names the inventory in headers and errors (the file's base name).
 	Source string `toml:"-"`
-	pos    positions
+	// Dir is the directory of the inventory file, where its certificate
+	// directory is by default; set by whoever read the file.
+	Dir string `toml:"-"`
+	pos positions
 }
 
 // Bootstrap modes.

@@ -2,8 +2,10 @@ package packaging
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/goreleaser/nfpm/v2"
@@ -29,6 +31,9 @@ type NodeOptions struct {
 	Out               string
 	// Hosts limits the build to these hosts; empty means all.
 	Hosts []string
+	// Extra are files added to a host's package, by host name: its
+	// certificates and keys (the package is then as secret as the keys).
+	Extra map[string][]installer.File
 }
 
 // NodePackageName is the package carrying a host's configuration.
@@ -84,7 +89,14 @@ func nodePackage(inv *installer.Inventory, hf installer.HostFiles, o NodeOptions
 		c = append(c, &files.Content{Source: p, Destination: dst, Type: typ, FileInfo: fileInfo(mode, owner, group, mt)})
 		return nil
 	}
-	for _, f := range hf.Files {
+	dirs := map[string]bool{"/etc/etcd": true, nodeMarkerDir: true}
+	if hf.Host.Member != nil {
+		dirs["/etc/etcd/node"], dirs[installer.EtcdDropInDir] = true, true
+	}
+	for _, f := range o.Extra[hf.Host.Name] {
+		dirs[path.Dir(f.Path)] = true
+	}
+	for _, f := range slices.Concat(hf.Files, o.Extra[hf.Host.Name]) {
 		dst := f.Path
 		if dst == installer.EtcdConfPath {
 			dst = NodeConfPath
@@ -106,12 +118,8 @@ func nodePackage(inv *installer.Inventory, hf installer.HostFiles, o NodeOptions
 		0o644, "root", "root", ""); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"/etc/etcd", nodeMarkerDir} {
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
 		c = append(c, &files.Content{Destination: d, Type: files.TypeDir, FileInfo: fileInfo(0o755, "root", "root", mt)})
-	}
-	if hf.Host.Member != nil {
-		c = append(c, &files.Content{Destination: "/etc/etcd/node", Type: files.TypeDir, FileInfo: fileInfo(0o755, "root", "root", mt)},
-			&files.Content{Destination: installer.EtcdDropInDir, Type: files.TypeDir, FileInfo: fileInfo(0o755, "root", "root", mt)})
 	}
 
 	// Without arguments (dpkg and rpm differ): the marker, a plain file of

@@ -142,7 +142,7 @@ func TestNodePackages(t *testing.T) {
 		"-rw-r----- root/etcd", "./etc/etcd/node/etcd.conf", "./etc/etcd/etcdctl.env",
 		"./etc/systemd/system/etcd.service.d/50-etcd-node.conf", "./usr/share/etcd-node/etcd1")
 	conf := cmd(t, "sh", "-c", "dpkg-deb --fsys-tarfile "+deb+" | tar -xO ./etc/etcd/node/etcd.conf")
-	contains(t, "node etcd.conf", conf, "ETCD_NAME=etcd1", "ETCD_INITIAL_CLUSTER=etcd0=http://10.0.0.10:2380")
+	contains(t, "node etcd.conf", conf, "ETCD_NAME=etcd1", "ETCD_INITIAL_CLUSTER=etcd0=https://10.0.0.10:2380", "ETCD_CLIENT_CERT_AUTH=true")
 	contains(t, "node rpm", cmd(t, "rpm", "-qp", "--requires", paths[1]), "etcd >= 3.7.3")
 	contains(t, "node rpm config", cmd(t, "rpm", "-qp", "--configfiles", paths[1]), "/etc/etcd/node/etcd.conf")
 }

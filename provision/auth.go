@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/etcd/api/v3/authpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcd-appliance/appliance/installer"
 )
 
 // Names of what ConfigureAuth creates.
@@ -90,4 +92,36 @@ func ConfigureAuth(ctx context.Context, a clientv3.Auth, password string, log lo
 	}
 	log.Info("auth: enabled (users root and reader, role readonly)")
 	return nil
+}
+
+// ErrNoPassword means auth must be enabled but the root password file is
+// not on this machine.
+var ErrNoPassword = errors.New("root password file not found")
+
+// EnsureAuth enables auth when the inventory says auth = true and it is
+// not on yet, with the root password from the inventory's
+// root_password_file. The cluster must serve.
+func EnsureAuth(ctx context.Context, inv *installer.Inventory, m Membership, log logrus.FieldLogger) error {
+	if !inv.Cluster.Auth {
+		return nil
+	}
+	c, ok := m.(*Client)
+	if !ok {
+		return fmt.Errorf("auth: %T cannot manage users", m)
+	}
+	st, err := c.KV().AuthStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("auth status: %w", err)
+	}
+	if st.Enabled {
+		return nil
+	}
+	pw, err := ReadPassword(inv.Cluster.RootPasswordFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %s; fix: run apply where that file is (the operator's machine), or create it here (mode 0600)", ErrNoPassword, inv.Cluster.RootPasswordFile)
+	}
+	if err != nil {
+		return err
+	}
+	return ConfigureAuth(ctx, c.KV(), pw, log)
 }

@@ -3,7 +3,6 @@ package provision
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	clientsnap "go.etcd.io/etcd/client/v3/snapshot"
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
@@ -53,7 +51,7 @@ type BackupMember struct {
 // Backup saves a snapshot from a healthy member (the leader if it is
 // healthy) to out, with its checksum and the cluster's metadata in
 // out.json.
-func Backup(ctx context.Context, inv *installer.Inventory, c Membership, tc *tls.Config, out string, log logrus.FieldLogger) (BackupInfo, error) {
+func Backup(ctx context.Context, inv *installer.Inventory, c Membership, cr Credentials, out string, log logrus.FieldLogger) (BackupInfo, error) {
 	cs := Status(ctx, inv, c)
 	var from *EndpointRow
 	for i := range cs.Rows {
@@ -66,7 +64,7 @@ func Backup(ctx context.Context, inv *installer.Inventory, c Membership, tc *tls
 		return BackupInfo{}, fmt.Errorf("%w: no healthy member to take a snapshot from: %s", ErrBackup, strings.Join(cs.Problems, "; "))
 	}
 	log = log.WithFields(logrus.Fields{"member": from.Name, "file": out})
-	version, err := clientsnap.SaveWithVersion(ctx, zap.NewNop(), clientv3.Config{Endpoints: []string{from.Endpoint}, TLS: tc, DialTimeout: 5 * time.Second}, out)
+	version, err := clientsnap.SaveWithVersion(ctx, zap.NewNop(), cr.Config([]string{from.Endpoint}), out)
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("%w: saving a snapshot from %s: %w", ErrBackup, from.Name, err)
 	}

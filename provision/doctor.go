@@ -21,6 +21,7 @@ import (
 	"github.com/etcd-appliance/appliance/installer"
 	"github.com/etcd-appliance/appliance/internal/envfile"
 	"github.com/etcd-appliance/appliance/node"
+	"github.com/etcd-appliance/appliance/pki"
 )
 
 // Severity of a doctor finding.
@@ -87,6 +88,7 @@ func Doctor(ctx context.Context, inv *installer.Inventory, t Target, o DoctorOpt
 		}
 		d.fsync()
 	}
+	d.certificates()
 	d.peers(ctx)
 	d.clocks(ctx)
 	sort.SliceStable(d.out, func(i, j int) bool { return d.out[i].Severity > d.out[j].Severity })
@@ -104,6 +106,76 @@ type doctor struct {
 func (d *doctor) add(sev Severity, check, fix, format string, args ...any) {
 	d.out = append(d.out, Finding{Host: d.t.Host.Name, Check: check, Severity: sev, Level: sev.String(),
 		Message: fmt.Sprintf(format, args...), Fix: fix})
+}
+
+// certificates checks the host's TLS files: present, from the cluster's
+// CA, key matching, and not expiring within 30 days. Key bytes are
+// compared, never shown.
+func (d *doctor) certificates() {
+	if !d.inv.TLSEnabled() {
+		return
+	}
+	t := d.inv.TLS
+	fix := "run `etcd-installer certs " + d.inv.Source + "` (or `certs renew`) on the operator's machine, then apply"
+	caPEM, err := d.t.FS.ReadFile(t.CAFile)
+	if err != nil {
+		d.add(Fail, "certificates", fix, "CA certificate %s: %v", t.CAFile, err)
+		return
+	}
+	ca, err := pki.ParseCert(caPEM)
+	if err != nil {
+		d.add(Fail, "certificates", fix, "CA certificate %s: %v", t.CAFile, err)
+		return
+	}
+	pairs := [][2]string{{t.CertFile, t.KeyFile}, {t.ClientCertFile, t.ClientKeyFile}}
+	if d.t.Host.Member != nil {
+		pairs = append(pairs, [2]string{t.PeerCertFile, t.PeerKeyFile})
+	}
+	now := d.o.Now()
+	soonest, problems := ca.NotAfter, 0
+	if w := pki.Expiring("the cluster CA "+t.CAFile, ca, now); w != "" {
+		d.add(Warn, "certificates", "issue a new CA (certs in an empty directory) and roll it out to every host before the old one expires", "%s", w)
+		problems++
+	}
+	for _, p := range pairs {
+		certPEM, err := d.t.FS.ReadFile(p[0])
+		if err != nil {
+			d.add(Fail, "certificates", fix, "%s: %v", p[0], err)
+			problems++
+			continue
+		}
+		cert, err := pki.ParseCert(certPEM)
+		if err != nil {
+			d.add(Fail, "certificates", fix, "%s: %v", p[0], err)
+			problems++
+			continue
+		}
+		if err := cert.CheckSignatureFrom(ca); err != nil {
+			d.add(Fail, "certificates", fix, "%s is not signed by the CA in %s: peers and clients refuse it", p[0], t.CAFile)
+			problems++
+		}
+		if keyPEM, err := d.t.FS.ReadFile(p[1]); err != nil {
+			d.add(Fail, "certificates", fix, "%s: %v", p[1], err)
+			problems++
+		} else if !pki.SameKeyPair(certPEM, keyPEM) {
+			d.add(Fail, "certificates", fix, "%s does not belong to %s", p[1], p[0])
+			problems++
+		}
+		if w := pki.Expiring(p[0], cert, now); w != "" {
+			sev := Warn
+			if cert.NotAfter.Before(now) {
+				sev = Fail
+			}
+			d.add(sev, "certificates", fix, "%s", w)
+			problems++
+		}
+		if cert.NotAfter.Before(soonest) {
+			soonest = cert.NotAfter
+		}
+	}
+	if problems == 0 {
+		d.add(OK, "certificates", "", "%d certificates from the cluster CA, valid until %s at least", len(pairs), soonest.Format("2006-01-02"))
+	}
 }
 
 func (d *doctor) envFile() {

@@ -288,7 +288,7 @@ func TestBackupWipeRestore(t *testing.T) {
 		}
 	}
 	file := filepath.Join(t.TempDir(), "backup.db")
-	info, err := Backup(ctx, lc.Inv, c, nil, file, testLog(t))
+	info, err := Backup(ctx, lc.Inv, c, Credentials{}, file, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}

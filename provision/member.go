@@ -26,6 +26,8 @@ type MemberOptions struct {
 	// Force skips the quorum and health guards.
 	Force bool
 	Now   func() time.Time
+	// Extra files for the new member's host: its certificates.
+	Extra []installer.File
 }
 
 func (o MemberOptions) now() time.Time {
@@ -111,7 +113,7 @@ func MemberAdd(ctx context.Context, inv *installer.Inventory, name string, t Tar
 	}
 	if joining != nil && !joining.Learner {
 		log.Info("already a voting member; applying its host only")
-		_, err := Apply(ctx, inv, t, ApplyOptions{Dial: o.Dial}, log)
+		_, err := Apply(ctx, inv, t, ApplyOptions{Dial: o.Dial, Extra: o.Extra}, log)
 		return err
 	}
 	voting, healthy, down := healthyVoting(ctx, c, members, "")
@@ -140,7 +142,7 @@ func MemberAdd(ctx context.Context, inv *installer.Inventory, name string, t Tar
 			names = append(names, mm.Name)
 		}
 	}
-	if _, err := Apply(ctx, inv, t, ApplyOptions{Dial: o.Dial, Member: installer.MemberOptions{State: "existing", InitialCluster: names}}, log); err != nil {
+	if _, err := Apply(ctx, inv, t, ApplyOptions{Dial: o.Dial, Extra: o.Extra, Member: installer.MemberOptions{State: "existing", InitialCluster: names}}, log); err != nil {
 		return fmt.Errorf("applying %s: %w (the learner stays in the cluster; fix and re-run member add to resume)", name, err)
 	}
 	if _, err := WaitReady(ctx, t, o.Wait, log); err != nil {

@@ -67,24 +67,45 @@ func ClientTLS(inv *installer.Inventory, caFile, certFile, keyFile string) (*tls
 	return info.ClientConfig()
 }
 
+// Credentials are how a client proves who it is: a TLS configuration with
+// a client certificate (whose common name etcd takes as the user when auth
+// is on), or, with auth but without TLS, a user and password.
+type Credentials struct {
+	TLS      *tls.Config
+	Username string
+	Password string
+}
+
+// Config is a clientv3 configuration for endpoints with these credentials.
+func (cr Credentials) Config(endpoints []string) clientv3.Config {
+	return clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		TLS:         cr.TLS,
+		Username:    cr.Username,
+		Password:    cr.Password,
+		Logger:      zap.NewNop(),
+	}
+}
+
 // Client is Membership over clientv3.
 type Client struct {
-	c   *clientv3.Client
-	tls *tls.Config
+	c  *clientv3.Client
+	cr Credentials
 }
 
 // Dial connects to endpoints (client URLs).
 func Dial(endpoints []string, tc *tls.Config) (*Client, error) {
-	c, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: 5 * time.Second,
-		TLS:         tc,
-		Logger:      zap.NewNop(),
-	})
+	return DialWith(endpoints, Credentials{TLS: tc})
+}
+
+// DialWith connects to endpoints with credentials.
+func DialWith(endpoints []string, cr Credentials) (*Client, error) {
+	c, err := clientv3.New(cr.Config(endpoints))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %v: %w", endpoints, err)
 	}
-	return &Client{c: c, tls: tc}, nil
+	return &Client{c: c, cr: cr}, nil
 }
 
 // KV exposes the client for the few callers that read or write keys.
@@ -175,10 +196,9 @@ func (c *Client) Status(ctx context.Context, endpoint string) EndpointStatus {
 
 // Healthy implements Membership.
 func (c *Client) Healthy(ctx context.Context, endpoint string) error {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: []string{endpoint}, DialTimeout: 3 * time.Second,
-		TLS: c.tls, Logger: zap.NewNop(),
-	})
+	cfg := c.cr.Config([]string{endpoint})
+	cfg.DialTimeout = 3 * time.Second
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -201,4 +221,7 @@ func (c *Client) HashKV(ctx context.Context, endpoint string, rev int64) (uint32
 }
 
 // TLS returns the client's TLS configuration (nil without TLS).
-func (c *Client) TLS() *tls.Config { return c.tls }
+func (c *Client) TLS() *tls.Config { return c.cr.TLS }
+
+// Credentials are those the client connected with.
+func (c *Client) Credentials() Credentials { return c.cr }

@@ -82,7 +82,13 @@ func (r RunnerFS) WriteFile(p string, data []byte, mode fs.FileMode, owner, grou
 		{"sync", tmp},
 		{"mv", "-f", tmp, p},
 	}
+	// Created 0600 before any byte is written: private keys go this way,
+	// and dd alone would create the file world-readable (umask 022).
+	if _, err := r.run("install", "-m", "0600", "/dev/null", tmp); err != nil {
+		return atomicfile.Result{}, err
+	}
 	if _, err := r.R.Run(context.Background(), bytes.NewReader(data), "dd", "of="+tmp, "status=none"); err != nil {
+		r.run("rm", "-f", tmp)
 		return atomicfile.Result{}, err
 	}
 	for _, argv := range steps {

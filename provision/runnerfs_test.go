@@ -1,11 +1,16 @@
 package provision
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -56,5 +61,47 @@ func TestRunnerFSLocally(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(dir, "sub"))
 	if len(entries) != 1 {
 		t.Errorf("temporary files left: %v", entries)
+	}
+}
+
+// modeSpy records the mode of the file dd is about to write into.
+type modeSpy struct {
+	LocalRunner
+	modes []fs.FileMode
+}
+
+func (s *modeSpy) Run(ctx context.Context, stdin io.Reader, argv ...string) ([]byte, error) {
+	if argv[0] == "dd" {
+		for _, a := range argv[1:] {
+			if p, ok := strings.CutPrefix(a, "of="); ok {
+				fi, err := os.Stat(p)
+				if err != nil {
+					return nil, fmt.Errorf("dd target does not exist yet: %w", err)
+				}
+				s.modes = append(s.modes, fi.Mode().Perm())
+			}
+		}
+	}
+	return s.LocalRunner.Run(ctx, stdin, argv...)
+}
+
+// TestRunnerFSNeverExposesKeys checks that a key's bytes never land in a
+// file others can read, not even in the temporary file.
+func TestRunnerFSNeverExposesKeys(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	u, _ := user.Current()
+	g, _ := user.LookupGroupId(u.Gid)
+	spy := &modeSpy{}
+	r := RunnerFS{R: spy}
+	p := filepath.Join(t.TempDir(), "pki", "server.key")
+	if _, err := r.WriteFile(p, []byte("-----BEGIN EC PRIVATE KEY-----\n"), 0o600, u.Username, g.Name); err != nil {
+		t.Fatal(err)
+	}
+	if len(spy.modes) != 1 || spy.modes[0] != 0o600 {
+		t.Errorf("dd wrote into a file of mode %v, want 0600", spy.modes)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v %v", fi, err)
 	}
 }

@@ -2,12 +2,16 @@ package provision
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/pki"
 )
 
 // EndpointRow is one member's line in `etcd-installer status`.
@@ -23,6 +27,9 @@ type EndpointRow struct {
 	RaftIndex uint64   `json:"raftIndex"`
 	Healthy   bool     `json:"healthy"`
 	Errors    []string `json:"errors,omitempty"`
+	// CertExpires is when the certificate the member serves expires
+	// (with TLS; read from the handshake, so it is what clients see).
+	CertExpires *time.Time `json:"certExpires,omitempty"`
 }
 
 // ClusterStatus is the answer of every member of an inventory.
@@ -35,7 +42,13 @@ type ClusterStatus struct {
 	// Quorum: a majority of members is healthy (writes work).
 	Quorum   bool     `json:"quorum"`
 	Problems []string `json:"problems,omitempty"`
+	// Warnings do not make the cluster unhealthy: certificates that expire
+	// within 30 days.
+	Warnings []string `json:"warnings,omitempty"`
 }
+
+// tlsClient is implemented by memberships that connect with TLS.
+type tlsClient interface{ TLS() *tls.Config }
 
 // Status asks every member of the inventory, in parallel, for its status
 // and health.
@@ -60,6 +73,11 @@ func Status(ctx context.Context, inv *installer.Inventory, m Membership) Cluster
 				row.Leader = st.Leader != 0 && st.Leader == st.ID
 				row.RaftTerm, row.RaftIndex = st.RaftTerm, st.RaftIndex
 				row.Errors = append(row.Errors, st.Errors...)
+				if tc, ok := m.(tlsClient); ok && tc.TLS() != nil {
+					if cert, err := ServedCertificate(sctx, ep, tc.TLS()); err == nil {
+						row.CertExpires = &cert.NotAfter
+					}
+				}
 				if err := m.Healthy(sctx, ep); err != nil {
 					row.Errors = append(row.Errors, "health: "+err.Error())
 				} else {
@@ -81,6 +99,15 @@ func Status(ctx context.Context, inv *installer.Inventory, m Membership) Cluster
 			leaders[r.Name] = true
 		}
 	}
+	now := time.Now()
+	for _, r := range cs.Rows {
+		if r.CertExpires == nil {
+			continue
+		}
+		if w := pki.Expiring(r.Name+"'s server certificate", &x509.Certificate{NotAfter: *r.CertExpires}, now); w != "" {
+			cs.Warnings = append(cs.Warnings, w)
+		}
+	}
 	n := len(inv.Members)
 	cs.Quorum = healthy >= n/2+1
 	cs.Healthy = healthy == n && len(leaders) == 1
@@ -88,6 +115,29 @@ func Status(ctx context.Context, inv *installer.Inventory, m Membership) Cluster
 		cs.Problems = append(cs.Problems, fmt.Sprintf("%d members claim to lead", len(leaders)))
 	}
 	return cs
+}
+
+// ServedCertificate returns the certificate a TLS endpoint presents. It
+// does not verify it: an expired certificate is what it must report.
+func ServedCertificate(ctx context.Context, endpoint string, tc *tls.Config) (*x509.Certificate, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	c := tc.Clone()
+	c.InsecureSkipVerify = true //nolint:gosec // only reads the certificate; no request follows
+	c.VerifyConnection, c.VerifyPeerCertificate = nil, nil
+	d := tls.Dialer{Config: c}
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	certs := conn.(*tls.Conn).ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s presented no certificate", endpoint)
+	}
+	return certs[0], nil
 }
 
 // Verdict is one line about the cluster's health.

@@ -1,17 +1,67 @@
 // Package etcdctl runs upstream etcdctl. Its root command is a package
 // global in ctlv3, so it can run once per process, and it exits by itself.
+//
+// On a host provisioned by etcd-installer, etcdctl also reads the host's
+// /etc/etcd/etcdctl.env (endpoints and the TLS files), so it works there
+// without flags, as operators expect of a packaged etcdctl.
 package etcdctl
 
 import (
+	"bytes"
 	"os"
+	"strings"
 
 	"go.etcd.io/etcd/etcdctl/v3/ctlv3"
+
+	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/internal/envfile"
 )
 
 // Main runs etcdctl with args (without the program name).
 func Main(args []string) int {
+	if data, err := os.ReadFile(installer.EtcdctlEnvPath); err == nil {
+		for _, kv := range HostEnv(data, args, os.Getenv) {
+			k, v, _ := strings.Cut(kv, "=")
+			os.Setenv(k, v)
+		}
+	}
 	// ctlv3 reads os.Args through cobra.
 	os.Args = append([]string{"etcdctl"}, args...)
 	ctlv3.MustStart()
 	return 0
+}
+
+// HostEnv returns the ETCDCTL_* settings of a host's etcdctl.env that
+// apply: none when the user points etcdctl elsewhere (ETCDCTL_ENDPOINTS or
+// --endpoints), and never one the user set as a variable or a flag.
+func HostEnv(data []byte, args []string, getenv func(string) string) []string {
+	if getenv("ETCDCTL_ENDPOINTS") != "" || hasFlag(args, "endpoints") {
+		return nil
+	}
+	entries, err := envfile.Parse(installer.EtcdctlEnvPath, bytes.NewReader(data))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, kv := range envfile.Environ(entries) {
+		k, _, _ := strings.Cut(kv, "=")
+		name, ok := strings.CutPrefix(k, "ETCDCTL_")
+		if !ok || getenv(k) != "" || hasFlag(args, strings.ReplaceAll(strings.ToLower(name), "_", "-")) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "--"+name || strings.HasPrefix(a, "--"+name+"=") {
+			return true
+		}
+	}
+	return false
 }

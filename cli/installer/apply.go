@@ -2,6 +2,7 @@ package installer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -30,7 +31,11 @@ func newApplyCmd(e *env) *cobra.Command {
 			"it is ready. A running member whose configuration changed is restarted only when the rest of\n" +
 			"the cluster keeps quorum. A second run changes nothing.\n\n" + hostSelection + "\n\n" +
 			"On a machine that is none of the hosts, when every host has an ssh target, apply provisions\n" +
-			"them all over SSH in parallel, starts every unit together and waits for all of them.",
+			"them all over SSH in parallel, starts every unit together and waits for all of them.\n\n" +
+			"With TLS on and a certificate directory (--certs, default certs/ beside the inventory, made\n" +
+			"by `etcd-installer certs`), each host gets its own certificates and keys; the CA key stays.\n" +
+			"With auth = true, once the cluster serves apply creates the root user (password from\n" +
+			"root_password_file), a read-only role and user, and enables auth.",
 		Example: `  etcd-installer apply prod.toml --dry-run
   etcd-installer apply prod.toml --host etcd1`,
 		Args: cobra.ExactArgs(1),
@@ -40,18 +45,33 @@ func newApplyCmd(e *env) *cobra.Command {
 				return err
 			}
 			opts := provision.ApplyOptions{DryRun: dryRun, NoStart: noStart, ForceRestart: force, Dial: cf.dialer(i)}
+			certs, err := hostCerts(i, cf.certs)
+			if err != nil {
+				return err
+			}
 			waitReady := !dryRun && !noStart && !noWait
 			if host == "" {
 				if _, err := identify(i, ""); err != nil {
 					if !allHaveSSH(i) {
 						return fmt.Errorf("%w; or give every host an ssh target to provision them all from here", err)
 					}
-					return applyRemote(cmd.Context(), e, i, &hs, opts, waitReady, wait)
+					if err := applyRemote(cmd.Context(), e, i, &hs, opts, certs, waitReady, wait); err != nil {
+						return err
+					}
+					if waitReady {
+						return ensureAuth(cmd.Context(), e, i, &cf)
+					}
+					return nil
 				}
 			}
 			h, err := identify(i, host)
 			if err != nil {
 				return err
+			}
+			if certs != nil {
+				if opts.Extra, err = certs(h.Name); err != nil {
+					return err
+				}
 			}
 			t := localTarget(h)
 			t.FS = provision.LocalFS{Root: root}
@@ -65,6 +85,13 @@ func newApplyCmd(e *env) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "%s: %s; ready (%s)\n", h.Name, res.Summary(), took.Round(10*time.Millisecond))
+				if err := ensureAuth(cmd.Context(), e, i, &cf); errors.Is(err, provision.ErrNoPassword) {
+					// Per-host applies run where the password may not be:
+					// the operator enables auth from their machine.
+					e.log.Warn("auth not enabled yet: " + err.Error())
+				} else if err != nil {
+					return err
+				}
 				return nil
 			}
 			prefix := ""
@@ -101,7 +128,8 @@ func allHaveSSH(i *inv.Inventory) bool {
 // start together), then it waits for all of them and prints a summary.
 // A failing host does not stop the others; the summary says which hosts
 // are done, and a re-run resumes.
-func applyRemote(ctx context.Context, e *env, i *inv.Inventory, hs *hosts, opts provision.ApplyOptions, waitReady bool, wait time.Duration) error {
+func applyRemote(ctx context.Context, e *env, i *inv.Inventory, hs *hosts, opts provision.ApplyOptions,
+	certs func(string) ([]inv.File, error), waitReady bool, wait time.Duration) error {
 	defer hs.close()
 	var names []string
 	for _, h := range i.Hosts() {
@@ -129,8 +157,15 @@ func applyRemote(ctx context.Context, e *env, i *inv.Inventory, hs *hosts, opts 
 		mu.Lock()
 		targets[name] = t
 		mu.Unlock()
+		ho := opts
+		if certs != nil {
+			// Only this host's keys; the CA key never leaves.
+			if ho.Extra, o.err = certs(name); o.err != nil {
+				return o.err
+			}
+		}
 		o.stage = "apply"
-		o.res, o.err = provision.Apply(ctx, i, t, opts, e.log)
+		o.res, o.err = provision.Apply(ctx, i, t, ho, e.log)
 		return o.err
 	})
 	if waitReady {
@@ -169,6 +204,20 @@ func applyRemote(ctx context.Context, e *env, i *inv.Inventory, hs *hosts, opts 
 		return fmt.Errorf("%d of %d hosts failed (the others are applied as shown); fix and re-run apply: it resumes", failed, len(names))
 	}
 	return nil
+}
+
+// ensureAuth enables auth once the cluster serves, when the inventory
+// asks for it.
+func ensureAuth(ctx context.Context, e *env, i *inv.Inventory, cf *clientFlags) error {
+	if !i.Cluster.Auth {
+		return nil
+	}
+	m, err := cf.dialer(i)(i.ClientURLs())
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return provision.EnsureAuth(ctx, i, m, e.log)
 }
 
 func firstLineOf(s string) string {

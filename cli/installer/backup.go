@@ -26,16 +26,16 @@ func newBackupCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tc, err := cf.tls(i)
+			cr, err := cf.credentials(i)
 			if err != nil {
 				return err
 			}
-			m, err := cf.dialer(i)(i.ClientURLs())
+			m, err := provision.DialWith(i.ClientURLs(), cr)
 			if err != nil {
 				return err
 			}
 			defer m.Close()
-			info, err := provision.Backup(cmd.Context(), i, m, tc, out, e.log)
+			info, err := provision.Backup(cmd.Context(), i, m, cr, out, e.log)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -139,5 +140,91 @@ func TestValidateReportsEveryError(t *testing.T) {
 	sort.Strings(lines)
 	if len(lines) < 3 {
 		t.Errorf("want every problem reported (even count, duplicate name, duplicate ports):\n%s", errOut)
+	}
+}
+
+// TestCertsAndPackages issues certificates for the static example, runs
+// it again (idempotent), renews, and builds a node package carrying one
+// host's certificates, checked with dpkg-deb.
+func TestCertsAndPackages(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "prod.toml")
+	out, _, _ := run(t, "example", "static")
+	os.WriteFile(inv, []byte(out), 0o644)
+
+	out, errOut, code := run(t, "certs", inv)
+	if code != 0 || !strings.Contains(out, "11 certificates issued, 0 kept") || !strings.Contains(out, filepath.Join(dir, "certs", "ca.key")) {
+		t.Fatalf("certs: %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out+errOut, "PRIVATE KEY") {
+		t.Error("certs printed key material")
+	}
+	out, _, code = run(t, "certs", inv)
+	if code != 0 || !strings.Contains(out, "0 certificates issued, 11 kept (nothing to do)") {
+		t.Errorf("second run: %d\n%s", code, out)
+	}
+	ca, _ := os.ReadFile(filepath.Join(dir, "certs", "ca.crt"))
+	key, _ := os.ReadFile(filepath.Join(dir, "certs", "etcd1", "server.key"))
+	out, _, code = run(t, "certs", "renew", inv)
+	if code != 0 || !strings.Contains(out, "re-issued: renew") {
+		t.Errorf("renew: %d\n%s", code, out)
+	}
+	if ca2, _ := os.ReadFile(filepath.Join(dir, "certs", "ca.crt")); !bytes.Equal(ca, ca2) {
+		t.Error("renew replaced the CA")
+	}
+	if key2, _ := os.ReadFile(filepath.Join(dir, "certs", "etcd1", "server.key")); bytes.Equal(key, key2) {
+		t.Error("renew kept etcd1's key")
+	}
+
+	pkgs := filepath.Join(dir, "pkgs")
+	out, errOut, code = run(t, "package", inv, "--out", pkgs, "--host", "etcd1", "--mtime", "1700000000")
+	if code != 0 {
+		t.Fatalf("package: %s%s", out, errOut)
+	}
+	var deb string
+	for _, l := range strings.Fields(out) {
+		if strings.HasSuffix(l, ".deb") {
+			deb = l
+		}
+	}
+	listing, err := exec.Command("dpkg-deb", "-c", deb).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dpkg-deb -c %s: %v %s", deb, err, listing)
+	}
+	want := map[string]string{
+		"./etc/etcd/pki/ca.crt":     "-rw-r--r-- root/root",
+		"./etc/etcd/pki/server.key": "-rw------- etcd/etcd",
+		"./etc/etcd/pki/peer.key":   "-rw------- etcd/etcd",
+		"./etc/etcd/pki/client.key": "-rw------- root/root",
+	}
+	for _, l := range strings.Split(string(listing), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 {
+			continue
+		}
+		if w, ok := want[f[5]]; ok {
+			if got := f[0] + " " + f[1]; got != w {
+				t.Errorf("%s: %s, want %s", f[5], got, w)
+			}
+			delete(want, f[5])
+		}
+		if strings.HasSuffix(f[5], "ca.key") {
+			t.Errorf("the CA key is in the package: %s", l)
+		}
+	}
+	for f := range want {
+		t.Errorf("%s missing from %s", f, filepath.Base(deb))
+	}
+	data, err := exec.Command("dpkg-deb", "--fsys-tarfile", deb).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own, _ := os.ReadFile(filepath.Join(dir, "certs", "etcd1", "server.key")); !bytes.Contains(data, own) {
+		t.Error("etcd1's package does not carry etcd1's server key")
+	}
+	for _, other := range []string{"etcd0", "etcd2"} {
+		if k, _ := os.ReadFile(filepath.Join(dir, "certs", other, "server.key")); bytes.Contains(data, k) {
+			t.Errorf("etcd1's package carries %s's key", other)
+		}
 	}
 }

@@ -41,7 +41,17 @@ func newMemberAddCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return provision.MemberAdd(cmd.Context(), i, args[1], t, provision.MemberOptions{Dial: cf.dialer(i), Wait: wait, Force: force}, e.log)
+			o := provision.MemberOptions{Dial: cf.dialer(i), Wait: wait, Force: force}
+			certs, err := hostCerts(i, cf.certs)
+			if err != nil {
+				return err
+			}
+			if certs != nil {
+				if o.Extra, err = certs(args[1]); err != nil {
+					return err
+				}
+			}
+			return provision.MemberAdd(cmd.Context(), i, args[1], t, o, e.log)
 		},
 	}
 	cf.add(cmd)

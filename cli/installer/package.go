@@ -2,16 +2,18 @@ package installer
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	inv "github.com/etcd-appliance/appliance/installer"
 	"github.com/etcd-appliance/appliance/internal/version"
 	"github.com/etcd-appliance/appliance/packaging"
 )
 
 func newPackageCmd(e *env) *cobra.Command {
-	var out, ver, rev string
+	var out, ver, rev, certsFlag string
 	var hosts []string
 	var mtime int64
 	cmd := &cobra.Command{
@@ -20,7 +22,10 @@ func newPackageCmd(e *env) *cobra.Command {
 		Long: "package renders each host's files and wraps them as etcd-node-HOST packages (deb and rpm,\n" +
 			"architecture-independent, depending on the etcd package). Installing one configures, enables\n" +
 			"and starts the host's unit; removing it stops and disables it. Publish them to a repository\n" +
-			"and provision with `apt install etcd-node-etcd0`. Raise --revision to publish a change.",
+			"and provision with `apt install etcd-node-etcd0`. Raise --revision to publish a change.\n\n" +
+			"With TLS on and a certificate directory (--certs, default certs/ beside the inventory), each\n" +
+			"host's package carries its certificates and private keys: publish such packages only to a\n" +
+			"repository as private as the keys.",
 		Example: `  etcd-installer package prod.toml --out pkgs/
   etcd-installer package prod.toml --out pkgs/ --revision 2 --host etcd0`,
 		Args: cobra.ExactArgs(1),
@@ -33,7 +38,23 @@ func newPackageCmd(e *env) *cobra.Command {
 			if mtime != 0 {
 				mt = time.Unix(mtime, 0)
 			}
-			paths, err := packaging.NodePackages(i, packaging.NodeOptions{Version: ver, Revision: rev, MTime: mt.UTC(), Out: out, Hosts: hosts}, version.Etcd)
+			o := packaging.NodeOptions{Version: ver, Revision: rev, MTime: mt.UTC(), Out: out, Hosts: hosts}
+			certs, err := hostCerts(i, certsFlag)
+			if err != nil {
+				return err
+			}
+			if certs != nil {
+				o.Extra = map[string][]inv.File{}
+				for _, h := range i.Hosts() {
+					if len(hosts) > 0 && !slices.Contains(hosts, h.Name) {
+						continue
+					}
+					if o.Extra[h.Name], err = certs(h.Name); err != nil {
+						return err
+					}
+				}
+			}
+			paths, err := packaging.NodePackages(i, o, version.Etcd)
 			if err != nil {
 				return err
 			}
@@ -44,6 +65,7 @@ func newPackageCmd(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "output directory (required)")
+	addCertsFlag(cmd, &certsFlag)
 	cmd.Flags().StringVar(&ver, "version", "1.0", "package version")
 	cmd.Flags().StringVar(&rev, "revision", "1", "package revision: raise it for every change you publish")
 	cmd.Flags().StringSliceVar(&hosts, "host", nil, "build only these hosts")

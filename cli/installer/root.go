@@ -64,6 +64,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newDoctorCmd(e),
 		newInspectCmd(e),
 		newPackageCmd(e),
+		newCertsCmd(e),
 	)
 	return root
 }
@@ -96,5 +97,6 @@ func load(path string) (*inv.Inventory, error) {
 	if err := inv.Validate(d); err != nil {
 		return nil, err
 	}
+	d.Dir = filepath.Dir(path)
 	return d, nil
 }

@@ -64,6 +64,10 @@ func newRunCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := provision.EnsureAuth(ctx, lc.Inv, m, e.log); err != nil {
+				m.Close()
+				return err
+			}
 			cs := provision.Status(ctx, lc.Inv, m)
 			m.Close()
 			if err := printStatus(e.stdout, cs, "table"); err != nil {

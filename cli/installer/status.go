@@ -56,6 +56,9 @@ func newHealthCmd(e *env) *cobra.Command {
 			for _, p := range cs.Problems {
 				fmt.Fprintln(e.stdout, "  "+p)
 			}
+			for _, w := range cs.Warnings {
+				fmt.Fprintln(e.stdout, "warning: "+w)
+			}
 			if !cs.Healthy {
 				return errUnhealthy
 			}
@@ -106,8 +109,15 @@ func printStatus(w io.Writer, cs provision.ClusterStatus, output string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(w, cs.Verdict())
-	return err
+	if _, err := fmt.Fprintln(w, cs.Verdict()); err != nil {
+		return err
+	}
+	for _, warn := range cs.Warnings {
+		if _, err := fmt.Fprintln(w, "warning: "+warn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func dash(s string) string {
