@@ -29,13 +29,20 @@ type ClusterTest struct {
 	Writer string
 }
 
-const inventoryPath = "/root/cluster.toml"
+// The cluster runs with TLS (the default for hosts that are not this
+// machine) and auth; the certificates and the root password stay on the
+// control host.
+const (
+	inventoryPath = "/root/cluster.toml"
+	passwordPath  = "/root/etcd-root-password"
+	operatorCerts = "/root/certs/_operator"
+)
 
 func (c *ClusterTest) ctl(argv ...string) (string, error) { return c.Control.Exec(c.Ctx, argv...) }
 
-func inventoryText(name string, nodes []*Node, ssh bool) string {
+func inventoryText(name string, nodes []*Node, ssh bool, cluster string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "version = 1\n\n[cluster]\nname = %q\ntls = \"off\"\n", name)
+	fmt.Fprintf(&b, "version = 1\n\n[cluster]\nname = %q\n%s", name, cluster)
 	for _, n := range nodes {
 		fmt.Fprintf(&b, "\n[[member]]\nname = %q\naddress = %q\n", n.Name, n.IP)
 		if ssh {
@@ -117,7 +124,11 @@ func (c *ClusterTest) Setup() error {
 		if err := c.Control.WriteFile("root/.ssh/known_hosts", []byte(known.String()), 0o600); err != nil {
 			return err
 		}
-		return c.Control.WriteFile(inventoryPath[1:], []byte(inventoryText("e2e", c.Members, true)), 0o644)
+		if err := c.Control.WriteFile(passwordPath[1:], []byte("e2e-"+fmt.Sprint(time.Now().UnixNano())+"\n"), 0o600); err != nil {
+			return err
+		}
+		return c.Control.WriteFile(inventoryPath[1:], []byte(inventoryText("e2e", c.Members, true,
+			fmt.Sprintf("auth = true\nroot_password_file = %q\n", passwordPath))), 0o644)
 	})
 }
 
@@ -200,15 +211,49 @@ func (c *ClusterTest) writesContinue(n int64, d time.Duration) error {
 func (c *ClusterTest) endpoints() string {
 	var eps []string
 	for _, m := range c.Members {
-		eps = append(eps, "http://"+m.IP+":2379")
+		eps = append(eps, "https://"+m.IP+":2379")
 	}
 	return strings.Join(eps, ",")
+}
+
+// operatorTLS are the TLS flags of clients on the control host.
+func operatorTLS() []string {
+	return []string{"--cacert", operatorCerts + "/ca.crt", "--cert", operatorCerts + "/client.crt", "--key", operatorCerts + "/client.key"}
+}
+
+// localctl runs etcdctl on a member host against that member only, with
+// the host's certificates.
+func localctl(ctx context.Context, n *Node, args ...string) (string, error) {
+	argv := append([]string{"etcdctl", "--endpoints=https://127.0.0.1:2379", "--cacert=/etc/etcd/pki/ca.crt",
+		"--cert=/etc/etcd/pki/client.crt", "--key=/etc/etcd/pki/client.key"}, args...)
+	return n.Exec(ctx, argv...)
 }
 
 // Scenarios runs issue 6's checks 1 to 9 in order.
 func (c *ClusterTest) Scenarios() {
 	ctx := c.Ctx
 	var applyTook time.Duration
+	if c.R.Step("etcd-installer certs on control: a CA and every host's certificates", func() error {
+		out, err := c.ctl("etcd-installer", "certs", inventoryPath)
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, " issued, ") {
+				c.R.Logf("%s", l)
+			}
+		}
+		if strings.Contains(out, "PRIVATE KEY") {
+			return errors.New("certs printed key material")
+		}
+		mode, err := c.ctl("stat", "-c", "%a", "/root/certs/ca.key")
+		if err != nil || strings.TrimSpace(mode) != "600" {
+			return fmt.Errorf("ca.key mode %q: %v", mode, err)
+		}
+		return nil
+	}) != nil {
+		return
+	}
 	if c.R.Step("1. etcd-installer apply over SSH from control; healthy three-member cluster", func() error {
 		start := time.Now()
 		out, err := c.ctl("etcd-installer", "apply", inventoryPath)
@@ -251,6 +296,9 @@ func (c *ClusterTest) Scenarios() {
 		}
 		return nil
 	})
+	c.R.Step("TLS and auth: certificates in place, clients without one refused, auth on, etcdctl works on hosts without flags", func() error {
+		return c.security()
+	})
 	if c.R.Step("start the writer on control (through every fault below)", func() error {
 		wb, err := os.ReadFile(c.Writer)
 		if err != nil {
@@ -259,7 +307,8 @@ func (c *ClusterTest) Scenarios() {
 		if err := c.Control.WriteFile("usr/local/bin/e2e-writer", wb, 0o755); err != nil {
 			return err
 		}
-		if _, err := c.ctl("systemd-run", "--unit", "e2e-writer", "/usr/local/bin/e2e-writer", "--endpoints", c.endpoints()); err != nil {
+		argv := append([]string{"systemd-run", "--unit", "e2e-writer", "/usr/local/bin/e2e-writer", "--endpoints", c.endpoints()}, operatorTLS()...)
+		if _, err := c.ctl(argv...); err != nil {
 			return err
 		}
 		return c.writesContinue(20, 20*time.Second)
@@ -321,7 +370,7 @@ func (c *ClusterTest) Scenarios() {
 				}
 			}
 		}()
-		out, err := survivor.Exec(ctx, "etcdctl", "--endpoints=127.0.0.1:2379", "--command-timeout=3s", "put", "e2e-noquorum", "x")
+		out, err := localctl(ctx, survivor, "--command-timeout=3s", "put", "e2e-noquorum", "x")
 		if err == nil {
 			return errors.New("a write succeeded with two of three members down")
 		}
@@ -329,7 +378,7 @@ func (c *ClusterTest) Scenarios() {
 			return fmt.Errorf("unclear error without quorum: %s", out)
 		}
 		c.R.Logf("write without quorum: %s", lastLine(out))
-		if _, err := survivor.Exec(ctx, "etcdctl", "--endpoints=127.0.0.1:2379", "get", "--consistency=s", "--prefix", "--keys-only", "--limit=1", "e2e/"); err != nil {
+		if _, err := localctl(ctx, survivor, "get", "--consistency=s", "--prefix", "--keys-only", "--limit=1", "e2e/"); err != nil {
 			return fmt.Errorf("serializable read without quorum: %w", err)
 		}
 		for _, n := range down {
@@ -510,10 +559,107 @@ func (c *ClusterTest) Scenarios() {
 		}); err != nil {
 			return err
 		}
-		out, err := c.ctl("/usr/local/bin/e2e-writer", "verify", "--endpoints", c.endpoints())
+		out, err := c.ctl(append([]string{"/usr/local/bin/e2e-writer", "verify", "--endpoints", c.endpoints()}, operatorTLS()...)...)
 		c.R.Logf("%s; %d writes missed their 10 s deadline, %d transient errors retried", strings.TrimSpace(out), c.writerStats().Failed, c.writerStats().Retried)
 		return err
 	})
+}
+
+// security checks what issue 7 promises on the running cluster.
+func (c *ClusterTest) security() error {
+	ctx := c.Ctx
+	// Each host holds its own certificates, keys readable by their users
+	// only, and never the CA key.
+	if err := parallel(c.Members, func(m *Node) error {
+		out, err := m.Sh(ctx, "stat -c '%n %a %U:%G' /etc/etcd/pki/*")
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{"/etc/etcd/pki/ca.crt 644 root:root", "/etc/etcd/pki/server.key 600 etcd:etcd",
+			"/etc/etcd/pki/peer.key 600 etcd:etcd", "/etc/etcd/pki/client.key 600 root:root"} {
+			if !strings.Contains(out, want) {
+				return fmt.Errorf("%s: want %q in\n%s", m.Name, want, out)
+			}
+		}
+		if strings.Contains(out, "ca.key") {
+			return fmt.Errorf("%s holds the CA key", m.Name)
+		}
+		own, _ := c.Control.ReadFile("root/certs/" + m.Name + "/server.key")
+		got, _ := m.ReadFile("etc/etcd/pki/server.key")
+		if len(own) == 0 || string(own) != string(got) {
+			return fmt.Errorf("%s does not hold its own server key", m.Name)
+		}
+		// Nothing listens in plain text on the client port.
+		if out, err := m.Exec(ctx, "etcdctl", "--endpoints=http://127.0.0.1:2379", "--dial-timeout=2s", "--command-timeout=3s", "get", "x"); err == nil {
+			return fmt.Errorf("%s answers plain http: %s", m.Name, out)
+		}
+		// etcdctl.env: no flags needed on a host.
+		out, err = m.Exec(ctx, "etcdctl", "endpoint", "health")
+		if err != nil || strings.Count(out, "https://") != 3 || strings.Count(out, "is healthy") != 3 {
+			return fmt.Errorf("%s: etcdctl without flags: %v\n%s", m.Name, err, out)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	m := c.Members[0]
+	out, err := m.Exec(ctx, "etcdctl", "auth", "status")
+	if err != nil || !strings.Contains(out, "Authentication Status: true") {
+		return fmt.Errorf("auth status: %v\n%s", err, out)
+	}
+	if out, err := m.Exec(ctx, "etcdctl", "user", "list"); err != nil || !strings.Contains(out, "root") || !strings.Contains(out, "reader") {
+		return fmt.Errorf("users: %v\n%s", err, out)
+	}
+	// The root password (on control only) works; a wrong one does not.
+	pw, err := c.Control.ReadFile(passwordPath[1:])
+	if err != nil {
+		return err
+	}
+	base := []string{"etcdctl", "--endpoints", c.endpoints(), "--cacert", operatorCerts + "/ca.crt",
+		"--cert", "/root/certs/etcd0/server.crt", "--key", "/root/certs/etcd0/server.key", "--command-timeout=5s"}
+	if out, err := c.ctl(append(base, "--user", "root:"+strings.TrimSpace(string(pw)), "put", "e2e-auth", "by-password")...); err != nil {
+		return fmt.Errorf("root by password: %w\n%s", err, out)
+	}
+	if out, err := c.ctl(append(base, "--user", "root:wrong", "get", "e2e-auth")...); err == nil {
+		return fmt.Errorf("a wrong password read a key: %s", out)
+	}
+	// etcd0's server certificate names a user that does not exist.
+	if out, err := c.ctl(append(base, "get", "e2e-auth")...); err == nil || !strings.Contains(out, "permission denied") && !strings.Contains(out, "user name not found") {
+		return fmt.Errorf("a certificate of no user: %v %s", err, out)
+	}
+	// No client certificate: refused at the TLS layer.
+	if out, err := c.ctl("etcdctl", "--endpoints", c.endpoints(), "--cacert", operatorCerts+"/ca.crt", "--dial-timeout=2s", "--command-timeout=3s", "get", "x"); err == nil {
+		return fmt.Errorf("a client without a certificate read a key: %s", out)
+	}
+	// status from control, as the operator certificate (CN root).
+	cs, err := c.status()
+	if err != nil || !cs.Healthy {
+		return fmt.Errorf("status with TLS and auth: %v %+v", err, cs.Problems)
+	}
+	for _, r := range cs.Rows {
+		if r.CertExpires == nil || time.Until(*r.CertExpires) < 300*24*time.Hour {
+			return fmt.Errorf("%s serves a certificate expiring %v", r.Name, r.CertExpires)
+		}
+	}
+	// doctor on every host over SSH finds the certificates fine.
+	out, _ = c.ctl("etcd-installer", "doctor", inventoryPath, "-o", "json")
+	var fs []provision.Finding
+	if err := json.Unmarshal([]byte(out), &fs); err != nil {
+		return fmt.Errorf("doctor: %w\n%s", err, out)
+	}
+	ok := map[string]bool{}
+	for _, f := range fs {
+		if f.Check == "certificates" {
+			if f.Level != provision.OK.String() {
+				return fmt.Errorf("doctor on %s: %s", f.Host, f.Message)
+			}
+			ok[f.Host] = true
+		}
+	}
+	if len(ok) != len(c.Members) {
+		return fmt.Errorf("doctor checked certificates on %d hosts: %v", len(ok), ok)
+	}
+	return nil
 }
 
 // fault runs a fault-injection step on a healthy cluster: a step that
@@ -530,7 +676,7 @@ func (c *ClusterTest) fault(name string, f func() error) {
 func (c *ClusterTest) newLeaderBesides(old *Node) error {
 	return Eventually(c.Ctx, 30*time.Second, func() error {
 		for _, m := range c.others(old) {
-			out, err := m.Exec(c.Ctx, "etcdctl", "--endpoints=127.0.0.1:2379", "endpoint", "status", "-w", "json")
+			out, err := localctl(c.Ctx, m, "endpoint", "status", "-w", "json")
 			if err != nil {
 				continue
 			}
@@ -564,10 +710,14 @@ func (c *ClusterTest) NodePackages() {
 			}
 			nodes = append(nodes, n)
 		}
-		if err := c.Control.WriteFile("root/nodes.toml", []byte(inventoryText("pkgs", nodes, false)), 0o644); err != nil {
+		if err := c.Control.WriteFile("root/pkgs/nodes.toml", []byte(inventoryText("pkgs", nodes, false, "")), 0o644); err != nil {
 			return err
 		}
-		if out, err := c.ctl("etcd-installer", "package", "/root/nodes.toml", "--out", "/root/node-pkgs"); err != nil {
+		// With TLS: the packages carry each host's certificates.
+		if out, err := c.ctl("etcd-installer", "certs", "/root/pkgs/nodes.toml"); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		if out, err := c.ctl("etcd-installer", "package", "/root/pkgs/nodes.toml", "--out", "/root/node-pkgs"); err != nil {
 			return fmt.Errorf("%w\n%s", err, out)
 		}
 		start := time.Now()
@@ -590,7 +740,7 @@ func (c *ClusterTest) NodePackages() {
 			return err
 		}
 		if err := Eventually(ctx, 60*time.Second, func() error {
-			_, err := c.ctl("etcd-installer", "health", "/root/nodes.toml")
+			_, err := c.ctl("etcd-installer", "health", "/root/pkgs/nodes.toml")
 			return err
 		}); err != nil {
 			return err

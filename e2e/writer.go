@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -36,6 +37,10 @@ func WriterMain(args []string, stdout, stderr io.Writer) int {
 	logPath := fs.String("log", "/root/acked.log", "acknowledged keys")
 	stats := fs.String("stats", "/root/writer.json", "counters, rewritten as it goes")
 	stop := fs.String("stop", "/root/writer.stop", "the writer stops when this file exists")
+	var tlsInfo transport.TLSInfo
+	fs.StringVar(&tlsInfo.TrustedCAFile, "cacert", "", "cluster CA (with TLS)")
+	fs.StringVar(&tlsInfo.CertFile, "cert", "", "client certificate (with TLS)")
+	fs.StringVar(&tlsInfo.KeyFile, "key", "", "client key (with TLS)")
 	verify := len(args) > 0 && args[0] == "verify"
 	if verify {
 		args = args[1:]
@@ -46,8 +51,17 @@ func WriterMain(args []string, stdout, stderr io.Writer) int {
 	// Keepalives, as long-lived etcd clients use: without them a connection
 	// to a host whose link was cut stays "up" and requests wait for their
 	// timeout instead of going to a live member.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(*eps, ","), DialTimeout: 5 * time.Second,
-		DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second, Logger: zap.NewNop()})
+	cfg := clientv3.Config{Endpoints: strings.Split(*eps, ","), DialTimeout: 5 * time.Second,
+		DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second, Logger: zap.NewNop()}
+	if !tlsInfo.Empty() {
+		tc, err := tlsInfo.ClientConfig()
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		cfg.TLS = tc
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
