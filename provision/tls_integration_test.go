@@ -266,6 +266,15 @@ func TestAuthOnTLSCluster(t *testing.T) {
 	if _, err := cli.Put(ctx, "before", "auth"); err != nil {
 		t.Fatal(err)
 	}
+	// Without the password file here, auth is left off, saying why.
+	elsewhere := *inv
+	elsewhere.Cluster.RootPasswordFile = filepath.Join(t.TempDir(), "absent")
+	if err := EnsureAuth(ctx, &elsewhere, c, testLog(t)); !errors.Is(err, ErrNoPassword) {
+		t.Fatalf("EnsureAuth without the password file: %v", err)
+	}
+	if st, err := cli.AuthStatus(ctx); err != nil || st.Enabled {
+		t.Fatalf("auth enabled without a password: %v %v", st, err)
+	}
 	pw, err := ReadPassword(inv.Cluster.RootPasswordFile)
 	if err != nil || pw != password {
 		t.Fatalf("ReadPassword: %q %v", pw, err)
@@ -323,6 +332,16 @@ func TestAuthOnTLSCluster(t *testing.T) {
 	defer pwCli.Close()
 	if _, err := pwCli.Put(ctx, "by", "password"); err != nil {
 		t.Errorf("root by password: %v", err)
+	}
+	// Day-2 work that needs root keeps working as the operator: a backup
+	// (snapshot and key-space hash) and EnsureAuth finding auth on.
+	file := filepath.Join(t.TempDir(), "snap.db")
+	info, err := Backup(ctx, inv, c, c.(*Client).Credentials(), file, testLog(t))
+	if err != nil || info.Revision == 0 {
+		t.Errorf("backup with auth on: %+v %v", info, err)
+	}
+	if err := EnsureAuth(ctx, inv, c, testLog(t)); err != nil {
+		t.Errorf("EnsureAuth with auth on: %v", err)
 	}
 	bad, err := clientv3.New(clientv3.Config{Endpoints: inv.ClientURLs(), DialTimeout: 3 * time.Second, Logger: zap.NewNop(),
 		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}, Username: RootUser, Password: "wrong"})
