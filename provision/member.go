@@ -154,15 +154,17 @@ func MemberAdd(ctx context.Context, inv *installer.Inventory, name string, t Tar
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := c.Promote(pctx, joining.ID)
 		cancel()
-		if err == nil {
+		// An earlier attempt that timed out may have been applied.
+		if err == nil || errors.Is(err, rpctypes.ErrMemberNotLearner) {
 			break
 		}
-		// etcd promotes a learner only once it has caught up with the leader.
-		if !errors.Is(err, rpctypes.ErrMemberLearnerNotReady) && !errors.Is(err, rpctypes.ErrUnhealthy) {
+		// etcd promotes a learner only once it has caught up with the
+		// leader; a leader change mid-request is worth another try too.
+		if !retryablePromote(err) {
 			return fmt.Errorf("promoting %s: %w", name, err)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("promoting %s: still catching up after %s: %w (re-run member add to resume)", name, o.Wait, err)
+			return fmt.Errorf("promoting %s: not promoted after %s: %w (re-run member add to resume)", name, o.Wait, err)
 		}
 		log.Debug("learner catching up")
 		select {
@@ -173,6 +175,16 @@ func MemberAdd(ctx context.Context, inv *installer.Inventory, name string, t Tar
 	}
 	log.Infof("promoted: the cluster has %d voting members%s", voting+1, evenNote(voting+1))
 	return nil
+}
+
+func retryablePromote(err error) bool {
+	for _, e := range []error{rpctypes.ErrMemberLearnerNotReady, rpctypes.ErrUnhealthy, rpctypes.ErrTimeout,
+		rpctypes.ErrLeaderChanged, rpctypes.ErrNoLeader, rpctypes.ErrNotLeader} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func evenNote(n int) string {

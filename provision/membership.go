@@ -141,10 +141,53 @@ func (c *Client) AddLearner(ctx context.Context, peerURLs []string) (Member, err
 	return Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: true}, nil
 }
 
-// Promote implements Membership.
+// Promote implements Membership. It asks the leader itself: a follower
+// forwards a promotion to the leader over the peer port without the
+// caller's identity, so with auth on the leader refuses it and the
+// follower retries until "request timed out" (etcd-io/etcd#14070).
 func (c *Client) Promote(ctx context.Context, id uint64) error {
-	_, err := c.c.MemberPromote(ctx, id)
+	urls, err := c.leaderClientURLs(ctx)
+	if err != nil {
+		return err
+	}
+	cli, err := clientv3.New(c.cr.Config(urls))
+	if err != nil {
+		return fmt.Errorf("connecting to the leader at %v: %w", urls, err)
+	}
+	defer cli.Close()
+	_, err = cli.MemberPromote(ctx, id)
 	return err
+}
+
+// leaderClientURLs finds the leader through the first endpoint that knows
+// one.
+func (c *Client) leaderClientURLs(ctx context.Context) ([]string, error) {
+	var leader uint64
+	var errs []error
+	for _, ep := range c.c.Endpoints() {
+		resp, err := c.c.Status(ctx, ep)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+			continue
+		}
+		if resp.Leader != 0 {
+			leader = resp.Leader
+			break
+		}
+	}
+	if leader == 0 {
+		return nil, fmt.Errorf("finding the leader: %w", errors.Join(append(errs, rpctypes.ErrNoLeader)...))
+	}
+	members, err := c.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		if m.ID == leader && len(m.ClientURLs) > 0 {
+			return m.ClientURLs, nil
+		}
+	}
+	return nil, fmt.Errorf("finding the leader: member %x has no client URL", leader)
 }
 
 // Remove implements Membership.

@@ -422,3 +422,65 @@ func TestCertificateExpiryWarnings(t *testing.T) {
 		t.Errorf("doctor with a foreign peer key: %+v", fs)
 	}
 }
+
+// A follower forwards a promotion to the leader without the caller's
+// identity, which the leader refuses once auth is on (etcd-io/etcd#14070):
+// member add must promote through the leader even when it can only reach
+// a follower.
+func TestMemberAddWithAuthThroughAFollower(t *testing.T) {
+	pwFile := filepath.Join(t.TempDir(), "root-password")
+	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := tlsInventory(t, 5, fmt.Sprintf("auth = true\nroot_password_file = %q\n", pwFile))
+	lc := localCluster(t, inv)
+	ctx := context.Background()
+	first := []string{"m0", "m1", "m2"}
+	for _, name := range first {
+		tg, _ := lc.Target(name)
+		files, err := HostCertFiles(lc.Certs, lc.Inv, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Apply(ctx, lc.Inv, tg, ApplyOptions{Dial: lc.Dial, Extra: files, Member: installer.MemberOptions{InitialCluster: first}}, testLog(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range first {
+		tg, _ := lc.Target(name)
+		if _, err := WaitReady(ctx, tg, time.Minute, testLog(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := lc.Dial(lc.Inv.ClientURLs()[:3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := EnsureAuth(ctx, lc.Inv, m, testLog(t)); err != nil {
+		t.Fatal(err)
+	}
+	var follower string
+	for _, ep := range lc.Inv.ClientURLs()[:3] {
+		if st := m.Status(ctx, ep); st.Err == nil && st.Leader != st.ID {
+			follower = ep
+			break
+		}
+	}
+	if follower == "" {
+		t.Fatal("no follower among the first three members")
+	}
+	onlyFollower := func([]string) (Membership, error) { return lc.Dial([]string{follower}) }
+	tg, _ := lc.Target("m3")
+	files, err := HostCertFiles(lc.Certs, lc.Inv, "m3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := MemberOptions{Dial: onlyFollower, Extra: files, Wait: time.Minute}
+	if err := MemberAdd(ctx, lc.Inv, "m3", tg, opts, testLog(t)); err != nil {
+		t.Fatalf("member add through follower %s with auth on: %v", follower, err)
+	}
+	if got := voting(t, lc); len(got) != 4 {
+		t.Fatalf("voting members after the add: %v", got)
+	}
+}
