@@ -343,6 +343,32 @@ func TestAuthOnTLSCluster(t *testing.T) {
 	if err := EnsureAuth(ctx, inv, c, testLog(t)); err != nil {
 		t.Errorf("EnsureAuth with auth on: %v", err)
 	}
+	// Restoring that backup over the running cluster brings back its keys
+	// and its auth: the snapshot carries users, roles and the auth switch.
+	if _, err := cli.Put(ctx, "after-backup", "gone on restore"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Restore(ctx, lc.Inv, file, lc.Targets, lc.Dial, time.Minute, testLog(t)); err != nil {
+		t.Fatalf("restore with auth on: %v", err)
+	}
+	rc, err := lc.Dial(inv.ClientURLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	rcli := rc.(*Client).KV()
+	if r, err := rcli.Get(ctx, "by"); err != nil || len(r.Kvs) != 1 {
+		t.Errorf("a key from before the backup after restore: %v %v", r, err)
+	}
+	if r, err := rcli.Get(ctx, "after-backup"); err != nil || len(r.Kvs) != 0 {
+		t.Errorf("a key from after the backup survived the restore: %v %v", r, err)
+	}
+	if st, err := rcli.AuthStatus(ctx); err != nil || !st.Enabled {
+		t.Errorf("auth after restore: %v %v", st, err)
+	}
+	if _, err := issue(ReaderUser).Put(ctx, "x", "y"); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+		t.Errorf("reader put after restore: %v, want permission denied", err)
+	}
 	bad, err := clientv3.New(clientv3.Config{Endpoints: inv.ClientURLs(), DialTimeout: 3 * time.Second, Logger: zap.NewNop(),
 		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}, Username: RootUser, Password: "wrong"})
 	if err == nil {
