@@ -146,19 +146,7 @@ func Restore(ctx context.Context, inv *installer.Inventory, file string, targets
 	}
 	stamp := time.Now().Format("20060102-150405")
 	each := func(f func(t Target) error) error {
-		errs := make([]error, len(targets))
-		var wg sync.WaitGroup
-		for i, t := range targets {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := f(t); err != nil {
-					errs[i] = fmt.Errorf("%s: %w", t.Host.Name, err)
-				}
-			}()
-		}
-		wg.Wait()
-		return errors.Join(errs...)
+		return onEvery(targets, func(_ int, t Target) error { return f(t) })
 	}
 	for _, t := range targets {
 		if t.Host.Member == nil || t.Runner == nil {
@@ -167,9 +155,15 @@ func Restore(ctx context.Context, inv *installer.Inventory, file string, targets
 	}
 	log.Info("stopping every member")
 	if err := each(func(t Target) error { return t.Services.Stop(ctx, t.Unit()) }); err != nil {
-		return err
+		if serr := each(func(t Target) error { return t.Services.Start(context.WithoutCancel(ctx), t.Unit()) }); serr != nil {
+			return fmt.Errorf("stopping the members: %w; starting them again: %w", err, serr)
+		}
+		return fmt.Errorf("stopping the members: %w (nothing restored: every member was started again)", err)
 	}
-	err = each(func(t Target) error {
+	// What each host went through, to put it back if any host fails: a
+	// cluster restored on some members only would split.
+	moved := make([]bool, len(targets))
+	err = onEvery(targets, func(i int, t Target) error {
 		m := t.Host.Member
 		dir := inv.DataDir(m)
 		if _, err := t.FS.Stat(dir); err == nil {
@@ -177,6 +171,7 @@ func Restore(ctx context.Context, inv *installer.Inventory, file string, targets
 			if err := t.FS.Rename(dir, aside); err != nil {
 				return err
 			}
+			moved[i] = true
 			log.WithFields(logrus.Fields{"host": t.Host.Name, "kept": aside}).Info("moved the data dir aside")
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -211,7 +206,7 @@ func Restore(ctx context.Context, inv *installer.Inventory, file string, targets
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("%w (the old data dirs are kept as *.pre-restore-%s)", err, stamp)
+		return restoreRollback(ctx, inv, targets, moved, stamp, err, log)
 	}
 	log.Info("starting every member")
 	if err := each(func(t Target) error { return t.Services.Start(ctx, t.Unit()) }); err != nil {
@@ -237,4 +232,74 @@ func Restore(ctx context.Context, inv *installer.Inventory, file string, targets
 	}
 	log.WithFields(logrus.Fields{"revision": info.Revision, "hashKV": info.HashKV}).Info("restored: every member holds the snapshot's key space")
 	return nil
+}
+
+// restoreRollback puts every member back on the data it had before a
+// restore that failed on some host, and starts them again. Nothing is
+// deleted: a partly restored data dir is kept as *.failed-restore-STAMP.
+func restoreRollback(ctx context.Context, inv *installer.Inventory, targets []Target, moved []bool, stamp string, cause error, log logrus.FieldLogger) error {
+	log.WithError(cause).Warn("restore failed; putting every member back on its old data")
+	ctx = context.WithoutCancel(ctx)
+	err := onEvery(targets, func(i int, t Target) error {
+		dir := inv.DataDir(t.Host.Member)
+		if _, err := t.FS.Stat(dir); err == nil {
+			failed := dir + ".failed-restore-" + stamp
+			if err := t.FS.Rename(dir, failed); err != nil {
+				return err
+			}
+			log.WithFields(logrus.Fields{"host": t.Host.Name, "kept": failed}).Info("kept the partly restored data dir")
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if moved[i] {
+			if err := t.FS.Rename(dir+".pre-restore-"+stamp, dir); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w; putting the old data back failed too: %w (the old data dirs are kept as *.pre-restore-%s; every member is stopped)",
+			cause, err, stamp)
+	}
+	// A member without data of its own would bootstrap an empty cluster:
+	// it stays stopped.
+	var empty []string
+	err = onEvery(targets, func(i int, t Target) error {
+		if !moved[i] {
+			return nil
+		}
+		return t.Services.Start(ctx, t.Unit())
+	})
+	for i, t := range targets {
+		if !moved[i] {
+			empty = append(empty, t.Host.Name)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w; the members are back on their old data, but starting them failed: %w", cause, err)
+	}
+	if len(empty) > 0 {
+		return fmt.Errorf("%w (nothing restored: members with data were put back on it and started; %s had no data dir and stay stopped)",
+			cause, strings.Join(empty, ", "))
+	}
+	return fmt.Errorf("%w (nothing restored: every member was put back on its old data and started again)", cause)
+}
+
+// onEvery runs f for every target at once and joins the errors, each
+// named by its host.
+func onEvery(targets []Target, f func(i int, t Target) error) error {
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(i, t); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", t.Host.Name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -324,6 +324,29 @@ func TestBackupWipeRestore(t *testing.T) {
 		t.Errorf("a key written after the backup survived: %v %v", resp, err)
 	}
 
+	// A restore that fails on one host after every member stopped puts
+	// every member back on its own data: nothing restored, nothing lost.
+	if _, err := c2.KV().Put(ctx, "after/2", "kept by a failed restore"); err != nil {
+		t.Fatal(err)
+	}
+	broken := append([]Target(nil), lc.Targets...)
+	broken[1].Etcdutl = filepath.Join(t.TempDir(), "no-etcdutl")
+	err = Restore(ctx, lc.Inv, file, broken, lc.Dial, time.Minute, testLog(t))
+	if err == nil || !strings.Contains(err.Error(), "nothing restored: every member was put back on its old data") {
+		t.Fatalf("restore failing on m1: %v", err)
+	}
+	if err := lc.WaitReady(ctx, time.Minute); err != nil {
+		t.Fatalf("members after a failed restore: %v", err)
+	}
+	if resp, err := c2.KV().Get(ctx, "after/2"); err != nil || resp.Count != 1 {
+		t.Errorf("a key written before the failed restore: %v %v", resp, err)
+	}
+	for _, name := range []string{"m0", "m2"} {
+		if m, _ := filepath.Glob(lc.Inv.DataDir(mustMember(t, lc.Inv, name)) + ".failed-restore-*"); len(m) != 1 {
+			t.Errorf("%s: the partly restored data dir is not kept: %v", name, m)
+		}
+	}
+
 	// A damaged backup is refused before anything is stopped.
 	f, _ := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
 	f.Write([]byte("x"))
