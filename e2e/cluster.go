@@ -468,6 +468,57 @@ func (c *ClusterTest) Scenarios() {
 		return c.health(60 * time.Second)
 	})
 
+	c.fault("a tuning change applied from control: members restart one at a time, the leader last; no failed write", func() error {
+		l, err := c.leader()
+		if err != nil {
+			return err
+		}
+		inv, err := c.Control.ReadFile(inventoryPath[1:])
+		if err != nil {
+			return err
+		}
+		changed := strings.Replace(string(inv), "[cluster]\n", "[cluster]\nsnapshot_count = 20000\n", 1)
+		if err := c.Control.WriteFile(inventoryPath[1:], []byte(changed), 0o644); err != nil {
+			return err
+		}
+		before := c.writerStats()
+		out, err := c.ctl("etcd-installer", "apply", inventoryPath)
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		var order []string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "rolling restart: this member now") {
+				_, host, _ := strings.Cut(line, "host=")
+				order = append(order, strings.Fields(host)[0])
+			}
+		}
+		if strings.Count(out, "(rolling)") != 3 || len(order) != 3 {
+			return fmt.Errorf("want three rolling restarts:\n%s", out)
+		}
+		if order[2] != l.Name {
+			return fmt.Errorf("restart order %v: the leader %s is not last", order, l.Name)
+		}
+		if err := c.health(60 * time.Second); err != nil {
+			return err
+		}
+		if err := c.writesContinue(10, 20*time.Second); err != nil {
+			return err
+		}
+		after := c.writerStats()
+		c.R.Logf("restarted in order %v; %d writes acknowledged meanwhile, %d failed, %d transient errors retried",
+			order, after.Acked-before.Acked, after.Failed-before.Failed, after.Retried-before.Retried)
+		if after.Failed != before.Failed {
+			return fmt.Errorf("%d writes failed during the rolling restart (last: %s)", after.Failed-before.Failed, after.LastErr)
+		}
+		for _, m := range c.Members {
+			if env, _ := m.ReadFile("etc/etcd/etcd.conf"); !strings.Contains(string(env), "ETCD_SNAPSHOT_COUNT") {
+				return fmt.Errorf("%s: etcd.conf has no ETCD_SNAPSHOT_COUNT", m.Name)
+			}
+		}
+		return nil
+	})
+
 	c.fault("7. member remove etcd2, then member add back: learner, promoted", func() error {
 		if out, err := c.ctl("etcd-installer", "member", "remove", inventoryPath, "etcd2"); err != nil {
 			return fmt.Errorf("%w\n%s", err, out)

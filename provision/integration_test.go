@@ -398,3 +398,91 @@ func TestPowerCutEveryMember(t *testing.T) {
 		t.Fatalf("not healthy after the power cut: %s %v", cs.Verdict(), cs.Problems)
 	}
 }
+
+// restarts records each restart and which other members had not come
+// back from theirs at that moment: a rolling restart has none.
+type restarts struct {
+	mu    sync.Mutex
+	lc    *LocalCluster
+	at    map[string]time.Time
+	notes []string
+}
+
+type restartRecorder struct {
+	Services
+	name string
+	r    *restarts
+}
+
+func (rr restartRecorder) Restart(ctx context.Context, unit string) error {
+	r := rr.r
+	r.mu.Lock()
+	var busy []string
+	for name, at := range r.at {
+		tg, _ := r.lc.Target(name)
+		st, err := tg.Services.State(ctx, tg.Unit())
+		if err != nil || st.Active != "active" || !st.Since.After(at) {
+			busy = append(busy, name)
+		}
+	}
+	r.at[rr.name] = time.Now()
+	r.notes = append(r.notes, fmt.Sprintf("%s (others restarting: %v)", rr.name, busy))
+	r.mu.Unlock()
+	return rr.Services.Restart(ctx, unit)
+}
+
+func TestApplyAllRestartsOneAtATimeLeaderLast(t *testing.T) {
+	lc := localCluster(t, loopbackInventory(t, 3))
+	ctx := context.Background()
+	if err := lc.Start(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rec := &restarts{lc: lc, at: map[string]time.Time{}}
+	targets := append([]Target(nil), lc.Targets...)
+	for i := range targets {
+		targets[i].Services = restartRecorder{Services: targets[i].Services, name: targets[i].Host.Name, r: rec}
+	}
+	leader := leaderName(ctx, lc.Inv, lc.Dial)
+	if leader == "" {
+		t.Fatal("no leader")
+	}
+	w := startWriter(t, lc, lc.Inv.ClientURLs())
+
+	// A tuning change reaches every member's etcd.conf: each must restart.
+	changed := *lc.Inv
+	changed.Cluster.SnapshotCount = 20000
+	out := ApplyAll(ctx, &changed, targets, ApplyAllOptions{ApplyOptions: ApplyOptions{Dial: lc.Dial}, WaitReady: true, Wait: time.Minute}, testLog(t))
+	for _, o := range out {
+		if o.Err != nil || !o.Res.Restarted || !o.Rolling {
+			t.Errorf("%s: %s rolling=%v err=%v", o.Name, o.Res.Summary(), o.Rolling, o.Err)
+		}
+	}
+	notes := rec.notes
+	if len(notes) != 3 {
+		t.Fatalf("restarts: %v", notes)
+	}
+	for _, n := range notes {
+		if !strings.HasSuffix(n, "(others restarting: [])") {
+			t.Errorf("restarted while another member was restarting: %s (all: %v)", n, notes)
+		}
+	}
+	if !strings.HasPrefix(notes[2], leader+" ") {
+		t.Errorf("the leader %s did not restart last: %v", leader, notes)
+	}
+	acked, failed := w.finish()
+	if len(failed) > 0 {
+		t.Errorf("%d of %d writes failed during the rolling restart, first: %v", len(failed), len(acked)+len(failed), failed[0])
+	}
+	t.Logf("rolling restart of 3 members: %v; %d writes acknowledged, %d failed", notes, len(acked), len(failed))
+
+	// Applied again, nothing changes and nothing restarts.
+	rec.notes = nil
+	for _, o := range ApplyAll(ctx, &changed, targets, ApplyAllOptions{ApplyOptions: ApplyOptions{Dial: lc.Dial}, WaitReady: true, Wait: time.Minute}, testLog(t)) {
+		if o.Err != nil || o.Res.Changed() || o.Rolling {
+			t.Errorf("second apply on %s: %s rolling=%v err=%v", o.Name, o.Res.Summary(), o.Rolling, o.Err)
+		}
+	}
+	if len(rec.notes) != 0 {
+		t.Errorf("second apply restarted %v", rec.notes)
+	}
+}

@@ -31,7 +31,9 @@ func newApplyCmd(e *env) *cobra.Command {
 			"it is ready. A running member whose configuration changed is restarted only when the rest of\n" +
 			"the cluster keeps quorum. A second run changes nothing.\n\n" + hostSelection + "\n\n" +
 			"On a machine that is none of the hosts, when every host has an ssh target, apply provisions\n" +
-			"them all over SSH in parallel, starts every unit together and waits for all of them.\n\n" +
+			"them all over SSH in parallel, starts every unit together and waits for all of them; running\n" +
+			"members whose configuration changed restart one at a time, the leader last, each serving\n" +
+			"before the next.\n\n" +
 			"With TLS on and a certificate directory (--certs, default certs/ beside the inventory, made\n" +
 			"by `etcd-installer certs`), each host gets its own certificates and keys; the CA key stays.\n" +
 			"With auth = true, once the cluster serves apply creates the root user (password from\n" +
@@ -123,11 +125,10 @@ func allHaveSSH(i *inv.Inventory) bool {
 	return len(i.Hosts()) > 0
 }
 
-// applyRemote provisions every host over SSH in parallel: files and units
-// first, every unit started without blocking (a new cluster's members must
-// start together), then it waits for all of them and prints a summary.
-// A failing host does not stop the others; the summary says which hosts
-// are done, and a re-run resumes.
+// applyRemote provisions every host over SSH: provision.ApplyAll starts
+// new members together and restarts changed running members one at a
+// time. It prints a summary. A failing host does not stop the parallel
+// ones; the summary says which hosts are done, and a re-run resumes.
 func applyRemote(ctx context.Context, e *env, i *inv.Inventory, hs *hosts, opts provision.ApplyOptions,
 	certs func(string) ([]inv.File, error), waitReady bool, wait time.Duration) error {
 	defer hs.close()
@@ -135,70 +136,57 @@ func applyRemote(ctx context.Context, e *env, i *inv.Inventory, hs *hosts, opts 
 	for _, h := range i.Hosts() {
 		names = append(names, h.Name)
 	}
-	type outcome struct {
-		res   provision.ApplyResult
-		took  time.Duration
-		err   error
-		stage string
-	}
 	var mu sync.Mutex
-	out := map[string]*outcome{}
-	targets := map[string]provision.Target{}
+	connErr := map[string]error{}
+	conn := map[string]provision.Target{}
 	_ = each(names, func(name string) error {
-		o := &outcome{stage: "connect"}
-		mu.Lock()
-		out[name] = o
-		mu.Unlock()
 		t, err := hs.target(i, name)
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil {
-			o.err = err
+			connErr[name] = err
 			return err
 		}
-		mu.Lock()
-		targets[name] = t
-		mu.Unlock()
-		ho := opts
-		if certs != nil {
-			// Only this host's keys; the CA key never leaves.
-			if ho.Extra, o.err = certs(name); o.err != nil {
-				return o.err
-			}
-		}
-		o.stage = "apply"
-		o.res, o.err = provision.Apply(ctx, i, t, ho, e.log)
-		return o.err
+		conn[name] = t
+		return nil
 	})
-	if waitReady {
-		_ = each(names, func(name string) error {
-			o := out[name]
-			if o.err != nil {
-				return nil
-			}
-			o.stage = "ready"
-			o.took, o.err = provision.WaitReady(ctx, targets[name], wait, e.log)
-			return o.err
-		})
+	var targets []provision.Target
+	for _, name := range names {
+		if t, ok := conn[name]; ok {
+			targets = append(targets, t)
+		}
+	}
+	outcomes := map[string]provision.HostOutcome{}
+	for _, o := range provision.ApplyAll(ctx, i, targets, provision.ApplyAllOptions{ApplyOptions: opts, Extra: certs, WaitReady: waitReady, Wait: wait}, e.log) {
+		outcomes[o.Name] = o
+	}
+	for name, err := range connErr {
+		outcomes[name] = provision.HostOutcome{Name: name, Err: err, Stage: "connect"}
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tRESULT\tREADY")
 	failed := 0
 	for _, name := range names {
-		o := out[name]
+		o := outcomes[name]
 		ready := "-"
 		switch {
-		case o.err != nil:
+		case o.Err != nil:
 			failed++
-			ready = "FAILED at " + o.stage + ": " + firstLineOf(o.err.Error())
-		case waitReady:
-			ready = o.took.Round(10 * time.Millisecond).String()
+			ready = "FAILED at " + o.Stage + ": " + firstLineOf(o.Err.Error())
+		case waitReady || o.Rolling:
+			ready = o.Took.Round(10 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, o.res.Summary(), ready)
+		summary := o.Res.Summary()
+		if o.Rolling && o.Err == nil {
+			summary += " (rolling)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, summary, ready)
 	}
 	tw.Flush()
 	if failed > 0 {
 		for _, name := range names {
-			if o := out[name]; o.err != nil {
-				fmt.Fprintf(e.stderr, "%s: %v\n", name, o.err)
+			if o := outcomes[name]; o.Err != nil {
+				fmt.Fprintf(e.stderr, "%s: %v\n", name, o.Err)
 			}
 		}
 		return fmt.Errorf("%d of %d hosts failed (the others are applied as shown); fix and re-run apply: it resumes", failed, len(names))
