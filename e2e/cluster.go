@@ -614,6 +614,47 @@ func (c *ClusterTest) Scenarios() {
 		c.R.Logf("%s; %d writes missed their 10 s deadline, %d transient errors retried", strings.TrimSpace(out), c.writerStats().Failed, c.writerStats().Retried)
 		return err
 	})
+
+	// After the writer: a restore rolls the key space back by design.
+	c.fault("backup on control, restore over the running cluster (real hosts, SSH, systemd): the backup's keys, later keys gone", func() error {
+		put := func(k, v string) error {
+			_, err := localctl(ctx, c.Members[0], "put", k, v)
+			return err
+		}
+		if err := put("restore/before", "kept"); err != nil {
+			return err
+		}
+		if out, err := c.ctl("etcd-installer", "backup", inventoryPath, "--out", "/root/e2e.db"); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		if err := put("restore/after", "gone"); err != nil {
+			return err
+		}
+		start := time.Now()
+		out, err := c.ctl("etcd-installer", "restore", inventoryPath, "/root/e2e.db", "--yes")
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		took := time.Since(start)
+		if err := c.health(60 * time.Second); err != nil {
+			return err
+		}
+		return parallel(c.Members, func(m *Node) error {
+			if out, err := localctl(ctx, m, "get", "--prefix", "restore/", "--keys-only", "--consistency=s"); err != nil {
+				return err
+			} else if !strings.Contains(out, "restore/before") || strings.Contains(out, "restore/after") {
+				return fmt.Errorf("%s after restore: keys %q", m.Name, strings.Fields(out))
+			}
+			if out, err := m.Sh(ctx, "stat -c '%a %U' /var/lib/etcd/"+m.Name+"; ls -d /var/lib/etcd/"+m.Name+".pre-restore-*"); err != nil ||
+				!strings.HasPrefix(out, "700 etcd\n") {
+				return fmt.Errorf("%s: restored data dir mode/owner or kept old dir: %q %v", m.Name, out, err)
+			}
+			if m == c.Members[0] {
+				c.R.Logf("restore of 3 members over SSH to healthy: %s", took.Round(10*time.Millisecond))
+			}
+			return nil
+		})
+	})
 }
 
 // security checks what issue 7 promises on the running cluster.
