@@ -468,6 +468,67 @@ func (c *ClusterTest) Scenarios() {
 		return c.health(60 * time.Second)
 	})
 
+	c.fault("certs renew on control, apply: every host gets new certificates, nothing restarts, members serve the new ones", func() error {
+		expiries := func() (map[string]time.Time, error) {
+			cs, err := c.status()
+			if err != nil {
+				return nil, err
+			}
+			out := map[string]time.Time{}
+			for _, r := range cs.Rows {
+				if r.CertExpires == nil {
+					return nil, fmt.Errorf("%s: no served certificate in status", r.Name)
+				}
+				out[r.Name] = *r.CertExpires
+			}
+			return out, nil
+		}
+		before, err := expiries()
+		if err != nil {
+			return err
+		}
+		pids := map[string]string{}
+		for _, m := range c.Members {
+			_, _, pids[m.Name], _ = unitState(ctx, m, "etcd.service")
+		}
+		keyBefore, _ := c.Members[0].ReadFile("etc/etcd/pki/server.key")
+		stats := c.writerStats()
+		if out, err := c.ctl("etcd-installer", "certs", "renew", inventoryPath); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		out, err := c.ctl("etcd-installer", "apply", inventoryPath)
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		if strings.Contains(out, "restarted") || strings.Count(out, "/etc/etcd/pki/server.crt") < 3 {
+			return fmt.Errorf("apply after renew:\n%s", out)
+		}
+		if keyAfter, _ := c.Members[0].ReadFile("etc/etcd/pki/server.key"); string(keyAfter) == string(keyBefore) {
+			return errors.New("renew kept the old server key")
+		}
+		for _, m := range c.Members {
+			if _, _, pid, _ := unitState(ctx, m, "etcd.service"); pid != pids[m.Name] {
+				return fmt.Errorf("%s restarted (pid %s -> %s)", m.Name, pids[m.Name], pid)
+			}
+		}
+		after, err := expiries()
+		if err != nil {
+			return err
+		}
+		for name, t := range after {
+			if !t.After(before[name]) {
+				return fmt.Errorf("%s still serves a certificate expiring %s (before renew: %s)", name, t, before[name])
+			}
+		}
+		if err := c.writesContinue(10, 20*time.Second); err != nil {
+			return err
+		}
+		if now := c.writerStats(); now.Failed != stats.Failed {
+			return fmt.Errorf("%d writes failed during the renewal", now.Failed-stats.Failed)
+		}
+		return c.health(30 * time.Second)
+	})
+
 	c.fault("a tuning change applied from control: members restart one at a time, the leader last; no failed write", func() error {
 		l, err := c.leader()
 		if err != nil {
