@@ -49,8 +49,11 @@ type Leaf struct {
 	Name       string
 	Usage      Usage
 	CommonName string
-	DNSNames   []string
-	IPs        []net.IP
+	// Unit is the subject's organizational unit, for certificates that
+	// must not carry a common name.
+	Unit     string
+	DNSNames []string
+	IPs      []net.IP
 }
 
 // OperatorCN is the common name of operator client certificates: with
@@ -71,8 +74,11 @@ func HostLeaves(inv *installer.Inventory, h installer.Host) []Leaf {
 	}
 	return []Leaf{
 		{Name: "server", Usage: Server, CommonName: h.Name, DNSNames: dns, IPs: ips},
-		// The proxy's identity towards the members.
-		{Name: "client", Usage: Client, CommonName: "proxy-" + h.Name},
+		// The proxy's certificate towards the members. etcd grpc-proxy
+		// refuses one with a common name (with auth on etcd would take it
+		// as a user, and every client of the proxy would act as that
+		// user): the proxy names it in the organizational unit instead.
+		{Name: "client", Usage: Client, Unit: "proxy " + h.Name},
 	}
 }
 
@@ -184,6 +190,14 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 	return &CA{Cert: cert, Key: key, PEM: certPEM}, nil
 }
 
+func subject(l Leaf) pkix.Name {
+	n := pkix.Name{CommonName: l.CommonName, Organization: []string{"etcd appliance"}}
+	if l.Unit != "" {
+		n.OrganizationalUnit = []string{l.Unit}
+	}
+	return n
+}
+
 // Issue signs a new leaf and returns its certificate and key in PEM.
 func (ca *CA) Issue(l Leaf, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -192,7 +206,7 @@ func (ca *CA) Issue(l Leaf, now time.Time) (certPEM, keyPEM []byte, err error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:   serial(),
-		Subject:        pkix.Name{CommonName: l.CommonName, Organization: []string{"etcd appliance"}},
+		Subject:        subject(l),
 		NotBefore:      now.Add(-time.Hour),
 		NotAfter:       now.Add(LeafValidity),
 		KeyUsage:       x509.KeyUsageDigitalSignature,
@@ -229,6 +243,9 @@ func (ca *CA) Check(certPEM []byte, l Leaf, now time.Time) string {
 		return "not signed by this CA"
 	}
 	if cert.Subject.CommonName != l.CommonName {
+		if l.CommonName == "" {
+			return fmt.Sprintf("common name %s, want none (etcd grpc-proxy refuses a client certificate with one)", cert.Subject.CommonName)
+		}
 		return fmt.Sprintf("common name %s, want %s", cert.Subject.CommonName, l.CommonName)
 	}
 	if !sameStrings(cert.DNSNames, l.DNSNames) || !sameIPs(cert.IPAddresses, l.IPs) {

@@ -145,7 +145,7 @@ func TestKeyUsageAndValidity(t *testing.T) {
 	}
 	cases := map[string]map[string]want{
 		"etcd0":  {"server": {true, true, "etcd0"}, "peer": {true, true, "etcd0"}, "client": {false, true, OperatorCN}},
-		"proxy0": {"server": {true, true, "proxy0"}, "client": {false, true, "proxy-proxy0"}},
+		"proxy0": {"server": {true, true, "proxy0"}, "client": {false, true, ""}},
 	}
 	for host, byLeaf := range cases {
 		ls := leaves(t, inv, host)

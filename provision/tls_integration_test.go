@@ -29,13 +29,18 @@ import (
 // loopback inventory on plain http).
 func tlsInventory(t *testing.T, n int, extra string) *installer.Inventory {
 	t.Helper()
+	return inventory(t, tlsInventoryText(t, n, extra))
+}
+
+func tlsInventoryText(t *testing.T, n int, extra string) string {
+	t.Helper()
 	ports := etcdtest.FreePorts(t, 2*n)
 	var b strings.Builder
 	fmt.Fprintf(&b, "version = 1\n[cluster]\nname = \"sec\"\nlog_level = \"warn\"\ntls = \"on\"\n%s", extra)
 	for i := range n {
 		fmt.Fprintf(&b, "[[member]]\nname = \"m%d\"\naddress = \"127.0.0.1\"\nclient_port = %d\npeer_port = %d\n", i, ports[2*i], ports[2*i+1])
 	}
-	return inventory(t, b.String())
+	return b.String()
 }
 
 func startTLS(t *testing.T, inv *installer.Inventory) *LocalCluster {
@@ -508,5 +513,45 @@ func TestMemberAddWithAuthThroughAFollower(t *testing.T) {
 	}
 	if got := voting(t, lc); len(got) != 4 {
 		t.Fatalf("voting members after the add: %v", got)
+	}
+}
+
+// A gRPC proxy rendered for a TLS cluster serves TLS with client
+// certificates required, and reaches the members with its own client
+// certificate.
+func TestProxyOnTLSCluster(t *testing.T) {
+	port := etcdtest.FreePorts(t, 1)[0]
+	inv := inventory(t, fmt.Sprintf("%s[[proxy]]\nname = \"px\"\naddress = \"127.0.0.1\"\nlisten = \"127.0.0.1:%d\"\n",
+		tlsInventoryText(t, 3, ""), port))
+	lc := startTLS(t, inv)
+	op := filepath.Join(lc.Certs, OperatorDir)
+	crt, _ := os.ReadFile(filepath.Join(op, "client.crt"))
+	key, _ := os.ReadFile(filepath.Join(op, "client.key"))
+	proxyURL := fmt.Sprintf("https://127.0.0.1:%d", port)
+
+	c := clientWith(t, lc, crt, key)
+	c.SetEndpoints(proxyURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Put(ctx, "via", "proxy"); err != nil {
+		t.Fatalf("put through the TLS proxy: %v", err)
+	}
+	direct := clientWith(t, lc, crt, key)
+	if r, err := direct.Get(ctx, "via"); err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != "proxy" {
+		t.Fatalf("the proxied put on the members: %v %v", r, err)
+	}
+	// The proxy asks for a client certificate like the members do.
+	caPEM, _ := os.ReadFile(filepath.Join(lc.Certs, "ca.crt"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(proxyURL + "/version")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("the proxy answered a client without a certificate")
+	}
+	if !strings.Contains(err.Error(), "certificate required") && !strings.Contains(err.Error(), "bad certificate") {
+		t.Errorf("no certificate at the proxy: %v", err)
 	}
 }
