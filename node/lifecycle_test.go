@@ -498,7 +498,24 @@ func TestGRPCProxy(t *testing.T) {
 	proxy := etcdtest.NewMember(t, "proxy", []string{"grpc-proxy", "start",
 		"--endpoints", c.Members[0].ClientURL, "--listen-addr", addr, "--data-dir", t.TempDir()}, nil)
 	proxy.ClientURL = "http://" + addr
+	sock := etcdtest.NewNotifySocket(t, nil)
+	proxy.Env = append(proxy.Env, sock.Env())
 	proxy.Start()
+	// Upstream's READY once it serves; ours the STATUS of what is behind.
+	if !sock.WaitFor(20*time.Second, func(l string) bool { return l == "READY=1" }) {
+		t.Fatalf("no READY=1 from the proxy: %q\n%s", sock.Assignments(), proxy.Log())
+	}
+	want := "STATUS=serving on " + addr + "; members answer"
+	if !sock.WaitFor(20*time.Second, func(l string) bool { return l == want }) {
+		t.Fatalf("no %q: %q", want, sock.Statuses())
+	}
+	// The members gone, the STATUS says so and the proxy keeps serving.
+	c.Members[0].Signal(syscall.SIGKILL)
+	c.Members[0].Wait(10 * time.Second)
+	if !sock.WaitFor(30*time.Second, hasPrefix("STATUS=serving on "+addr+"; members do not answer the proxy: ")) {
+		t.Fatalf("no STATUS about the members being down: %q", sock.Statuses())
+	}
+	c.Members[0].Start()
 	if !etcdtest.Eventually(20*time.Second, 50*time.Millisecond, func() bool {
 		cli := etcdtest.Client(t, []string{addr})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

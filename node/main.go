@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	etcdversion "go.etcd.io/etcd/api/v3/version"
@@ -34,6 +35,9 @@ const (
 // Main runs the etcd server with args as os.Args and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 1 && (args[1] == "grpc-proxy" || args[1] == "gateway") {
+		if len(args) > 2 && args[1] == "grpc-proxy" && args[2] == "start" && os.Getenv("NOTIFY_SOCKET") != "" {
+			go proxyStatus(context.Background(), args[3:], SystemdNotifier{}, 100*time.Millisecond, 5*time.Second)
+		}
 		// Upstream's cobra root reads os.Args itself and exits on error.
 		etcdmain.Main(args)
 		return ExitOK

@@ -383,7 +383,11 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration, log logrus.
 		}
 		switch st.Active {
 		case "active":
-			log.WithField("took", time.Since(start).Round(10*time.Millisecond)).Info("ready: " + st.Status)
+			msg := "ready"
+			if st.Status != "" {
+				msg += ": " + st.Status
+			}
+			log.WithField("took", time.Since(start).Round(10*time.Millisecond)).Info(msg)
 			return time.Since(start), nil
 		case "failed":
 			return time.Since(start), fmt.Errorf("%w: %s on %s failed (%s, exit status %d): %s\n%s",

@@ -145,8 +145,6 @@ func (p *Processes) Start(_ context.Context, unit string) error {
 		return fmt.Errorf("starting %s: %w", unit, err)
 	}
 	np := &process{cmd: cmd, done: make(chan struct{}), enabled: pr.enabled, conn: conn, since: time.Now()}
-	// A grpc-proxy does not notify: it is active once started.
-	np.ready = unit == units.GRPCProxy
 	p.procs[unit] = np
 	go p.copyOutput(unit, out)
 	go p.readNotify(np)

@@ -554,4 +554,41 @@ func TestProxyOnTLSCluster(t *testing.T) {
 	if !strings.Contains(err.Error(), "certificate required") && !strings.Contains(err.Error(), "bad certificate") {
 		t.Errorf("no certificate at the proxy: %v", err)
 	}
+	px, _ := lc.Target("px")
+	status := func() string {
+		st, err := px.Services.State(ctx, px.Unit())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Status
+	}
+	if !etcdtest.Eventually(10*time.Second, 50*time.Millisecond, func() bool { return strings.HasSuffix(status(), "; members answer") }) {
+		t.Errorf("proxy STATUS %q", status())
+	}
+
+	// With auth on, the proxy passes on a client's user and password; a
+	// certificate alone names nobody through it.
+	if err := ConfigureAuth(ctx, direct.Auth, "s3cret", testLog(t)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	pool2 := x509.NewCertPool()
+	pool2.AppendCertsFromPEM(caPEM)
+	pair, _ := tls.X509KeyPair(crt, key)
+	viaProxy := func(user, password string) error {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{proxyURL}, DialTimeout: 3 * time.Second, Logger: zap.NewNop(),
+			TLS: &tls.Config{RootCAs: pool2, Certificates: []tls.Certificate{pair}}, Username: user, Password: password})
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		_, err = cli.Put(ctx, "via", "proxy with auth")
+		return err
+	}
+	if err := viaProxy(RootUser, "s3cret"); err != nil {
+		t.Errorf("root with its password through the proxy: %v", err)
+	}
+	if err := viaProxy("", ""); err == nil {
+		t.Error("a certificate alone wrote through the proxy with auth on")
+	}
 }
