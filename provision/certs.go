@@ -160,12 +160,50 @@ func HostCertFiles(dir string, inv *installer.Inventory, host string) ([]install
 		items[4].owner, items[4].group = "etcd", "etcd"
 	}
 	var files []installer.File
+	read := map[string][]byte{}
 	for _, it := range items {
 		b, err := os.ReadFile(filepath.Join(dir, host, it.src))
 		if err != nil {
 			return nil, fmt.Errorf("%w: run `etcd-installer certs %s --dir %s` first", err, inv.Source, dir)
 		}
+		read[it.src] = b
 		files = append(files, installer.File{Path: it.dst, Data: b, Mode: it.mode, Owner: it.owner, Group: it.group})
 	}
+	if err := checkHostLeaves(inv, h, read, time.Now()); err != nil {
+		return nil, fmt.Errorf("%s: %w; fix: run `etcd-installer certs %s --dir %s` (it re-issues exactly these), then apply again",
+			host, err, inv.Source, dir)
+	}
 	return files, nil
+}
+
+// ErrStaleCert means a host's certificate in the certificate directory no
+// longer fits the inventory, the CA or the calendar.
+var ErrStaleCert = errors.New("certificate does not fit")
+
+// checkHostLeaves refuses to hand a host certificates it would fail with:
+// names or addresses the inventory no longer gives it, another CA, a key
+// that is not the certificate's, or an expired one. Certificates that
+// only expire soon are handed out: status and doctor warn about them.
+func checkHostLeaves(inv *installer.Inventory, h installer.Host, files map[string][]byte, t time.Time) error {
+	caCert, err := pki.ParseCert(files["ca.crt"])
+	if err != nil {
+		return fmt.Errorf("%w: ca.crt: %w", ErrStaleCert, err)
+	}
+	ca := &pki.CA{Cert: caCert}
+	var errs []error
+	for _, l := range pki.HostLeaves(inv, h) {
+		crt, key := files[l.Name+".crt"], files[l.Name+".key"]
+		if c, err := pki.ParseCert(crt); err == nil && !c.NotAfter.After(t) {
+			errs = append(errs, fmt.Errorf("%w: %s.crt: expired on %s", ErrStaleCert, l.Name, c.NotAfter.Format(time.DateOnly)))
+			continue
+		}
+		// Check with its "expiring soon" margin moved out of the way: those
+		// are handed out.
+		if why := ca.Check(crt, l, t.Add(-pki.RenewBefore)); why != "" {
+			errs = append(errs, fmt.Errorf("%w: %s.crt: %s", ErrStaleCert, l.Name, why))
+		} else if !pki.SameKeyPair(crt, key) {
+			errs = append(errs, fmt.Errorf("%w: %s.key does not belong to %s.crt", ErrStaleCert, l.Name, l.Name))
+		}
+	}
+	return errors.Join(errs...)
 }

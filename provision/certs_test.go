@@ -264,3 +264,61 @@ func TestHostCertFiles(t *testing.T) {
 		t.Errorf("missing certificates: %v", err)
 	}
 }
+
+// Certificates that no longer fit are not handed to a host: it would fail
+// its handshakes with them.
+func TestHostCertFilesRefusesStaleCertificates(t *testing.T) {
+	dir := t.TempDir()
+	inv := inventory(t, certsInventory)
+	if _, err := EnsureCerts(dir, inv, time.Now(), false); err != nil {
+		t.Fatal(err)
+	}
+	// The inventory moves etcd1 to another address.
+	moved := inventory(t, strings.Replace(certsInventory, "10.0.0.11", "10.0.0.31", 1))
+	_, err := HostCertFiles(dir, moved, "etcd1")
+	if !errors.Is(err, ErrStaleCert) || !strings.Contains(err.Error(), "server.crt: names or addresses changed in the inventory") ||
+		!strings.Contains(err.Error(), "peer.crt: names or addresses changed") || !strings.Contains(err.Error(), "etcd-installer certs") {
+		t.Errorf("moved host: %v", err)
+	}
+	if _, err := HostCertFiles(dir, moved, "etcd0"); err != nil {
+		t.Errorf("a host that did not move: %v", err)
+	}
+	// certs re-issues what changed; then they are handed out.
+	if _, err := EnsureCerts(dir, moved, time.Now(), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := HostCertFiles(dir, moved, "etcd1"); err != nil {
+		t.Errorf("after certs: %v", err)
+	}
+
+	ca := loadCA(t, dir)
+	h, _ := inv.Host("etcd2")
+	write := func(name string, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, "etcd2", name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Expired: refused. Expiring in ten days: handed out (status warns).
+	leaf := pki.HostLeaves(inv, h)[0]
+	for _, c := range []struct {
+		issued time.Time
+		refuse bool
+	}{{time.Now().Add(-pki.LeafValidity - time.Hour), true}, {time.Now().Add(-pki.LeafValidity + 10*24*time.Hour), false}} {
+		crt, key, err := ca.Issue(leaf, c.issued)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("server.crt", crt)
+		write("server.key", key)
+		_, err = HostCertFiles(dir, inv, "etcd2")
+		if got := errors.Is(err, ErrStaleCert) && strings.Contains(err.Error(), "server.crt: expired on"); got != c.refuse {
+			t.Errorf("server certificate issued %s: %v", c.issued.Format(time.DateOnly), err)
+		}
+	}
+	// A key that is not the certificate's.
+	_, otherKey, _ := ca.Issue(leaf, time.Now())
+	write("server.key", otherKey)
+	if _, err := HostCertFiles(dir, inv, "etcd2"); !errors.Is(err, ErrStaleCert) || !strings.Contains(err.Error(), "server.key does not belong to server.crt") {
+		t.Errorf("foreign key: %v", err)
+	}
+}
