@@ -303,3 +303,33 @@ func TestWaitReady(t *testing.T) {
 		t.Errorf("timeout: %v", err)
 	}
 }
+
+// A rolling restart stops at the first member that does not come back:
+// the members after it keep their running configuration and files.
+func TestApplyAllStopsRollingAtFailure(t *testing.T) {
+	inv := inventory(t, threeHosts)
+	fm := &fakeMembership{members: members(inv)}
+	var targets []Target
+	var fss []*memFS
+	var svcs []*fakeServices
+	for _, name := range []string{"etcd0", "etcd1", "etcd2"} {
+		fsys, svc := newMemFS(), &fakeServices{}
+		targets = append(targets, changedConfig(t, inv, fsys, svc, name))
+		fss, svcs = append(fss, fsys), append(svcs, svc)
+	}
+	// etcd0 plans and restarts while active, then fails to come back.
+	svcs[0].states = []UnitState{{Active: "active"}, {Active: "active"}, {Active: "failed", Result: "exit-code", ExitStatus: 1}}
+	out := ApplyAll(context.Background(), inv, targets, ApplyAllOptions{
+		ApplyOptions: ApplyOptions{Dial: func([]string) (Membership, error) { return fm, nil }}, Wait: time.Second}, quietLog())
+	if !errors.Is(out[0].Err, ErrNotReady) || !out[0].Rolling || out[0].Stage != "ready" || svcs[0].Calls() != "restart etcd.service" {
+		t.Errorf("etcd0: %+v calls %q", out[0], svcs[0].Calls())
+	}
+	for i := 1; i < 3; i++ {
+		if !errors.Is(out[i].Err, ErrRollingStopped) || !strings.Contains(out[i].Err.Error(), "etcd0") || svcs[i].Calls() != "" {
+			t.Errorf("%s: %+v calls %q", out[i].Name, out[i], svcs[i].Calls())
+		}
+		if b, _ := fss[i].ReadFile(installer.EtcdConfPath); string(b) != "old\n" {
+			t.Errorf("%s: configuration written after the roll stopped: %q", out[i].Name, b)
+		}
+	}
+}
