@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	inv "github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/pki"
 	"github.com/etcd-appliance/appliance/provision"
 )
 
@@ -56,6 +57,17 @@ func readable(paths ...string) bool {
 	return true
 }
 
+// namesUser reports whether the certificate at path has a common name,
+// which etcd takes as the user when auth is on.
+func namesUser(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	cert, err := pki.ParseCert(b)
+	return err == nil && cert.Subject.CommonName != ""
+}
+
 // files picks the CA, certificate and key to connect with.
 func (c *clientFlags) files(i *inv.Inventory) (ca, cert, key string) {
 	pick := func(flag, def string) string {
@@ -65,7 +77,9 @@ func (c *clientFlags) files(i *inv.Inventory) (ca, cert, key string) {
 		return def
 	}
 	host := [3]string{i.TLS.CAFile, i.TLS.ClientCertFile, i.TLS.ClientKeyFile}
-	if c.cacert == "" && c.cert == "" && c.key == "" && !readable(host[:]...) {
+	// A proxy host's client certificate has no common name: with auth on
+	// it names no user, so the operator's certificate serves better.
+	if c.cacert == "" && c.cert == "" && c.key == "" && (!readable(host[:]...) || !namesUser(host[1])) {
 		op := filepath.Join(certsDir(c.certs, i), provision.OperatorDir)
 		if o := [3]string{filepath.Join(op, "ca.crt"), filepath.Join(op, "client.crt"), filepath.Join(op, "client.key")}; readable(o[:]...) {
 			host = o
