@@ -676,6 +676,56 @@ func (c *ClusterTest) Scenarios() {
 		return err
 	})
 
+	c.fault("a gRPC proxy on control under systemd: certs, apply --host; READY, our STATUS, clients through it with TLS and auth", func() error {
+		inv, err := c.Control.ReadFile(inventoryPath[1:])
+		if err != nil {
+			return err
+		}
+		const proxyInv = "/root/proxy.toml"
+		text := string(inv) + fmt.Sprintf("\n[[proxy]]\nname = \"gw\"\naddress = %q\n", c.Control.IP)
+		if err := c.Control.WriteFile(proxyInv[1:], []byte(text), 0o644); err != nil {
+			return err
+		}
+		if out, err := c.ctl("etcd-installer", "certs", proxyInv, "--dir", "/root/certs"); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		if out, err := c.ctl("etcd-installer", "apply", proxyInv, "--host", "gw", "--certs", "/root/certs"); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		active, _, _, status := unitState(ctx, c.Control, "etcd-grpc-proxy.service")
+		if active != "active" {
+			return fmt.Errorf("etcd-grpc-proxy is %s: %s", active, status)
+		}
+		if err := Eventually(ctx, 20*time.Second, func() error {
+			_, _, _, status = unitState(ctx, c.Control, "etcd-grpc-proxy.service")
+			if !strings.HasPrefix(status, "serving on "+c.Control.IP+":23790; ") {
+				return fmt.Errorf("proxy STATUS %q", status)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		c.R.Logf("proxy STATUS: %s", status)
+		pw, err := c.Control.ReadFile(passwordPath[1:])
+		if err != nil {
+			return err
+		}
+		via := append([]string{"etcdctl", "--endpoints=https://" + c.Control.IP + ":23790", "--dial-timeout=3s", "--command-timeout=5s"}, operatorTLS()...)
+		if out, err := c.ctl(append(via, "--user", "root:"+strings.TrimSpace(string(pw)), "put", "proxy/key", "through gw")...); err != nil {
+			return fmt.Errorf("put through the proxy with root's password: %w\n%s", err, out)
+		}
+		if out, err := c.ctl(append(via, "put", "proxy/cert-only", "x")...); err == nil {
+			return fmt.Errorf("a certificate alone wrote through the proxy with auth on:\n%s", out)
+		}
+		if out, err := localctl(ctx, c.Members[1], "get", "proxy/key", "--print-value-only"); err != nil || strings.TrimSpace(out) != "through gw" {
+			return fmt.Errorf("the proxied put on %s: %q %v", c.Members[1].Name, out, err)
+		}
+		if _, err := c.ctl("systemctl", "stop", "etcd-grpc-proxy"); err != nil {
+			return err
+		}
+		return nil
+	})
+
 	// After the writer: a restore rolls the key space back by design.
 	c.fault("backup on control, restore over the running cluster (real hosts, SSH, systemd): the backup's keys, later keys gone", func() error {
 		put := func(k, v string) error {
