@@ -9,8 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
+
+	par "github.com/etcd-appliance/appliance/internal/parallel"
 
 	"github.com/etcd-appliance/appliance/provision"
 )
@@ -53,17 +54,7 @@ func inventoryText(name string, nodes []*Node, ssh bool, cluster string) string 
 }
 
 func parallel(nodes []*Node, f func(n *Node) error) error {
-	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = f(n)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return par.Each(nodes, func(_ int, n *Node) error { return f(n) })
 }
 
 func installDeb(ctx context.Context, n *Node, dir string, p Packages) error {

@@ -138,6 +138,20 @@ type Proxy struct {
 
 var typeErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
+// Parse is Load, Defaults and Validate in that order: the inventory every
+// command works from.
+func Parse(source string, data []byte) (*Inventory, error) {
+	inv, err := Load(source, data)
+	if err != nil {
+		return nil, err
+	}
+	d := Defaults(inv)
+	if err := Validate(d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 // Load decodes an inventory strictly: a syntax error, a value of the wrong
 // type or an unknown key is an error naming the line. It does not apply
 // defaults or validate.

@@ -100,11 +100,12 @@ func firstLine(old, n int) int {
 	return old
 }
 
-// keyEnd returns the index of the '=' that ends the key, skipping quotes.
-func keyEnd(line string) int {
+// unquoted calls f with each byte of s outside quoted strings, until f
+// returns true.
+func unquoted(s string, f func(i int, c byte) (stop bool)) {
 	quote := byte(0)
-	for i := 0; i < len(line); i++ {
-		c := line[i]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
 		case quote != 0:
 			if c == quote {
@@ -112,11 +113,22 @@ func keyEnd(line string) int {
 			}
 		case c == '"' || c == '\'':
 			quote = c
-		case c == '=':
-			return i
+		case f(i, c):
+			return
 		}
 	}
-	return -1
+}
+
+// keyEnd returns the index of the '=' that ends the key, skipping quotes.
+func keyEnd(line string) int {
+	end := -1
+	unquoted(line, func(i int, c byte) bool {
+		if c == '=' {
+			end = i
+		}
+		return end >= 0
+	})
+	return end
 }
 
 func splitKey(k string) []string {
@@ -150,23 +162,16 @@ func joinKey(parts []string) string { return strings.Join(parts, ".") }
 // bracketDelta counts '[' minus ']' outside strings and comments.
 func bracketDelta(s string) int {
 	d := 0
-	quote := byte(0)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '#':
-			return d
-		case c == '[':
+	unquoted(s, func(_ int, c byte) bool {
+		switch c {
+		case '#':
+			return true
+		case '[':
 			d++
-		case c == ']':
+		case ']':
 			d--
 		}
-	}
+		return false
+	})
 	return d
 }

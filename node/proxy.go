@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -43,10 +44,18 @@ func parseProxyFlags(args []string) proxyFlags {
 // proxy would: with TLS, the proxy's client certificate (a certificate
 // from the cluster CA, which the listener requires) and the CA.
 func (f proxyFlags) healthURL() string {
-	if f.serverCert != "" {
-		return "https://" + f.listen + "/health"
+	addr := f.listen
+	// A proxy on every interface is asked on loopback, a name its
+	// certificate carries.
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
 	}
-	return "http://" + f.listen + "/health"
+	if f.serverCert != "" {
+		return "https://" + addr + "/health"
+	}
+	return "http://" + addr + "/health"
 }
 
 func (f proxyFlags) client() (*http.Client, error) {

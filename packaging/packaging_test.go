@@ -117,12 +117,8 @@ func TestNodePackages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := installer.Load("static.toml", data)
+	d, err := installer.Parse("static.toml", data)
 	if err != nil {
-		t.Fatal(err)
-	}
-	d := installer.Defaults(inv)
-	if err := installer.Validate(d); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

@@ -334,32 +334,7 @@ func restartSafe(ctx context.Context, inv *installer.Inventory, m *installer.Mem
 	if err != nil {
 		return fmt.Errorf("%w: the cluster does not answer: %w (pass --force-restart to restart anyway)", ErrUnsafeRestart, err)
 	}
-	voting, healthy := 0, 0
-	var down []string
-	for _, mm := range members {
-		if mm.Learner {
-			continue
-		}
-		voting++
-		if mm.Name == m.Name {
-			continue
-		}
-		ok := false
-		for _, u := range mm.ClientURLs {
-			hctx, hcancel := context.WithTimeout(ctx, 3*time.Second)
-			err := c.Healthy(hctx, u)
-			hcancel()
-			if err == nil {
-				ok = true
-				break
-			}
-		}
-		if ok {
-			healthy++
-		} else {
-			down = append(down, mm.Name)
-		}
-	}
+	voting, healthy, down := healthyVoting(ctx, c, members, m.Name)
 	quorum := voting/2 + 1
 	if healthy < quorum {
 		return fmt.Errorf("%w: with %s restarting, %d of %d voting members would be healthy, and quorum is %d (unhealthy: %s); "+

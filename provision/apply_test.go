@@ -33,15 +33,11 @@ address = "10.0.0.12"
 
 func inventory(t *testing.T, text string) *installer.Inventory {
 	t.Helper()
-	inv, err := installer.Load("t.toml", []byte(text))
+	inv, err := installer.Parse("t.toml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := installer.Defaults(inv)
-	if err := installer.Validate(d); err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return inv
 }
 
 func quietLog() logrus.FieldLogger {

@@ -12,8 +12,9 @@ import (
 	"os"
 	"path"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/etcd-appliance/appliance/internal/parallel"
 
 	"github.com/sirupsen/logrus"
 	clientsnap "go.etcd.io/etcd/client/v3/snapshot"
@@ -289,17 +290,10 @@ func restoreRollback(ctx context.Context, inv *installer.Inventory, targets []Ta
 // onEvery runs f for every target at once and joins the errors, each
 // named by its host.
 func onEvery(targets []Target, f func(i int, t Target) error) error {
-	errs := make([]error, len(targets))
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(i, t); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", t.Host.Name, err)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return parallel.Each(targets, func(i int, t Target) error {
+		if err := f(i, t); err != nil {
+			return fmt.Errorf("%s: %w", t.Host.Name, err)
+		}
+		return nil
+	})
 }

@@ -82,6 +82,23 @@ func healthyVoting(ctx context.Context, c Membership, members []Member, skip str
 	return voting, healthy, down
 }
 
+// runningMembers connects to the members other than name and lists the
+// cluster's members; the caller closes the connection.
+func runningMembers(ctx context.Context, inv *installer.Inventory, name string, dial func([]string) (Membership, error)) (Membership, []Member, error) {
+	c, err := dial(othersOf(inv, name))
+	if err != nil {
+		return nil, nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	members, err := c.Members(cctx)
+	cancel()
+	if err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("the running cluster does not answer: %w", err)
+	}
+	return c, members, nil
+}
+
 // MemberAdd adds the inventory member name to the running cluster: as a
 // learner first, then its host is applied with initial-cluster-state
 // "existing", and once it has caught up it is promoted. Re-running it
@@ -92,17 +109,11 @@ func MemberAdd(ctx context.Context, inv *installer.Inventory, name string, t Tar
 	if !ok {
 		return fmt.Errorf("%s is not a member in %s: add its [[member]] table first", name, inv.Source)
 	}
-	c, err := o.Dial(othersOf(inv, name))
+	c, members, err := runningMembers(ctx, inv, name, o.Dial)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	members, err := c.Members(cctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("the running cluster does not answer: %w", err)
-	}
 	peerURL := inv.PeerURL(m)
 	var joining *Member
 	for i := range members {
@@ -209,17 +220,11 @@ func contains(list []string, s string) bool {
 // is gone for good.
 func MemberRemove(ctx context.Context, inv *installer.Inventory, name string, t *Target, o MemberOptions, log logrus.FieldLogger) error {
 	log = log.WithField("member", name)
-	c, err := o.Dial(othersOf(inv, name))
+	c, members, err := runningMembers(ctx, inv, name, o.Dial)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	members, err := c.Members(cctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("the running cluster does not answer: %w", err)
-	}
 	var target *Member
 	for i := range members {
 		if members[i].Name == name {

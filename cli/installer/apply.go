@@ -109,7 +109,7 @@ func newApplyCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&host, "host", "", "the inventory host this machine is")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	cmd.Flags().BoolVar(&noStart, "no-start", false, "write files and enable the unit, but do not start it")
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start without waiting until the member is ready")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start without waiting until the member is ready (members restarted one at a time are always waited for)")
 	cmd.Flags().BoolVar(&force, "force-restart", false, "restart a changed member even if the cluster may lose quorum")
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the member to become ready")
 	cmd.Flags().StringVar(&root, "root", "/", "write under this directory instead of / (for testing)")

@@ -36,12 +36,8 @@ address = "10.0.0.12"
 name = "gw"
 address = "10.0.0.20"
 `
-	raw, err := inv.Load(filepath.Join(dir, "c.toml"), []byte(text))
+	i, err := inv.Parse(filepath.Join(dir, "c.toml"), []byte(text))
 	if err != nil {
-		t.Fatal(err)
-	}
-	i := inv.Defaults(raw)
-	if err := inv.Validate(i); err != nil {
 		t.Fatal(err)
 	}
 	i.Dir = dir

@@ -89,12 +89,8 @@ func load(path string) (*inv.Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
-	i, err := inv.Load(filepath.Base(path), data)
+	d, err := inv.Parse(filepath.Base(path), data)
 	if err != nil {
-		return nil, err
-	}
-	d := inv.Defaults(i)
-	if err := inv.Validate(d); err != nil {
 		return nil, err
 	}
 	d.Dir = filepath.Dir(path)

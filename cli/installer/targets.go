@@ -2,11 +2,12 @@ package installer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/etcd-appliance/appliance/internal/parallel"
 
 	"github.com/spf13/cobra"
 
@@ -102,17 +103,10 @@ func baseName(p string) string {
 
 // each runs f for every name in parallel and joins the errors.
 func each(names []string, f func(name string) error) error {
-	errs := make([]error, len(names))
-	var wg sync.WaitGroup
-	for i, n := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(n); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", n, err)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return parallel.Each(names, func(_ int, n string) error {
+		if err := f(n); err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+		return nil
+	})
 }
