@@ -28,7 +28,7 @@ type WriterStats struct {
 }
 
 // WriterMain is a client for the system test, run inside a test host: it
-// puts sequential keys until a stop file appears, appends every key the
+// puts sequential keys until a stop file appears (or its bounds end it), appends every key the
 // cluster acknowledged to a log, and keeps counters in a stats file;
 // `verify` reads every logged key back. It returns the exit code.
 func WriterMain(args []string, stdout, stderr io.Writer) int {
@@ -37,6 +37,9 @@ func WriterMain(args []string, stdout, stderr io.Writer) int {
 	logPath := fs.String("log", "/root/acked.log", "acknowledged keys")
 	stats := fs.String("stats", "/root/writer.json", "counters, rewritten as it goes")
 	stop := fs.String("stop", "/root/writer.stop", "the writer stops when this file exists")
+	// Bounds, should the stop file never come (a test cut short).
+	maxWrites := fs.Int("max-writes", 200000, "stop after this many writes")
+	maxTime := fs.Duration("max-time", 30*time.Minute, "stop after this long")
 	var tlsInfo transport.TLSInfo
 	fs.StringVar(&tlsInfo.TrustedCAFile, "cacert", "", "cluster CA (with TLS)")
 	fs.StringVar(&tlsInfo.CertFile, "cert", "", "client certificate (with TLS)")
@@ -85,7 +88,8 @@ func WriterMain(args []string, stdout, stderr io.Writer) int {
 		os.Rename(*stats+".tmp", *stats)
 	}
 	last := time.Now()
-	for i := 0; ; i++ {
+	end := last.Add(*maxTime)
+	for i := 0; i < *maxWrites && time.Now().Before(end); i++ {
 		if _, err := os.Stat(*stop); err == nil {
 			break
 		}

@@ -60,7 +60,9 @@ func newRestoreCmd(e *env) *cobra.Command {
 		Short: "Replace every member's data with a backup: stop all, keep old data aside, restore, start, verify",
 		Long: "restore checks FILE against FILE.json, stops every member, moves each data dir aside (kept),\n" +
 			"restores the snapshot on each member with its name and peer URL, starts all members together\n" +
-			"and checks that every member holds the snapshot's key space. It asks for confirmation.",
+			"and checks that every member holds the snapshot's key space. It asks for confirmation.\n" +
+			"If a host fails before the start, every member is put back on its old data and started again\n" +
+			"(a partly restored data dir is kept as DIR.failed-restore-DATE).",
 		Example: "  etcd-installer restore prod.toml /backup/prod-2026-11-21.db",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
