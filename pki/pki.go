@@ -1,7 +1,9 @@
 // Package pki issues the certificates an inventory needs: a cluster CA
 // (ECDSA P-256), and for every host the leaves with the names and
 // addresses the inventory gives it. It only computes bytes (with
-// crypto/rand); package provision keeps them on disk.
+// crypto/rand); package workflow/certs keeps them in a certificate
+// directory, whose layout (DIR/ca.crt, DIR/HOST/*, DIR/_operator/*) is
+// named here so that clients find the operator certificate.
 package pki
 
 import (
@@ -17,11 +19,12 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/inventory"
 )
 
 // Validity of what is issued, and when a leaf is due for renewal.
@@ -62,7 +65,7 @@ const OperatorCN = "root"
 
 // HostLeaves returns what one host needs, by the inventory's defaults and
 // validation (defaulted, valid inventory).
-func HostLeaves(inv *installer.Inventory, h installer.Host) []Leaf {
+func HostLeaves(inv *inventory.Inventory, h inventory.Host) []Leaf {
 	dns, ips := sans(h)
 	client := Leaf{Name: "client", Usage: Client, CommonName: OperatorCN}
 	if h.Member != nil {
@@ -82,6 +85,26 @@ func HostLeaves(inv *installer.Inventory, h installer.Host) []Leaf {
 	}
 }
 
+// OperatorDir is where a certificate directory keeps the workstation's
+// client certificate (host names cannot start with '_').
+const OperatorDir = "_operator"
+
+// Dir is an inventory's certificate directory: flag when set, else certs/
+// beside the inventory file (in inventoryDir).
+func Dir(flag, inventoryDir string) string {
+	if flag != "" {
+		return flag
+	}
+	return filepath.Join(inventoryDir, "certs")
+}
+
+// OperatorFiles are the CA, client certificate and key of the operator in
+// the certificate directory dir.
+func OperatorFiles(dir string) (ca, cert, key string) {
+	op := filepath.Join(dir, OperatorDir)
+	return filepath.Join(op, "ca.crt"), filepath.Join(op, "client.crt"), filepath.Join(op, "client.key")
+}
+
 // OperatorLeaf is the client certificate of the operator's workstation.
 func OperatorLeaf() Leaf {
 	return Leaf{Name: "client", Usage: Client, CommonName: OperatorCN}
@@ -89,7 +112,7 @@ func OperatorLeaf() Leaf {
 
 // sans lists every name and address a host may be reached by, plus
 // localhost and the loopback addresses for local clients.
-func sans(h installer.Host) ([]string, []net.IP) {
+func sans(h inventory.Host) ([]string, []net.IP) {
 	dnsSet := map[string]bool{"localhost": true}
 	var ips []net.IP
 	addIP := func(ip net.IP) {
@@ -127,7 +150,7 @@ func sans(h installer.Host) ([]string, []net.IP) {
 	return dns, ips
 }
 
-func ipOf(h installer.Host) string {
+func ipOf(h inventory.Host) string {
 	if h.Member != nil {
 		return h.Member.IP
 	}

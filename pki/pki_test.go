@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/inventory"
 )
 
 const inventoryText = `version = 1
@@ -30,9 +30,9 @@ address = "10.0.0.20"
 listen = "10.0.0.21:23790"
 `
 
-func testInventory(t *testing.T) *installer.Inventory {
+func testInventory(t *testing.T) *inventory.Inventory {
 	t.Helper()
-	inv, err := installer.Parse("prod.toml", []byte(inventoryText))
+	inv, err := inventory.Parse("prod.toml", []byte(inventoryText))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func testInventory(t *testing.T) *installer.Inventory {
 
 var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
-func leaves(t *testing.T, inv *installer.Inventory, host string) map[string]Leaf {
+func leaves(t *testing.T, inv *inventory.Inventory, host string) map[string]Leaf {
 	t.Helper()
 	h, ok := inv.Host(host)
 	if !ok {

@@ -13,13 +13,13 @@ import (
 
 	"go.etcd.io/etcd/etcdctl/v3/ctlv3"
 
-	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/layout"
 	"github.com/etcd-appliance/appliance/internal/envfile"
 )
 
 // Main runs etcdctl with args (without the program name).
 func Main(args []string) int {
-	if data, err := os.ReadFile(installer.EtcdctlEnvPath); err == nil {
+	if data, err := os.ReadFile(layout.EtcdctlEnv); err == nil {
 		for _, kv := range HostEnv(data, args, os.Getenv) {
 			k, v, _ := strings.Cut(kv, "=")
 			os.Setenv(k, v)
@@ -38,7 +38,7 @@ func HostEnv(data []byte, args []string, getenv func(string) string) []string {
 	if getenv("ETCDCTL_ENDPOINTS") != "" || hasFlag(args, "endpoints") {
 		return nil
 	}
-	entries, err := envfile.Parse(installer.EtcdctlEnvPath, bytes.NewReader(data))
+	entries, err := envfile.Parse(layout.EtcdctlEnv, bytes.NewReader(data))
 	if err != nil {
 		return nil
 	}

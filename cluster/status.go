@@ -1,0 +1,160 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/pki"
+)
+
+// EndpointRow is one member's line in `etcd-installer status`.
+type EndpointRow struct {
+	Name      string   `json:"name"`
+	Endpoint  string   `json:"endpoint"`
+	ID        string   `json:"id,omitempty"`
+	Version   string   `json:"version,omitempty"`
+	DBSize    int64    `json:"dbSize"`
+	Leader    bool     `json:"leader"`
+	Learner   bool     `json:"learner"`
+	RaftTerm  uint64   `json:"raftTerm"`
+	RaftIndex uint64   `json:"raftIndex"`
+	Healthy   bool     `json:"healthy"`
+	Errors    []string `json:"errors,omitempty"`
+	// CertExpires is when the certificate the member serves expires
+	// (with TLS; read from the handshake, so it is what clients see).
+	CertExpires *time.Time `json:"certExpires,omitempty"`
+}
+
+// ClusterStatus is the answer of every member of an inventory.
+type ClusterStatus struct {
+	Cluster string        `json:"cluster"`
+	Rows    []EndpointRow `json:"endpoints"`
+	// Healthy: every member answers a linearizable read and one leader is
+	// agreed on.
+	Healthy bool `json:"healthy"`
+	// Quorum: a majority of members is healthy (writes work).
+	Quorum   bool     `json:"quorum"`
+	Problems []string `json:"problems,omitempty"`
+	// Warnings do not make the cluster unhealthy: certificates that expire
+	// within 30 days.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// tlsClient is implemented by memberships that connect with TLS.
+type tlsClient interface{ TLS() *tls.Config }
+
+// Status asks every member of the inventory, in parallel, for its status
+// and health.
+func Status(ctx context.Context, inv *inventory.Inventory, m Membership) ClusterStatus {
+	cs := ClusterStatus{Cluster: inv.Cluster.Name, Rows: make([]EndpointRow, len(inv.Members))}
+	var wg sync.WaitGroup
+	for i := range inv.Members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mem := &inv.Members[i]
+			ep := inv.ClientURL(mem)
+			row := EndpointRow{Name: mem.Name, Endpoint: ep}
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			st := m.Status(sctx, ep)
+			if st.Err != nil {
+				row.Errors = append(row.Errors, st.Err.Error())
+			} else {
+				row.ID = fmt.Sprintf("%x", st.ID)
+				row.Version, row.DBSize, row.Learner = st.Version, st.DBSize, st.Learner
+				row.Leader = st.Leader != 0 && st.Leader == st.ID
+				row.RaftTerm, row.RaftIndex = st.RaftTerm, st.RaftIndex
+				row.Errors = append(row.Errors, st.Errors...)
+				if tc, ok := m.(tlsClient); ok && tc.TLS() != nil {
+					if cert, err := ServedCertificate(sctx, ep, tc.TLS()); err == nil {
+						row.CertExpires = &cert.NotAfter
+					}
+				}
+				if err := m.Healthy(sctx, ep); err != nil {
+					row.Errors = append(row.Errors, "health: "+err.Error())
+				} else {
+					row.Healthy = len(st.Errors) == 0
+				}
+			}
+			cs.Rows[i] = row
+		}()
+	}
+	wg.Wait()
+	healthy, leaders := 0, map[string]bool{}
+	for _, r := range cs.Rows {
+		if r.Healthy {
+			healthy++
+		} else {
+			cs.Problems = append(cs.Problems, fmt.Sprintf("%s (%s): %s", r.Name, r.Endpoint, strings.Join(r.Errors, "; ")))
+		}
+		if r.Leader {
+			leaders[r.Name] = true
+		}
+	}
+	now := time.Now()
+	for _, r := range cs.Rows {
+		if r.CertExpires == nil {
+			continue
+		}
+		if w := pki.Expiring(r.Name+"'s server certificate", &x509.Certificate{NotAfter: *r.CertExpires}, now); w != "" {
+			cs.Warnings = append(cs.Warnings, w)
+		}
+	}
+	n := len(inv.Members)
+	cs.Quorum = healthy >= n/2+1
+	cs.Healthy = healthy == n && len(leaders) == 1
+	if len(leaders) > 1 {
+		cs.Problems = append(cs.Problems, fmt.Sprintf("%d members claim to lead", len(leaders)))
+	}
+	return cs
+}
+
+// ServedCertificate returns the certificate a TLS endpoint presents. It
+// does not verify it: an expired certificate is what it must report.
+func ServedCertificate(ctx context.Context, endpoint string, tc *tls.Config) (*x509.Certificate, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	c := tc.Clone()
+	c.InsecureSkipVerify = true //nolint:gosec // only reads the certificate; no request follows
+	c.VerifyConnection, c.VerifyPeerCertificate = nil, nil
+	d := tls.Dialer{Config: c}
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	certs := conn.(*tls.Conn).ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s presented no certificate", endpoint)
+	}
+	return certs[0], nil
+}
+
+// Verdict is one line about the cluster's health.
+func (cs ClusterStatus) Verdict() string {
+	n := len(cs.Rows)
+	healthy := 0
+	for _, r := range cs.Rows {
+		if r.Healthy {
+			healthy++
+		}
+	}
+	switch {
+	case cs.Healthy:
+		return fmt.Sprintf("cluster %s is healthy: %d/%d members", cs.Cluster, healthy, n)
+	case cs.Quorum:
+		return fmt.Sprintf("cluster %s is degraded: %d/%d members healthy, quorum kept (%d more failure(s) and writes stop)", cs.Cluster, healthy, n, healthy-(n/2+1)+1)
+	default:
+		return fmt.Sprintf("cluster %s has no quorum: %d/%d members healthy, %d needed: writes and linearizable reads fail", cs.Cluster, healthy, n, n/2+1)
+	}
+}

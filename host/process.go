@@ -1,0 +1,290 @@
+package host
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+		"github.com/etcd-appliance/appliance/internal/envfile"
+	"github.com/etcd-appliance/appliance/layout"
+	"github.com/etcd-appliance/appliance/units"
+)
+
+// Processes runs a host's units as child processes instead of systemd
+// units, for `etcd-installer run` and for tests: the environment comes
+// from the unit's env file (as EnvironmentFile= would), and each child
+// gets a notify socket, so "active" means READY=1, as with Type=notify.
+type Processes struct {
+	// FS is where the env files are read from.
+	FS FS
+	// Etcd is the etcd binary.
+	Etcd string
+	// Dir holds each unit's notify socket; it must be short (socket paths
+	// are limited to 108 bytes).
+	Dir string
+	// Output receives the children's output, line by line; nil discards.
+	Output func(unit, line string)
+
+	mu    sync.Mutex
+	procs map[string]*process
+}
+
+type process struct {
+	cmd     *exec.Cmd
+	done    chan struct{}
+	exit    int
+	ready   bool
+	status  string
+	enabled bool
+	stopped bool
+	conn    *net.UnixConn
+	since   time.Time
+}
+
+func (p *Processes) get(unit string) *process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.procs == nil {
+		p.procs = map[string]*process{}
+	}
+	if p.procs[unit] == nil {
+		p.procs[unit] = &process{}
+	}
+	return p.procs[unit]
+}
+
+// DaemonReload implements Services.
+func (p *Processes) DaemonReload(context.Context) error { return nil }
+
+// Enable implements Services.
+func (p *Processes) Enable(_ context.Context, unit string) error {
+	p.get(unit).enabled = true
+	return nil
+}
+
+// Disable implements Services.
+func (p *Processes) Disable(_ context.Context, unit string) error {
+	p.get(unit).enabled = false
+	return nil
+}
+
+// Start implements Services.
+func (p *Processes) Start(_ context.Context, unit string) error {
+	pr := p.get(unit)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pr.cmd != nil && !isDone(pr.done) {
+		return nil
+	}
+	var argv []string
+	var envPath string
+	switch unit {
+	case units.Etcd:
+		envPath = layout.EtcdConf
+	case units.GRPCProxy:
+		envPath = layout.ProxyConf
+	default:
+		return fmt.Errorf("no such unit %s", unit)
+	}
+	data, err := p.FS.ReadFile(envPath)
+	if err != nil {
+		return fmt.Errorf("starting %s: %w", unit, err)
+	}
+	entries, err := envfile.Parse(envPath, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	// Hosts of a local cluster share this machine's file system: the paths
+	// their files name (certificates) are under each host's root.
+	var env []string
+	for _, e := range entries {
+		env = append(env, e.Key+"="+p.hostPath(e.Value))
+	}
+	if unit == units.GRPCProxy {
+		argv = []string{"grpc-proxy", "start"}
+		for _, f := range strings.Fields(envfile.Map(entries)[layout.ProxyFlagsVar]) {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				f = k + "=" + p.hostPath(v)
+			}
+			argv = append(argv, f)
+		}
+		env = nil
+	}
+	sock := filepath.Join(p.Dir, strings.TrimSuffix(unit, ".service")+".sock")
+	os.Remove(sock)
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("notify socket for %s: %w", unit, err)
+	}
+	cmd := exec.Command(p.Etcd, argv...)
+	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET=" + sock}, env...)
+	// The member's working directory, like the unit's WorkingDirectory=.
+	cmd.Dir = p.FS.Path("/")
+	// A process group of its own: Ctrl-C on a terminal signals the whole
+	// foreground group, and the supervisor must stop members in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		return fmt.Errorf("starting %s: %w", unit, err)
+	}
+	np := &process{cmd: cmd, done: make(chan struct{}), enabled: pr.enabled, conn: conn, since: time.Now()}
+	p.procs[unit] = np
+	go p.copyOutput(unit, out)
+	go p.readNotify(np)
+	go func() {
+		err := cmd.Wait()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		p.mu.Lock()
+		np.exit = code
+		p.mu.Unlock()
+		conn.Close()
+		close(np.done)
+	}()
+	return nil
+}
+
+// hostPath maps an absolute path a host's file names to this machine.
+func (p *Processes) hostPath(v string) string {
+	if strings.HasPrefix(v, "/") && !strings.Contains(v, ",") {
+		return p.FS.Path(v)
+	}
+	return v
+}
+
+func (p *Processes) copyOutput(unit string, r io.Reader) {
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 64*1024), 1024*1024)
+	for s.Scan() {
+		if p.Output != nil {
+			p.Output(unit, s.Text())
+		}
+	}
+}
+
+func (p *Processes) readNotify(pr *process) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := pr.conn.Read(buf)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		for _, line := range strings.Split(string(buf[:n]), "\n") {
+			switch {
+			case line == "READY=1":
+				pr.ready = true
+			case strings.HasPrefix(line, "STATUS="):
+				pr.status = strings.TrimPrefix(line, "STATUS=")
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+func isDone(c chan struct{}) bool {
+	if c == nil {
+		return true
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// Restart implements Services.
+func (p *Processes) Restart(ctx context.Context, unit string) error {
+	if err := p.Stop(ctx, unit); err != nil {
+		return err
+	}
+	return p.Start(ctx, unit)
+}
+
+// Stop implements Services: SIGTERM, then SIGKILL after 60 s, as systemd
+// does with TimeoutStopSec=60s.
+func (p *Processes) Stop(ctx context.Context, unit string) error {
+	pr := p.get(unit)
+	p.mu.Lock()
+	cmd, done := pr.cmd, pr.done
+	pr.stopped = true
+	p.mu.Unlock()
+	if cmd == nil || isDone(done) {
+		return nil
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-done
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Kill kills a unit's process without a graceful stop (a crash).
+func (p *Processes) Kill(unit string) {
+	pr := p.get(unit)
+	p.mu.Lock()
+	cmd, done := pr.cmd, pr.done
+	p.mu.Unlock()
+	if cmd != nil && !isDone(done) {
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// State implements Services.
+func (p *Processes) State(_ context.Context, unit string) (UnitState, error) {
+	pr := p.get(unit)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := UnitState{Status: pr.status, Enabled: "disabled"}
+	if pr.enabled {
+		st.Enabled = "enabled"
+	}
+	switch {
+	case pr.cmd == nil:
+		st.Active = "inactive"
+	case !isDone(pr.done):
+		st.MainPID = pr.cmd.Process.Pid
+		st.Since = pr.since
+		st.Active = "activating"
+		if pr.ready {
+			st.Active = "active"
+		}
+	case pr.exit != 0 && !pr.stopped:
+		st.Active, st.Result, st.ExitStatus = "failed", "exit-code", pr.exit
+	default:
+		st.Active, st.Result = "inactive", "success"
+	}
+	return st, nil
+}
+
+// Logs implements Services; the output went to Output as it came.
+func (p *Processes) Logs(context.Context, string, int) string { return "" }

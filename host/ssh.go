@@ -1,0 +1,185 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// ErrSSH is wrapped by connection and authentication failures.
+var ErrSSH = errors.New("ssh")
+
+// SSHConfig is how etcd-installer reaches hosts.
+type SSHConfig struct {
+	// KnownHosts are known_hosts files; default ~/.ssh/known_hosts. Host
+	// keys are always verified.
+	KnownHosts []string
+	// KeyFile is a private key; default: the SSH agent, then the usual
+	// ~/.ssh/id_* files.
+	KeyFile string
+	Timeout time.Duration
+}
+
+// SSHRunner runs commands on one host over SSH. Commands other than
+// root's run through `sudo -n`.
+type SSHRunner struct {
+	Host   string
+	client *ssh.Client
+	sudo   bool
+}
+
+// DialSSH connects to target ("[user@]host[:port]").
+func DialSSH(target string, cfg SSHConfig) (*SSHRunner, error) {
+	userName, hostPort := "", target
+	if u, h, ok := strings.Cut(target, "@"); ok {
+		userName, hostPort = u, h
+	}
+	if userName == "" {
+		if u, err := user.Current(); err == nil {
+			userName = u.Username
+		}
+	}
+	if _, _, err := net.SplitHostPort(hostPort); err != nil {
+		hostPort = net.JoinHostPort(strings.Trim(hostPort, "[]"), "22")
+	}
+	home, _ := os.UserHomeDir()
+	files := cfg.KnownHosts
+	if len(files) == 0 {
+		files = []string{filepath.Join(home, ".ssh", "known_hosts")}
+	}
+	hostKeys, err := knownhosts.New(files...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading known hosts %v: %w (add the host's key after checking its fingerprint: ssh-keyscan HOST >> ~/.ssh/known_hosts)", ErrSSH, files, err)
+	}
+	auth, err := sshAuth(cfg.KeyFile, home)
+	if err != nil {
+		return nil, err
+	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	client, err := ssh.Dial("tcp", hostPort, &ssh.ClientConfig{
+		User: userName, Auth: auth, Timeout: timeout,
+		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+			err := hostKeys(hostname, remote, key)
+			var ke *knownhosts.KeyError
+			if errors.As(err, &ke) && len(ke.Want) == 0 {
+				return fmt.Errorf("host key of %s (%s %s) is not in %s: check the fingerprint, then add it: ssh-keyscan -p %s %s >> %s",
+					hostname, key.Type(), ssh.FingerprintSHA256(key), strings.Join(files, ", "), portOf(hostPort), hostOf(hostPort), files[0])
+			}
+			if errors.As(err, &ke) {
+				return fmt.Errorf("host key of %s changed (%s): someone may be intercepting the connection, or the host was reinstalled; check, then fix %s",
+					hostname, ssh.FingerprintSHA256(key), files[0])
+			}
+			return err
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrSSH, target, err)
+	}
+	return &SSHRunner{Host: target, client: client, sudo: userName != "root"}, nil
+}
+
+func hostOf(hp string) string { h, _, _ := net.SplitHostPort(hp); return h }
+func portOf(hp string) string { _, p, _ := net.SplitHostPort(hp); return p }
+
+func sshAuth(keyFile, home string) ([]ssh.AuthMethod, error) {
+	var methods []ssh.AuthMethod
+	if keyFile != "" {
+		s, err := loadKey(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		return []ssh.AuthMethod{ssh.PublicKeys(s)}, nil
+	}
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		if conn, err := net.Dial("unix", sock); err == nil {
+			methods = append(methods, ssh.PublicKeysCallback(agent.NewClient(conn).Signers))
+		}
+	}
+	var signers []ssh.Signer
+	for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+		if s, err := loadKey(filepath.Join(home, ".ssh", name)); err == nil {
+			signers = append(signers, s)
+		}
+	}
+	if len(signers) > 0 {
+		methods = append(methods, ssh.PublicKeys(signers...))
+	}
+	if len(methods) == 0 {
+		return nil, fmt.Errorf("%w: no SSH agent (SSH_AUTH_SOCK) and no key in ~/.ssh: pass --ssh-key FILE", ErrSSH)
+	}
+	return methods, nil
+}
+
+func loadKey(p string) (ssh.Signer, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %s: %w (an encrypted key needs the SSH agent)", ErrSSH, p, err)
+	}
+	return s, nil
+}
+
+// Close closes the connection.
+func (r *SSHRunner) Close() error { return r.client.Close() }
+
+// Run implements Runner. The remote side gets argv quoted for its shell,
+// so no argument is ever interpreted.
+func (r *SSHRunner) Run(ctx context.Context, stdin io.Reader, argv ...string) ([]byte, error) {
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("%w: empty command", ErrCommand)
+	}
+	s, err := r.client.NewSession()
+	if err != nil {
+		return nil, &CommandError{Host: r.Host, Argv: argv, Err: err}
+	}
+	defer s.Close()
+	full := argv
+	if r.sudo {
+		full = append([]string{"sudo", "-n", "--"}, argv...)
+	}
+	quoted := make([]string, len(full))
+	for i, a := range full {
+		quoted[i] = shellQuote(a)
+	}
+	var out, errb bytes.Buffer
+	s.Stdin, s.Stdout, s.Stderr = stdin, &out, &errb
+	done := make(chan error, 1)
+	go func() { done <- s.Run(strings.Join(quoted, " ")) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = s.Signal(ssh.SIGKILL)
+		s.Close()
+		err = ctx.Err()
+	}
+	if err != nil {
+		return out.Bytes(), &CommandError{Host: r.Host, Argv: argv, Stderr: errb.String(), Err: err}
+	}
+	return out.Bytes(), nil
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@,+%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

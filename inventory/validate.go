@@ -1,0 +1,484 @@
+package inventory
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	humanize "github.com/dustin/go-humanize"
+
+	"github.com/etcd-appliance/appliance/internal/envfile"
+	"github.com/etcd-appliance/appliance/layout"
+	"github.com/etcd-appliance/appliance/node"
+)
+
+// Limits etcd documents.
+const (
+	MaxMembers        = 7
+	MaxElectionMs     = 50000
+	MaxQuotaBytes     = 8 << 30 // etcd's suggested maximum backend size
+	electionPerTick   = 5
+	faultToleranceFix = "etcd needs a majority (quorum) of members to work:\n" +
+		"members  quorum  tolerates\n" +
+		"   1        1        0\n" +
+		"   2        2        0\n" +
+		"   3        2        1\n" +
+		"   4        3        1\n" +
+		"   5        3        2\n" +
+		"   6        4        2\n" +
+		"   7        4        3\n" +
+		"an even count adds a member that must be up without tolerating one more failure: use 1, 3, 5 or 7"
+)
+
+var (
+	nameRE    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)
+	tokenRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	labelRE   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	pathRE    = regexp.MustCompile(`^/[A-Za-z0-9._/+@-]*$`)
+	sshRE     = regexp.MustCompile(`^([A-Za-z0-9._-]+@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
+	logLevels = []string{"debug", "info", "warn", "error", "panic", "fatal"}
+	nameFix   = "use 1 to 63 letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
+)
+
+// managedOptions are etcd flags the inventory sets itself; [cluster.options]
+// may not override them.
+var managedOptions = map[string]string{
+	"name": "member[].name", "data-dir": "cluster.data_dir", "wal-dir": "cluster.data_dir",
+	"listen-peer-urls": "member[].ip and peer_port", "listen-client-urls": "member[].ip and client_port",
+	"listen-client-http-urls": "member[].ip and client_port", "listen-metrics-urls": "metrics_port",
+	"initial-advertise-peer-urls": "member[].address", "advertise-client-urls": "member[].address",
+	"initial-cluster": "the [[member]] tables", "initial-cluster-state": "etcd-installer member add",
+	"initial-cluster-token": "cluster.token", "discovery-srv": "cluster.dns_srv.domain",
+	"discovery-srv-name": "cluster.dns_srv.service_name", "discovery-endpoints": "cluster.discovery.endpoints",
+	"discovery-token": "cluster.discovery.token", "heartbeat-interval": "cluster.heartbeat_interval_ms",
+	"election-timeout": "cluster.election_timeout_ms", "snapshot-count": "cluster.snapshot_count",
+	"quota-backend-bytes": "cluster.quota_backend", "log-level": "cluster.log_level",
+	"auto-compaction-mode": "cluster.auto_compaction_mode", "auto-compaction-retention": "cluster.auto_compaction_retention",
+	"cert-file": "[tls]", "key-file": "[tls]", "trusted-ca-file": "[tls]", "client-cert-auth": "[tls]",
+	"peer-cert-file": "[tls]", "peer-key-file": "[tls]", "peer-trusted-ca-file": "[tls]", "peer-client-cert-auth": "[tls]",
+	"config-file": "the inventory itself", "version": "", "start-timeout": "",
+}
+
+// Validate checks a defaulted inventory and returns every problem at once,
+// sorted by line, each wrapping ErrInvalid.
+func Validate(inv *Inventory) error {
+	l := &errorList{inv: inv}
+	v := validator{inv: inv, l: l, listeners: map[string]string{}}
+	v.version()
+	v.cluster()
+	v.members()
+	v.proxies()
+	v.bootstrap()
+	v.tls()
+	return l.join()
+}
+
+type validator struct {
+	inv       *Inventory
+	l         *errorList
+	listeners map[string]string // "host:port" -> TOML path that claimed it
+}
+
+func (v *validator) version() {
+	switch v.inv.Version {
+	case Version:
+	case 0:
+		v.l.add("version", "add `version = 1` as the first line", "the inventory has no version")
+	default:
+		v.l.add("version", "this etcd-installer reads version 1; use a matching etcd-installer", "unsupported version %d", v.inv.Version)
+	}
+}
+
+func (v *validator) cluster() {
+	c := v.inv.Cluster
+	switch {
+	case c.Name == "":
+		v.l.add("cluster.name", "add name = \"...\" under [cluster]; it also names the cluster's initial token", "the cluster has no name")
+	case !nameRE.MatchString(c.Name):
+		v.l.add("cluster.name", nameFix, "%q is not a safe name", c.Name)
+	}
+	if c.Token != "" && !tokenRE.MatchString(c.Token) {
+		v.l.add("cluster.token", "use up to 128 letters, digits, '.', '_' or '-'", "%q is not a safe token", c.Token)
+	}
+	switch c.Bootstrap {
+	case BootstrapStatic, BootstrapDNSSRV, BootstrapDiscovery:
+	default:
+		v.l.add("cluster.bootstrap", `use "static", "dns-srv" or "discovery"`, "unknown bootstrap mode %q", c.Bootstrap)
+	}
+	v.port("cluster.client_port", c.ClientPort)
+	v.port("cluster.peer_port", c.PeerPort)
+	if c.MetricsPort != 0 {
+		v.port("cluster.metrics_port", c.MetricsPort)
+	}
+	if c.ClientPort == c.PeerPort {
+		v.l.add("cluster.peer_port", "give clients and peers different ports (2379 and 2380 by default)", "client_port and peer_port are both %d", c.ClientPort)
+	}
+	switch {
+	case !path.IsAbs(c.DataDir) || !pathRE.MatchString(c.DataDir):
+		v.l.add("cluster.data_dir", "use an absolute path of letters, digits and ._/+@- such as /var/lib/etcd", "%q is not a usable absolute path", c.DataDir)
+	case path.Clean(c.DataDir) == "/" || strings.HasPrefix(path.Clean(c.DataDir)+"/", "/etc/") || strings.HasPrefix(path.Clean(c.DataDir)+"/", "/usr/"):
+		v.l.add("cluster.data_dir", "use a directory on a data disk, such as /var/lib/etcd", "%q is not a place for data", c.DataDir)
+	}
+	if c.LogLevel != "" && !contains(logLevels, c.LogLevel) {
+		v.l.add("cluster.log_level", "use one of "+strings.Join(logLevels, ", "), "unknown log level %q", c.LogLevel)
+	}
+	switch c.TLS {
+	case TLSAuto, TLSOn, TLSOff:
+	default:
+		v.l.add("cluster.tls", `use "auto", "on" or "off"`, "unknown tls mode %q", c.TLS)
+	}
+	if c.HeartbeatIntervalMs < 0 {
+		v.l.add("cluster.heartbeat_interval_ms", "use a positive number of milliseconds (etcd's default is 100)", "negative heartbeat")
+	}
+	if c.ElectionTimeoutMs < 0 {
+		v.l.add("cluster.election_timeout_ms", "use a positive number of milliseconds (etcd's default is 1000)", "negative election timeout")
+	}
+	t := v.inv.EffectiveTuning()
+	if t.ElectionMs < electionPerTick*t.HeartbeatMs {
+		v.l.add(firstSet("cluster.election_timeout_ms", c.ElectionTimeoutMs, "cluster.heartbeat_interval_ms"),
+			fmt.Sprintf("raise election_timeout_ms to at least %d or lower heartbeat_interval_ms", electionPerTick*t.HeartbeatMs),
+			"election timeout %d ms is less than %d times the heartbeat interval %d ms (etcd refuses to start)", t.ElectionMs, electionPerTick, t.HeartbeatMs)
+	}
+	if t.ElectionMs > MaxElectionMs {
+		v.l.add("cluster.election_timeout_ms", "use at most 50000 ms", "election timeout %d ms exceeds etcd's maximum of 50 s", t.ElectionMs)
+	}
+	if c.QuotaBackend != "" {
+		q, err := ParseQuota(c.QuotaBackend)
+		switch {
+		case err != nil:
+			v.l.add("cluster.quota_backend", `write a size such as "2GiB" or "8GiB"`, "%v", err)
+		case q <= 0 || q > MaxQuotaBytes:
+			v.l.add("cluster.quota_backend", "use a size up to 8GiB, etcd's suggested maximum", "%q is outside etcd's limits", c.QuotaBackend)
+		}
+	}
+	if c.AutoCompactionMode != "" && c.AutoCompactionMode != "periodic" && c.AutoCompactionMode != "revision" {
+		v.l.add("cluster.auto_compaction_mode", `use "periodic" or "revision"`, "unknown compaction mode %q", c.AutoCompactionMode)
+	}
+	if r := c.AutoCompactionRetention; r != "" {
+		if t.CompactionMode == "revision" {
+			if _, err := strconv.ParseInt(r, 10, 64); err != nil {
+				v.l.add("cluster.auto_compaction_retention", `with mode "revision", write a number of revisions such as "1000"`, "%q is not a revision count", r)
+			}
+		} else if _, err := time.ParseDuration(r); err != nil {
+			if _, err := strconv.Atoi(r); err != nil {
+				v.l.add("cluster.auto_compaction_retention", `write a duration such as "1h" or "30m"`, "%q is not a duration", r)
+			}
+		}
+	}
+	if c.Auth && c.RootPasswordFile == "" {
+		v.l.add("cluster.root_password_file", "name a file holding the root password, such as /root/etcd-root-password (it is never copied to hosts or logged)",
+			"auth = true needs the root user's password")
+	}
+	if c.RootPasswordFile != "" && !path.IsAbs(c.RootPasswordFile) {
+		v.l.add("cluster.root_password_file", "use an absolute path", "%q is not an absolute path", c.RootPasswordFile)
+	}
+	v.options()
+}
+
+func firstSet(path string, value int, other string) string {
+	if value != 0 {
+		return path
+	}
+	return other
+}
+
+func (v *validator) options() {
+	known := map[string]bool{}
+	for _, f := range node.FlagNames() {
+		known[f] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(v.inv.Cluster.Options)) {
+		p := "cluster.options." + name
+		value := v.inv.Cluster.Options[name]
+		if repl, ok := node.Legacy(name); ok {
+			v.l.add(p, repl, "%q is not an etcd 3.7 option", name)
+			continue
+		}
+		if where, ok := managedOptions[name]; ok {
+			fix := "remove it"
+			if where != "" {
+				fix = "set it through " + where + " instead"
+			}
+			v.l.add(p, fix, "%q is managed by the inventory", name)
+			continue
+		}
+		if !known[name] {
+			v.l.add(p, "see `etcd --help` for etcd 3.7's options (names without the leading dashes)", "%q is not an etcd option", name)
+			continue
+		}
+		if _, err := envfile.Quote(value); err != nil || strings.ContainsAny(value, "\n\r") {
+			v.l.add(p, "write the value on one line without control characters", "value of %q cannot go into an env file", name)
+		}
+	}
+}
+
+func (v *validator) members() {
+	ms := v.inv.Members
+	n := len(ms)
+	switch {
+	case n == 0:
+		v.l.add("member", "add one [[member]] table per etcd host (name and address)", "the inventory has no members")
+	case n > MaxMembers:
+		v.l.add(fmt.Sprintf("member[%d]", MaxMembers), "use 3, 5 or 7 voting members; scale reads with [[proxy]] hosts instead\n"+faultToleranceFix,
+			"%d members: etcd's guidance is at most 7 voting members (more slow every write)", n)
+	case n%2 == 0:
+		v.l.add(fmt.Sprintf("member[%d]", n-1), "add or remove one member\n"+faultToleranceFix,
+			"%d members is an even count: it tolerates no more failures than %d", n, n-1)
+	}
+	allLoop := v.inv.Loopback()
+	names := map[string]string{}
+	for i, m := range ms {
+		p := fmt.Sprintf("member[%d]", i)
+		v.name(p+".name", m.Name, names)
+		v.address(p+".address", m.Address)
+		if ip := net.ParseIP(m.Address); ip != nil && ip.IsUnspecified() {
+			v.l.add(p+".address", "write the address peers and clients use to reach this host; listening on all interfaces is the default when address is a DNS name", "%s is a wildcard, not an address others can reach", m.Address)
+		} else if n > 1 && !allLoop && isLoopback(m.Address) {
+			v.l.add(p+".address", "write the host's address on the network; loopback is only for an inventory whose members all run on one machine",
+				"%s is loopback: the other members (and clients told about it) cannot reach it", m.Address)
+		}
+		if m.IP != "" {
+			ip := net.ParseIP(m.IP)
+			switch {
+			case ip == nil:
+				v.l.add(p+".ip", "write an IPv4 or IPv6 address of this host", "%q is not an IP address", m.IP)
+			case ip.IsUnspecified():
+				v.l.add(p+".ip", "leave ip unset to listen on all interfaces", "%s is a wildcard", m.IP)
+			}
+		}
+		v.port(p+".client_port", m.ClientPort)
+		v.port(p+".peer_port", m.PeerPort)
+		if m.MetricsPort != 0 {
+			v.port(p+".metrics_port", m.MetricsPort)
+		}
+		if m.ClientPort == m.PeerPort {
+			v.l.add(p+".peer_port", "give clients and peers different ports", "client and peer port are both %d", m.ClientPort)
+		}
+		host := m.listenKey()
+		v.listener(host, m.ClientPort, p+".client_port")
+		v.listener(host, m.PeerPort, p+".peer_port")
+		if m.MetricsPort != 0 {
+			v.listener(host, m.MetricsPort, p+".metrics_port")
+		}
+		v.ssh(p+".ssh", m.SSH)
+	}
+}
+
+// listenKey identifies the address a member's ports are bound on, so two
+// members on one host cannot claim the same port.
+func (m Member) listenKey() string {
+	if m.IP != "" {
+		return m.IP
+	}
+	return m.Address
+}
+
+func (v *validator) proxies() {
+	names := map[string]string{}
+	for i, m := range v.inv.Members {
+		names[m.Name] = fmt.Sprintf("member[%d].name", i)
+	}
+	for i, p := range v.inv.Proxies {
+		pp := fmt.Sprintf("proxy[%d]", i)
+		v.name(pp+".name", p.Name, names)
+		v.address(pp+".address", p.Address)
+		host, port, err := net.SplitHostPort(p.Listen)
+		pn, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || pn < 1 || pn > 65535 || (net.ParseIP(host) == nil && host != "localhost") {
+			v.l.add(pp+".listen", `write IP:port, such as "0.0.0.0:23790" or "[::]:23790"`, "%q is not an IP:port to listen on", p.Listen)
+		} else {
+			key := host
+			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+				key = p.Address
+			}
+			v.listener(key, pn, pp+".listen")
+		}
+		if len(v.inv.Members) > 0 {
+			for j, e := range p.Endpoints {
+				if _, ok := v.inv.Member(e); !ok {
+					v.l.add(fmt.Sprintf("%s.endpoints[%d]", pp, j), "list member names from the [[member]] tables, or leave endpoints out for all of them",
+						"%q is not a member of this inventory", e)
+				}
+			}
+		}
+		v.ssh(pp+".ssh", p.SSH)
+	}
+}
+
+func (v *validator) bootstrap() {
+	c := v.inv.Cluster
+	d, dns := c.Discovery, c.DNSSRV
+	hasDNS := dns != (DNSSRV{})
+	hasDisc := len(d.Endpoints) > 0 || d.Token != ""
+	switch c.Bootstrap {
+	case BootstrapStatic:
+		if hasDNS {
+			v.l.add("cluster.dns_srv", `set bootstrap = "dns-srv" to use it, or remove [cluster.dns_srv]`, "DNS SRV settings with static bootstrap")
+		}
+		if hasDisc {
+			v.l.add("cluster.discovery", `set bootstrap = "discovery" to use it, or remove [cluster.discovery]`, "discovery settings with static bootstrap")
+		}
+	case BootstrapDNSSRV:
+		if hasDisc {
+			v.l.add("cluster.discovery", "bootstrap modes are exclusive: remove [cluster.discovery]", "discovery settings with dns-srv bootstrap")
+		}
+		if dns.Domain == "" {
+			v.l.add("cluster.dns_srv.domain", "add domain = \"example.com\" under [cluster.dns_srv]: etcd looks up _etcd-server._tcp.<domain>", "dns-srv bootstrap needs a domain")
+		} else if !isDNSName(dns.Domain) {
+			v.l.add("cluster.dns_srv.domain", "write a DNS domain such as example.com", "%q is not a DNS domain", dns.Domain)
+		}
+		if dns.ServiceName != "" && !labelRE.MatchString(dns.ServiceName) {
+			v.l.add("cluster.dns_srv.service_name", "use letters, digits and '-'", "%q is not a usable SRV service suffix", dns.ServiceName)
+		}
+		for i, m := range v.inv.Members {
+			if net.ParseIP(m.Address) != nil {
+				v.l.add(fmt.Sprintf("member[%d].address", i), "SRV records point at names: write the member's DNS name, and its IP as ip = \"...\"",
+					"dns-srv bootstrap needs DNS names, %s is an IP", m.Address)
+			}
+		}
+	case BootstrapDiscovery:
+		if hasDNS {
+			v.l.add("cluster.dns_srv", "bootstrap modes are exclusive: remove [cluster.dns_srv]", "DNS SRV settings with discovery bootstrap")
+		}
+		if len(d.Endpoints) == 0 {
+			v.l.add("cluster.discovery.endpoints", `add endpoints = ["http://discovery-etcd:2379"] under [cluster.discovery]: an etcd cluster that serves as discovery service`, "discovery bootstrap needs endpoints")
+		}
+		for i, e := range d.Endpoints {
+			if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				v.l.add(fmt.Sprintf("cluster.discovery.endpoints[%d]", i), `write a URL such as "http://10.0.0.5:2379"`, "%q is not an http(s) URL", e)
+			}
+		}
+		if d.Token == "" {
+			v.l.add("cluster.discovery.token", "add token = \"...\" under [cluster.discovery]: a name unique to this cluster on the discovery service", "discovery bootstrap needs a token")
+		} else if !tokenRE.MatchString(d.Token) {
+			v.l.add("cluster.discovery.token", "use up to 128 letters, digits, '.', '_' or '-'", "%q is not a safe token", d.Token)
+		}
+	}
+}
+
+func (v *validator) tls() {
+	if !v.inv.TLSEnabled() {
+		return
+	}
+	t := v.inv.TLS
+	for key, p := range map[string]string{
+		"ca_file": t.CAFile, "cert_file": t.CertFile, "key_file": t.KeyFile,
+		"peer_cert_file": t.PeerCertFile, "peer_key_file": t.PeerKeyFile,
+		"client_cert_file": t.ClientCertFile, "client_key_file": t.ClientKeyFile,
+	} {
+		if !path.IsAbs(p) || !pathRE.MatchString(p) {
+			v.l.add("tls."+key, "write an absolute path on the hosts, such as "+layout.PKIDir+"/ca.crt", "%q is not a usable absolute path", p)
+		}
+	}
+}
+
+func (v *validator) name(p, name string, seen map[string]string) {
+	switch {
+	case name == "":
+		v.l.add(p, "add name = \"...\": it names the member in etcd, in files and on the command line", "missing name")
+		return
+	case !nameRE.MatchString(name):
+		v.l.add(p, nameFix, "%q is not a safe name", name)
+		return
+	}
+	if other, dup := seen[name]; dup {
+		v.l.add(p, "give every member and proxy its own name", "%q is also %s", name, other)
+		return
+	}
+	seen[name] = p
+}
+
+func (v *validator) address(p, a string) {
+	if a == "" {
+		v.l.add(p, "add address = \"...\": the IP or DNS name others use to reach this host", "missing address")
+		return
+	}
+	if net.ParseIP(a) == nil && !isDNSName(a) {
+		v.l.add(p, "write an IPv4 address, an IPv6 address (without brackets) or a DNS name", "%q is not an IP address or DNS name", a)
+	}
+}
+
+func (v *validator) port(p string, n int) {
+	if n < 1 || n > 65535 {
+		v.l.add(p, "use a TCP port from 1 to 65535", "%d is not a port", n)
+	}
+}
+
+func (v *validator) listener(host string, port int, p string) {
+	key := net.JoinHostPort(host, strconv.Itoa(port))
+	if other, dup := v.listeners[key]; dup {
+		v.l.add(p, "give each listener on a host its own port", "%s is also used by %s", key, other)
+		return
+	}
+	v.listeners[key] = p
+}
+
+func (v *validator) ssh(p, target string) {
+	if target != "" && !sshRE.MatchString(target) {
+		v.l.add(p, `write [user@]host[:port], such as "root@10.0.0.10" or "admin@etcd0.example.com:2222"`, "%q is not an SSH target", target)
+	}
+}
+
+func isDNSName(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if !labelRE.MatchString(label) {
+			return false
+		}
+	}
+	// An all-numeric name is a malformed IP, not a host name.
+	return strings.Trim(s, "0123456789.") != ""
+}
+
+// ParseQuota reads a quota_backend size such as "8GiB" in bytes.
+func ParseQuota(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	b, err := humanize.ParseBytes(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	if b > 1<<62 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return int64(b), nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Warnings returns what is allowed but risky, each keyed like an error.
+func Warnings(inv *Inventory) []string {
+	var w []string
+	at := func(p string) string {
+		if l := inv.pos.line(p); l > 0 {
+			return fmt.Sprintf("%s:%d: %s", inv.Source, l, p)
+		}
+		return inv.Source + ": " + p
+	}
+	if !inv.TLSEnabled() && !inv.Loopback() {
+		w = append(w, at("cluster.tls")+`: TLS is off: clients and peers talk plain http, so anyone on the network `+
+			`can read and write every key (Kubernetes secrets included) and join as a peer; remove tls = "off" `+
+			`and run `+"`etcd-installer certs`"+` to use TLS with client certificates`)
+	}
+	if inv.Cluster.Auth && !inv.TLSEnabled() && !inv.Loopback() {
+		w = append(w, at("cluster.auth")+": auth without TLS sends passwords and tokens in clear text")
+	}
+	return w
+}

@@ -1,0 +1,33 @@
+// Package layout says where the appliance keeps its files on a host: the
+// environment files its units read, the etcdctl settings, certificates and
+// data. The server, etcdctl, the renderer and the workflows all agree on
+// these paths through this package, which imports nothing of the
+// appliance so that the server can use it.
+package layout
+
+// Files on every host.
+const (
+	// EtcdConf is the member's environment file (EnvironmentFile= of
+	// etcd.service).
+	EtcdConf = "/etc/etcd/etcd.conf"
+	// EtcdctlEnv points etcdctl on the host at the cluster.
+	EtcdctlEnv = "/etc/etcd/etcdctl.env"
+	// ProxyConf is the gRPC proxy's environment file.
+	ProxyConf = "/etc/etcd/grpc-proxy.conf"
+	// EtcdDropInDir holds drop-ins for etcd.service.
+	EtcdDropInDir = "/etc/systemd/system/etcd.service.d"
+	// DataDirDropIn opens a data dir outside DataDir to the unit's sandbox.
+	DataDirDropIn = EtcdDropInDir + "/10-data-dir.conf"
+	// ProxyFlagsVar carries the proxy's flags; its unit expands it.
+	ProxyFlagsVar = "ETCD_GRPC_PROXY_FLAGS"
+)
+
+// Directories on every host.
+const (
+	// DataDir is the parent of members' data dirs (StateDirectory=etcd).
+	DataDir = "/var/lib/etcd"
+	// PKIDir holds the host's certificates and keys.
+	PKIDir = "/etc/etcd/pki"
+	// ProxyDataDir is the gRPC proxy's state (StateDirectory=).
+	ProxyDataDir = "/var/lib/etcd-grpc-proxy"
+)

@@ -1,0 +1,169 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/render"
+	"github.com/etcd-appliance/appliance/workflow"
+)
+
+// ErrRollingStopped marks hosts a rolling restart left alone because an
+// earlier host failed.
+var ErrRollingStopped = errors.New("not applied: the rolling restart stopped at an earlier host")
+
+// Outcome is what All did on one host.
+type Outcome struct {
+	Name string
+	Res  Result
+	// Took is how long the host took to become ready (when waited for).
+	Took time.Duration
+	Err  error
+	// Stage is where it failed: connect, apply or ready.
+	Stage string
+	// Rolling is true when the host restarted in the rolling phase.
+	Rolling bool
+}
+
+// AllOptions tune All.
+type AllOptions struct {
+	Options
+	// Extra returns the host's extra files (its certificates); nil for
+	// none.
+	Extra func(host string) ([]render.File, error)
+	// WaitReady waits for every started host. Hosts restarted one at a
+	// time are always waited for: the next restart needs them serving.
+	WaitReady bool
+	Wait      time.Duration
+}
+
+// Every reaches every host of the inventory through hosts (this machine,
+// or over SSH) and applies them with All; a host that cannot be reached
+// is reported with Stage "connect" and the others go on. Outcomes come in
+// inventory order.
+func Every(ctx context.Context, inv *inventory.Inventory, hosts *workflow.Hosts, o AllOptions, log logrus.FieldLogger) []Outcome {
+	var names []string
+	for _, h := range inv.Hosts() {
+		names = append(names, h.Name)
+	}
+	targets, failed := hosts.Each(names)
+	byName := map[string]Outcome{}
+	for _, out := range All(ctx, inv, targets, o, log) {
+		byName[out.Name] = out
+	}
+	for name, err := range failed {
+		byName[name] = Outcome{Name: name, Err: err, Stage: "connect"}
+	}
+	outs := make([]Outcome, len(names))
+	for i, name := range names {
+		outs[i] = byName[name]
+	}
+	return outs
+}
+
+// All applies every target. Hosts whose running member must restart go
+// one at a time, each ready before the next, followers first and the
+// leader last: restarting them together, each seeing a healthy cluster
+// when it checked, would stop the cluster. The other hosts are applied in
+// parallel and started together, as a new cluster's members must be. One
+// failing host does not stop the parallel ones; it ends the rolling
+// restart, leaving the hosts after it as they were for a re-run.
+func All(ctx context.Context, inv *inventory.Inventory, targets []workflow.Target, o AllOptions, log logrus.FieldLogger) []Outcome {
+	out := make([]Outcome, len(targets))
+	opts := make([]Options, len(targets))
+	for i, t := range targets {
+		out[i] = Outcome{Name: t.Host.Name, Stage: "apply"}
+		opts[i] = o.Options
+	}
+	_ = workflow.OnEvery(targets, func(i int, t workflow.Target) error {
+		if o.Extra != nil {
+			opts[i].Extra, out[i].Err = o.Extra(t.Host.Name)
+		}
+		return out[i].Err
+	})
+
+	rolling := make([]bool, len(targets))
+	if !o.Plan.DryRun() {
+		// A dry run of every host decides which hosts would restart.
+		_ = workflow.OnEvery(targets, func(i int, t workflow.Target) error {
+			if out[i].Err != nil {
+				return nil
+			}
+			po := opts[i]
+			po.Plan = workflow.NewPlan(true, nil)
+			res, err := Host(ctx, inv, t, po, log)
+			if err != nil {
+				out[i].Err = err
+				return err
+			}
+			rolling[i] = res.Restarted
+			return nil
+		})
+	}
+
+	_ = workflow.OnEvery(targets, func(i int, t workflow.Target) error {
+		if out[i].Err != nil || rolling[i] {
+			return nil
+		}
+		out[i].Res, out[i].Err = Host(ctx, inv, t, opts[i], log)
+		return out[i].Err
+	})
+	if o.WaitReady && !o.Plan.DryRun() {
+		_ = workflow.OnEvery(targets, func(i int, t workflow.Target) error {
+			if out[i].Err != nil || rolling[i] {
+				return nil
+			}
+			out[i].Stage = "ready"
+			out[i].Took, out[i].Err = workflow.WaitReady(ctx, t, o.Wait, log)
+			return out[i].Err
+		})
+	}
+
+	var stopped string
+	for _, i := range restartOrder(ctx, inv, targets, rolling, o.Dial) {
+		t := targets[i]
+		out[i].Rolling = true
+		if stopped != "" {
+			out[i].Err = fmt.Errorf("%w (%s)", ErrRollingStopped, stopped)
+			continue
+		}
+		log.WithField("host", t.Host.Name).Info("rolling restart: this member now, the next once it serves")
+		out[i].Res, out[i].Err = Host(ctx, inv, t, opts[i], log)
+		if out[i].Err == nil {
+			out[i].Stage = "ready"
+			out[i].Took, out[i].Err = workflow.WaitReady(ctx, t, o.Wait, log)
+		}
+		if out[i].Err != nil {
+			stopped = t.Host.Name
+		}
+	}
+	return out
+}
+
+// restartOrder lists the rolling hosts with the leader last, so the
+// cluster elects a new leader once rather than at every step. Without an
+// answer from the cluster it keeps the inventory's order.
+func restartOrder(ctx context.Context, inv *inventory.Inventory, targets []workflow.Target, rolling []bool, dial cluster.Dialer) []int {
+	var order []int
+	for i := range targets {
+		if rolling[i] {
+			order = append(order, i)
+		}
+	}
+	if len(order) < 2 || dial == nil {
+		return order
+	}
+	leader := cluster.LeaderName(ctx, inv, dial)
+	for k, i := range order {
+		if targets[i].Host.Name == leader {
+			return append(append(append([]int(nil), order[:k]...), order[k+1:]...), i)
+		}
+	}
+	return order
+}

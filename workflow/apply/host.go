@@ -1,0 +1,420 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	udiff "github.com/aymanbagabas/go-udiff"
+	"github.com/sirupsen/logrus"
+
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/datadir"
+	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/internal/envfile"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/layout"
+	"github.com/etcd-appliance/appliance/render"
+	"github.com/etcd-appliance/appliance/workflow"
+)
+
+// ErrUnsafeRestart means restarting a member could lose quorum.
+var ErrUnsafeRestart = errors.New("restart would risk quorum")
+
+// Options tune Host.
+type Options struct {
+	// NoStart writes files and enables the unit but does not start it.
+	NoStart bool
+	// ForceRestart restarts a changed member even when the rest of the
+	// cluster looks unable to keep quorum.
+	ForceRestart bool
+	// Member adjusts the member's rendering (member add).
+	Member render.MemberOptions
+	// Dial connects to the cluster for the restart quorum check.
+	Dial cluster.Dialer
+	// Extra files to write with the rendered ones: the host's certificates.
+	Extra []render.File
+	// Plan records every change and is the dry-run guard; nil changes
+	// without recording.
+	Plan *workflow.Plan
+}
+
+// FileChange is a file Host wrote, or would write in a dry run.
+type FileChange struct {
+	Path string
+	New  bool // did not exist
+	Meta bool // only mode or owner differ
+	// Diff shows the change ("" for secrets and mode-only changes).
+	Diff string
+}
+
+// Result says what Host did to one host.
+type Result struct {
+	Host      string
+	Files     []FileChange
+	Reloaded  bool
+	Enabled   bool
+	Started   bool
+	Restarted bool
+}
+
+// Changed reports whether anything was (or would be) done.
+func (r Result) Changed() bool {
+	return len(r.Files) > 0 || r.Reloaded || r.Enabled || r.Started || r.Restarted
+}
+
+// Summary is one line describing the result.
+func (r Result) Summary() string {
+	if !r.Changed() {
+		return "no changes"
+	}
+	var parts []string
+	if len(r.Files) > 0 {
+		var names []string
+		for _, f := range r.Files {
+			names = append(names, f.Path)
+		}
+		parts = append(parts, "wrote "+strings.Join(names, ", "))
+	}
+	for _, p := range []struct {
+		ok   bool
+		what string
+	}{{r.Reloaded, "reloaded systemd"}, {r.Enabled, "enabled the unit"}, {r.Started, "started the unit"}, {r.Restarted, "restarted the unit (configuration changed)"}} {
+		if p.ok {
+			parts = append(parts, p.what)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// hostRun is one Host call: what the steps found and decided.
+type hostRun struct {
+	inv  *inventory.Inventory
+	t    workflow.Target
+	o    Options
+	log  logrus.FieldLogger
+	unit string
+
+	files []render.File
+	// changed are the files to write, by index into files.
+	changed []int
+	// config: a change the unit must restart for; else only bootstrap
+	// settings or mode and owner changed.
+	config bool
+	state  host.UnitState
+	res    Result
+}
+
+// Host makes one host match the inventory, in named steps: render,
+// preflight, plan, files, units, start. Everything that can refuse
+// (preflight, the quorum guard in plan) runs before anything is written,
+// so a refused apply leaves the host as it was. Every change goes through
+// o.Plan, so a dry run goes through the same steps and changes nothing.
+// It is idempotent: a second run changes nothing and restarts nothing. It
+// does not wait for the unit to become ready; workflow.WaitReady does (so
+// several hosts start together).
+func Host(ctx context.Context, inv *inventory.Inventory, t workflow.Target, o Options, log logrus.FieldLogger) (Result, error) {
+	r := &hostRun{inv: inv, t: t, o: o, log: log.WithField("host", t.Host.Name), unit: t.Unit(), res: Result{Host: t.Host.Name}}
+	err := workflow.Run(ctx,
+		workflow.Step{Name: "render", Run: r.render},
+		workflow.Step{Name: "preflight", Run: r.preflight},
+		workflow.Step{Name: "plan", Run: r.plan},
+		workflow.Step{Name: "files", Run: r.writeFiles},
+		workflow.Step{Name: "units", Run: r.units},
+		workflow.Step{Name: "start", Run: r.start},
+	)
+	return r.res, err
+}
+
+func (r *hostRun) render(context.Context) error {
+	files, err := render.RenderHost(r.inv, r.t.Host.Name, r.o.Member)
+	if err != nil {
+		return err
+	}
+	r.files = append(files, r.o.Extra...)
+	return nil
+}
+
+// preflight refuses a data dir that belongs to another cluster or member,
+// and TLS files that are neither on the host nor coming with this apply.
+func (r *hostRun) preflight(context.Context) error {
+	m := r.t.Host.Member
+	if m == nil {
+		return nil
+	}
+	dir := r.inv.DataDir(m)
+	info, err := host.InspectDataDir(r.t.FS, dir)
+	if err != nil {
+		return err
+	}
+	if r.o.Member.State == "existing" && info.Initialized {
+		return fmt.Errorf("%w: %s already holds data, but %s joins the cluster as a new member; fix: move it aside "+
+			"(mv %s %s.old-%s), it is kept", datadir.ErrForeign, dir, m.Name, dir, dir, time.Now().Format("20060102"))
+	}
+	if err := datadir.Check(info, m.Name, r.inv.PeerURL(m)); err != nil {
+		return err
+	}
+	if !r.inv.TLSEnabled() {
+		return nil
+	}
+	coming := map[string]bool{}
+	for _, f := range r.o.Extra {
+		coming[f.Path] = true
+	}
+	t := r.inv.TLS
+	for _, p := range []string{t.CAFile, t.CertFile, t.KeyFile, t.PeerCertFile, t.PeerKeyFile} {
+		if coming[p] {
+			continue
+		}
+		if _, err := r.t.FS.Stat(p); err != nil {
+			return fmt.Errorf("TLS file %s: %w; fix: run `etcd-installer certs %s` and apply again, or copy the host's certificates there",
+				p, err, r.inv.Source)
+		}
+	}
+	return nil
+}
+
+// plan compares every file with the host's and decides what the unit
+// needs; a restart of a member is checked against quorum here, before
+// anything is written.
+func (r *hostRun) plan(ctx context.Context) error {
+	initialized := false
+	if m := r.t.Host.Member; m != nil {
+		if info, err := host.InspectDataDir(r.t.FS, r.inv.DataDir(m)); err == nil {
+			initialized = info.Initialized
+		}
+	}
+	unitFiles := false
+	var newest time.Time
+	for i, f := range r.files {
+		ch, old, changed, err := compare(r.t.FS, f)
+		if err != nil {
+			return err
+		}
+		if fi, err := r.t.FS.Stat(f.Path); err == nil && f.Unit != "" && fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+		if !changed {
+			continue
+		}
+		r.changed = append(r.changed, i)
+		r.res.Files = append(r.res.Files, ch)
+		if ch.Meta {
+			continue
+		}
+		unitFiles = unitFiles || f.UnitFile
+		// etcd reads bootstrap settings only when its data dir is empty:
+		// once initialized, a change to them (after member add, say) needs
+		// no restart.
+		if f.Unit != "" && !(initialized && f.Path == layout.EtcdConf && onlyBootstrapChanged(old, f.Data)) {
+			r.config = true
+		}
+	}
+	st, err := r.t.Services.State(ctx, r.unit)
+	if err != nil {
+		return err
+	}
+	r.state = st
+	// A unit that started before its configuration last changed (a crash
+	// between writing and restarting, or an edit) still needs a restart;
+	// not so when every change since was ignorable.
+	pending := st.Running() && !st.Since.IsZero() && newest.After(st.Since) && (len(r.res.Files) == 0 || r.config)
+	restart := st.Running() && (r.config || pending) && !r.o.NoStart
+	if restart && r.t.Host.Member != nil && !r.o.ForceRestart && !r.o.Plan.DryRun() {
+		if err := restartSafe(ctx, r.inv, r.t.Host.Member, r.o.Dial); err != nil {
+			return fmt.Errorf("not restarting %s, nothing written: %w", r.unit, err)
+		}
+	}
+	r.res.Reloaded = unitFiles
+	r.res.Enabled = st.Enabled != "enabled"
+	r.res.Started = !st.Running() && !r.o.NoStart
+	r.res.Restarted = restart
+	return nil
+}
+
+func (r *hostRun) writeFiles(context.Context) error {
+	for k, i := range r.changed {
+		f, ch := r.files[i], r.res.Files[k]
+		what := "write " + f.Path
+		switch {
+		case ch.New:
+			what += " (new)"
+		case ch.Meta:
+			what = fmt.Sprintf("set mode %04o and owner %s:%s of %s", f.Mode.Perm(), f.Owner, f.Group, f.Path)
+		}
+		err := r.o.Plan.DoDetail(r.t.Host.Name, what, ch.Diff, func() error {
+			if _, err := r.t.FS.WriteFile(f.Path, f.Data, f.Mode, f.Owner, f.Group); err != nil {
+				return err
+			}
+			r.log.WithFields(logrus.Fields{"file": f.Path, "mode": fmt.Sprintf("%04o", f.Mode), "owner": f.Owner + ":" + f.Group}).Info("wrote")
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	m := r.t.Host.Member
+	// Data dirs outside /var/lib/etcd are not created by the unit's
+	// StateDirectory=.
+	if d := r.inv.Cluster.DataDir; m == nil || d == layout.DataDir {
+		return nil
+	}
+	d := r.inv.Cluster.DataDir
+	if _, err := r.t.FS.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return r.o.Plan.Do(r.t.Host.Name, "create "+d+" (0700 etcd:etcd)", func() error {
+		if err := r.t.FS.MkdirAll(d, 0o700, "etcd", "etcd"); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+		return nil
+	})
+}
+
+func (r *hostRun) units(ctx context.Context) error {
+	if r.res.Reloaded {
+		if err := r.o.Plan.Do(r.t.Host.Name, "reload systemd (a unit file changed)", func() error {
+			if err := r.t.Services.DaemonReload(ctx); err != nil {
+				return err
+			}
+			r.log.Info("reloaded systemd")
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if !r.res.Enabled {
+		return nil
+	}
+	return r.o.Plan.Do(r.t.Host.Name, "enable "+r.unit, func() error {
+		if err := r.t.Services.Enable(ctx, r.unit); err != nil {
+			return err
+		}
+		r.log.WithField("unit", r.unit).Info("enabled")
+		return nil
+	})
+}
+
+func (r *hostRun) start(ctx context.Context) error {
+	switch {
+	case r.res.Started:
+		return r.o.Plan.Do(r.t.Host.Name, "start "+r.unit, func() error {
+			r.log.WithField("unit", r.unit).Info("starting")
+			return r.t.Services.Start(ctx, r.unit)
+		})
+	case r.res.Restarted:
+		why := "configuration changed"
+		if !r.config {
+			why = "running with a configuration older than its files"
+		}
+		return r.o.Plan.Do(r.t.Host.Name, "restart "+r.unit+": "+why, func() error {
+			r.log.WithField("unit", r.unit).Info("restarting: " + why)
+			return r.t.Services.Restart(ctx, r.unit)
+		})
+	}
+	return nil
+}
+
+// compare says how the host's copy of file differs from the rendered one,
+// with the host's bytes: changed is false when content, mode and owner
+// match. The diff of a secret is never shown.
+func compare(f host.FS, file render.File) (ch FileChange, old []byte, changed bool, err error) {
+	ch = FileChange{Path: file.Path}
+	old, err = f.ReadFile(file.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		ch.New = true
+	case err != nil:
+		return ch, nil, false, err
+	}
+	if ch.New || !bytes.Equal(old, file.Data) {
+		ch.Diff = diff(file, string(old), ch.New)
+		return ch, old, true, nil
+	}
+	fi, err := f.Stat(file.Path)
+	if err != nil {
+		return ch, old, false, err
+	}
+	owner, group, err := f.Owner(file.Path)
+	if err != nil {
+		return ch, old, false, err
+	}
+	if fi.Mode().Perm() != file.Mode.Perm() || owner != "" && (owner != file.Owner || group != file.Group) {
+		ch.Meta = true
+		ch.Diff = fmt.Sprintf("%s: mode %04o -> %04o\n", file.Path, fi.Mode().Perm(), file.Mode.Perm())
+		return ch, old, true, nil
+	}
+	return ch, old, false, nil
+}
+
+// diff is the unified diff from the host's file to the rendered one.
+func diff(file render.File, old string, isNew bool) string {
+	if file.Secret {
+		return file.Path + ": content differs (a secret: not shown)\n"
+	}
+	if isNew {
+		return udiff.Unified("/dev/null", file.Path+" (new)", "", string(file.Data))
+	}
+	return udiff.Unified(file.Path+" (on host)", file.Path+" (rendered)", old, string(file.Data))
+}
+
+// restartSafe checks that the other voting members keep quorum while m
+// restarts.
+func restartSafe(ctx context.Context, inv *inventory.Inventory, m *inventory.Member, dial cluster.Dialer) error {
+	if len(inv.Members) == 1 {
+		return nil
+	}
+	if dial == nil {
+		return fmt.Errorf("%w: no way to ask the cluster (pass --force-restart to restart anyway)", ErrUnsafeRestart)
+	}
+	c, err := dial(cluster.OthersOf(inv, m.Name))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnsafeRestart, err)
+	}
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	members, err := c.Members(cctx)
+	if err != nil {
+		return fmt.Errorf("%w: the cluster does not answer: %w (pass --force-restart to restart anyway)", ErrUnsafeRestart, err)
+	}
+	voting, healthy, down := cluster.HealthyVoting(ctx, c, members, m.Name)
+	quorum := voting/2 + 1
+	if healthy < quorum {
+		return fmt.Errorf("%w: with %s restarting, %d of %d voting members would be healthy, and quorum is %d (unhealthy: %s); "+
+			"fix the other members first, or pass --force-restart", ErrUnsafeRestart, m.Name, healthy, voting, quorum, strings.Join(down, ", "))
+	}
+	return nil
+}
+
+// bootstrapVars are read by etcd only to create a new data dir.
+var bootstrapVars = map[string]bool{
+	"ETCD_INITIAL_CLUSTER": true, "ETCD_INITIAL_CLUSTER_STATE": true, "ETCD_INITIAL_CLUSTER_TOKEN": true,
+	"ETCD_DISCOVERY_SRV": true, "ETCD_DISCOVERY_SRV_NAME": true, "ETCD_DISCOVERY_ENDPOINTS": true, "ETCD_DISCOVERY_TOKEN": true,
+}
+
+// onlyBootstrapChanged reports whether two env files differ only in
+// bootstrap variables and comments.
+func onlyBootstrapChanged(old, new []byte) bool {
+	a, err1 := envfile.Parse("old", bytes.NewReader(old))
+	b, err2 := envfile.Parse("new", bytes.NewReader(new))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	am, bm := envfile.Map(a), envfile.Map(b)
+	for k, v := range am {
+		if bm[k] != v && !bootstrapVars[k] {
+			return false
+		}
+	}
+	for k, v := range bm {
+		if am[k] != v && !bootstrapVars[k] {
+			return false
+		}
+	}
+	return true
+}

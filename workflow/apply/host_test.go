@@ -1,0 +1,326 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/cluster/clustertest"
+	"github.com/etcd-appliance/appliance/datadir"
+	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/host/hosttest"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/inventory/inventorytest"
+	"github.com/etcd-appliance/appliance/layout"
+	"github.com/etcd-appliance/appliance/workflow"
+)
+
+var threeHosts = inventorytest.Three(`tls = "off"`)
+
+func parse(t *testing.T, text string) *inventory.Inventory { return inventorytest.Parse(t, text) }
+
+func quietLog() logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+func target(t *testing.T, inv *inventory.Inventory, name string, f host.FS, s host.Services) workflow.Target {
+	t.Helper()
+	h, ok := inv.Host(name)
+	if !ok {
+		t.Fatalf("no host %s", name)
+	}
+	return workflow.Target{Host: h, FS: f, Services: s}
+}
+
+func TestApplyFreshHostThenIdempotent(t *testing.T) {
+	inv := parse(t, threeHosts)
+	fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+	tg := target(t, inv, "etcd0", fsys, svc)
+	res, err := Host(context.Background(), inv, tg, Options{}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) != 2 || !res.Enabled || !res.Started || res.Restarted || res.Reloaded {
+		t.Errorf("first apply: %+v", res)
+	}
+	if got := svc.Calls(); got != "enable etcd.service start etcd.service" {
+		t.Errorf("calls %q", got)
+	}
+	conf, _ := fsys.ReadFile(layout.EtcdConf)
+	if mode, _, group, _ := fsys.Meta(layout.EtcdConf); !strings.Contains(string(conf), "ETCD_NAME=etcd0\n") || mode != 0o640 || group != "etcd" {
+		t.Errorf("etcd.conf: mode %04o group %s", mode, group)
+	}
+
+	// Second run: nothing to do, nothing restarted, and it says so.
+	svc.Reset()
+	res, err = Host(context.Background(), inv, tg, Options{}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed() || res.Summary() != "no changes" || svc.Calls() != "" {
+		t.Errorf("second apply changed something: %+v, calls %q", res, svc.Calls())
+	}
+}
+
+func TestApplyDryRunTouchesNothing(t *testing.T) {
+	inv := parse(t, threeHosts)
+	fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+	plan := workflow.NewPlan(true, quietLog())
+	res, err := Host(context.Background(), inv, target(t, inv, "etcd1", fsys, svc), Options{Plan: plan}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fsys.Len() != 0 || svc.Calls() != "" {
+		t.Errorf("dry run wrote %d files, calls %q", fsys.Len(), svc.Calls())
+	}
+	var what []string
+	for _, a := range plan.For("etcd1") {
+		what = append(what, a.What)
+	}
+	if got := strings.Join(what, "; "); got != "write /etc/etcd/etcd.conf (new); write /etc/etcd/etcdctl.env (new); enable etcd.service; start etcd.service" {
+		t.Errorf("plan: %s", got)
+	}
+	if !res.Started || len(res.Files) != 2 {
+		t.Errorf("dry run should report the plan: %+v", res)
+	}
+}
+
+func TestApplyDataDirOutsideReloads(t *testing.T) {
+	inv := parse(t, strings.Replace(threeHosts, `name = "t"`, "name = \"t\"\ndata_dir = \"/srv/etcd\"", 1))
+	fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+	res, err := Host(context.Background(), inv, target(t, inv, "etcd0", fsys, svc), Options{}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Reloaded || !strings.HasPrefix(svc.Calls(), "daemon-reload") || !fsys.HasDir("/srv/etcd") {
+		t.Errorf("drop-in needs daemon-reload and a data dir: %+v calls %q", res, svc.Calls())
+	}
+}
+
+func changedConfig(t *testing.T, inv *inventory.Inventory, fsys *hosttest.MemFS, svc *hosttest.Services, name string) workflow.Target {
+	t.Helper()
+	tg := target(t, inv, name, fsys, svc)
+	if _, err := Host(context.Background(), inv, tg, Options{}, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	fsys.Put(layout.EtcdConf, []byte("old\n"), 0o640, "root", "etcd")
+	svc.Reset()
+	return tg
+}
+
+func members(inv *inventory.Inventory) []cluster.Member {
+	var ms []cluster.Member
+	for i := range inv.Members {
+		m := &inv.Members[i]
+		ms = append(ms, cluster.Member{ID: uint64(i + 1), Name: m.Name, PeerURLs: []string{inv.PeerURL(m)}, ClientURLs: []string{inv.ClientURL(m)}})
+	}
+	return ms
+}
+
+func TestApplyRestartsChangedMemberWhenSafe(t *testing.T) {
+	inv := parse(t, threeHosts)
+	fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+	tg := changedConfig(t, inv, fsys, svc, "etcd0")
+	fm := &clustertest.Membership{List: members(inv)}
+	res, err := Host(context.Background(), inv, tg, Options{Dial: func([]string) (cluster.Membership, error) { return fm, nil }}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Restarted || svc.Calls() != "restart etcd.service" {
+		t.Errorf("want one restart: %+v calls %q", res, svc.Calls())
+	}
+}
+
+func TestApplyRefusesUnsafeRestart(t *testing.T) {
+	inv := parse(t, threeHosts)
+	fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+	tg := changedConfig(t, inv, fsys, svc, "etcd0")
+	fm := &clustertest.Membership{List: members(inv), Unhealthy: map[string]bool{"http://10.0.0.12:2379": true}}
+	dial := func([]string) (cluster.Membership, error) { return fm, nil }
+	_, err := Host(context.Background(), inv, tg, Options{Dial: dial}, quietLog())
+	if !errors.Is(err, ErrUnsafeRestart) {
+		t.Fatalf("got %v, want ErrUnsafeRestart", err)
+	}
+	for _, want := range []string{"1 of 3 voting members would be healthy", "quorum is 2", "unhealthy: etcd2", "--force-restart"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message lacks %q: %v", want, err)
+		}
+	}
+	if strings.Contains(svc.Calls(), "restart") {
+		t.Error("restarted anyway")
+	}
+	// Nothing was written: the next apply still sees the change.
+	if b, _ := fsys.ReadFile(layout.EtcdConf); string(b) != "old\n" {
+		t.Errorf("refused apply wrote the new configuration: %q", b)
+	}
+	res, err := Host(context.Background(), inv, tg, Options{Dial: dial, ForceRestart: true}, quietLog())
+	if err != nil || !res.Restarted {
+		t.Errorf("--force-restart: %+v %v", res, err)
+	}
+
+	fm.Err = errors.New("no leader")
+	tg = changedConfig(t, inv, fsys, svc, "etcd0")
+	if _, err := Host(context.Background(), inv, tg, Options{Dial: dial}, quietLog()); !errors.Is(err, ErrUnsafeRestart) ||
+		!strings.Contains(err.Error(), "does not answer") {
+		t.Errorf("unanswering cluster: %v", err)
+	}
+}
+
+// A unit running with a configuration older than its file (a crash
+// between write and restart) is restarted even though the file is
+// unchanged now.
+func TestApplyRestartsStaleUnit(t *testing.T) {
+	inv := parse(t, threeHosts)
+	root := t.TempDir()
+	fsys := host.LocalFS{Root: root, IgnoreOwner: true}
+	svc := &hosttest.Services{}
+	tg := target(t, inv, "etcd0", fsys, svc)
+	if _, err := Host(context.Background(), inv, tg, Options{}, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	svc.Reset()
+	svc.States = []host.UnitState{{Active: "active", Since: time.Now().Add(-time.Hour)}}
+	fm := &clustertest.Membership{List: members(inv)}
+	res, err := Host(context.Background(), inv, tg, Options{Dial: func([]string) (cluster.Membership, error) { return fm, nil }}, quietLog())
+	if err != nil || !res.Restarted || len(res.Files) != 0 {
+		t.Errorf("stale unit not restarted: %+v %v calls %q", res, err, svc.Calls())
+	}
+}
+
+func TestApplyTLSFilesMissing(t *testing.T) {
+	inv := parse(t, strings.Replace(threeHosts, `tls = "off"`, `tls = "on"`, 1))
+	fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+	_, err := Host(context.Background(), inv, target(t, inv, "etcd0", fsys, svc), Options{}, quietLog())
+	if err == nil || !strings.Contains(err.Error(), "/etc/etcd/pki/ca.crt") || !strings.Contains(err.Error(), "etcd-installer certs t.toml") {
+		t.Errorf("got %v", err)
+	}
+	if fsys.Len() != 0 {
+		t.Error("files written before the preflight failed")
+	}
+}
+
+// writeMembersDB creates a data dir whose backend records the members.
+func writeMembersDB(t *testing.T, root, dir string, ms map[string]string) {
+	t.Helper()
+	snap := filepath.Join(root, dir, "member", "snap")
+	if err := os.MkdirAll(snap, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(snap, "db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	i := 0
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("members"))
+		if err != nil {
+			return err
+		}
+		for name, url := range ms {
+			i++
+			v := `{"id":` + string(rune('0'+i)) + `,"peerURLs":["` + url + `"],"name":"` + name + `"}`
+			if err := b.Put([]byte{byte(i)}, []byte(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestApplyRefusesForeignDataDir(t *testing.T) {
+	inv := parse(t, threeHosts)
+	root := t.TempDir()
+	writeMembersDB(t, root, "/var/lib/etcd/etcd0", map[string]string{"default": "http://localhost:2380"})
+	fsys := host.LocalFS{Root: root, IgnoreOwner: true}
+	svc := &hosttest.Services{}
+	_, err := Host(context.Background(), inv, target(t, inv, "etcd0", fsys, svc), Options{}, quietLog())
+	if !errors.Is(err, datadir.ErrForeign) {
+		t.Fatalf("got %v", err)
+	}
+	for _, want := range []string{"default=http://localhost:2380", "without member etcd0", "mv /var/lib/etcd/etcd0 /var/lib/etcd/etcd0.old-"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message lacks %q: %v", want, err)
+		}
+	}
+	if svc.Calls() != "" {
+		t.Errorf("calls %q", svc.Calls())
+	}
+	if _, err := os.Stat(filepath.Join(root, "/var/lib/etcd/etcd0/member/snap/db")); err != nil {
+		t.Errorf("data dir touched: %v", err)
+	}
+
+	// Its own data dir passes.
+	root2 := t.TempDir()
+	writeMembersDB(t, root2, "/var/lib/etcd/etcd0", map[string]string{"etcd0": "http://10.0.0.10:2380", "etcd1": "http://10.0.0.11:2380"})
+	if _, err := Host(context.Background(), inv, target(t, inv, "etcd0", host.LocalFS{Root: root2, IgnoreOwner: true}, &hosttest.Services{}), Options{}, quietLog()); err != nil {
+		t.Errorf("own data dir refused: %v", err)
+	}
+}
+
+func TestWaitReady(t *testing.T) {
+	inv := parse(t, threeHosts)
+	svc := &hosttest.Services{States: []host.UnitState{
+		{Active: "activating", Status: "waiting for quorum: 2 of 3 members needed"},
+		{Active: "activating", Status: "waiting for quorum: 2 of 3 members needed"},
+		{Active: "active", Status: "serving: etcd0 leader"},
+	}}
+	tg := target(t, inv, "etcd0", hosttest.NewMemFS(), svc)
+	if _, err := workflow.WaitReady(context.Background(), tg, 10*time.Second, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	svc = &hosttest.Services{States: []host.UnitState{{Active: "failed", Result: "exit-code", ExitStatus: 78, Status: "configuration error: ETCD_NAEM"}}, LogsText: "journal lines"}
+	_, err := workflow.WaitReady(context.Background(), target(t, inv, "etcd0", hosttest.NewMemFS(), svc), 10*time.Second, quietLog())
+	if !errors.Is(err, workflow.ErrNotReady) || !strings.Contains(err.Error(), "exit status 78") || !strings.Contains(err.Error(), "journal lines") {
+		t.Errorf("failed unit: %v", err)
+	}
+	svc = &hosttest.Services{States: []host.UnitState{{Active: "activating", Status: "waiting for quorum"}}}
+	_, err = workflow.WaitReady(context.Background(), target(t, inv, "etcd0", hosttest.NewMemFS(), svc), 500*time.Millisecond, quietLog())
+	if !errors.Is(err, workflow.ErrNotReady) || !strings.Contains(err.Error(), "not ready after 500ms") {
+		t.Errorf("timeout: %v", err)
+	}
+}
+
+// A rolling restart stops at the first member that does not come back:
+// the members after it keep their running configuration and files.
+func TestApplyAllStopsRollingAtFailure(t *testing.T) {
+	inv := parse(t, threeHosts)
+	fm := &clustertest.Membership{List: members(inv)}
+	var targets []workflow.Target
+	var fss []*hosttest.MemFS
+	var svcs []*hosttest.Services
+	for _, name := range []string{"etcd0", "etcd1", "etcd2"} {
+		fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+		targets = append(targets, changedConfig(t, inv, fsys, svc, name))
+		fss, svcs = append(fss, fsys), append(svcs, svc)
+	}
+	// etcd0 plans and restarts while active, then fails to come back.
+	svcs[0].States = []host.UnitState{{Active: "active"}, {Active: "active"}, {Active: "failed", Result: "exit-code", ExitStatus: 1}}
+	out := All(context.Background(), inv, targets, AllOptions{
+		Options: Options{Dial: func([]string) (cluster.Membership, error) { return fm, nil }}, Wait: time.Second}, quietLog())
+	if !errors.Is(out[0].Err, workflow.ErrNotReady) || !out[0].Rolling || out[0].Stage != "ready" || svcs[0].Calls() != "restart etcd.service" {
+		t.Errorf("etcd0: %+v calls %q", out[0], svcs[0].Calls())
+	}
+	for i := 1; i < 3; i++ {
+		if !errors.Is(out[i].Err, ErrRollingStopped) || !strings.Contains(out[i].Err.Error(), "etcd0") || svcs[i].Calls() != "" {
+			t.Errorf("%s: %+v calls %q", out[i].Name, out[i], svcs[i].Calls())
+		}
+		if b, _ := fss[i].ReadFile(layout.EtcdConf); string(b) != "old\n" {
+			t.Errorf("%s: configuration written after the roll stopped: %q", out[i].Name, b)
+		}
+	}
+}
