@@ -13,7 +13,8 @@ import (
 
 	par "github.com/etcd-appliance/appliance/internal/parallel"
 
-	"github.com/etcd-appliance/appliance/provision"
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/workflow/doctor"
 )
 
 // ClusterTest provisions three hosts from a control host over SSH and
@@ -131,8 +132,8 @@ func (c *ClusterTest) health(d time.Duration) error {
 	})
 }
 
-func (c *ClusterTest) status() (provision.ClusterStatus, error) {
-	var cs provision.ClusterStatus
+func (c *ClusterTest) status() (cluster.ClusterStatus, error) {
+	var cs cluster.ClusterStatus
 	out, err := c.ctl("etcd-installer", "status", inventoryPath, "-o", "json")
 	if jerr := json.Unmarshal([]byte(out), &cs); jerr != nil {
 		if err == nil {
@@ -837,14 +838,14 @@ func (c *ClusterTest) security() error {
 	}
 	// doctor on every host over SSH finds the certificates fine.
 	out, _ = c.ctl("etcd-installer", "doctor", inventoryPath, "-o", "json")
-	var fs []provision.Finding
+	var fs []doctor.Finding
 	if err := json.Unmarshal([]byte(out), &fs); err != nil {
 		return fmt.Errorf("doctor: %w\n%s", err, out)
 	}
 	ok := map[string]bool{}
 	for _, f := range fs {
 		if f.Check == "certificates" {
-			if f.Level != provision.OK.String() {
+			if f.Level != doctor.OK.String() {
 				return fmt.Errorf("doctor on %s: %s", f.Host, f.Message)
 			}
 			ok[f.Host] = true

@@ -23,6 +23,7 @@ import (
 	_ "github.com/goreleaser/nfpm/v2/rpm" // registers the rpm packager
 
 	"github.com/etcd-appliance/appliance/units"
+	"github.com/etcd-appliance/appliance/workflow"
 )
 
 //go:embed files
@@ -114,43 +115,63 @@ func (s *stage) changelog(version string, mtime time.Time, note string) (string,
 	return s.write("changelog.yml", []byte(y))
 }
 
-// EtcdPackages builds the etcd deb and rpm for one architecture and returns
-// their paths.
-func EtcdPackages(o EtcdOptions) ([]string, error) {
-	s, err := newStage()
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	mt := o.MTime
-	var c files.Contents
-	add := func(src, dst, typ string, fi *files.ContentFileInfo) {
-		c = append(c, &files.Content{Source: src, Destination: dst, Type: typ, FileInfo: fi})
-	}
-	addData := func(name string, data []byte, dst string, mode os.FileMode, packager string) error {
-		p, err := s.write(name, data)
-		if err != nil {
-			return err
-		}
-		c = append(c, &files.Content{Source: p, Destination: dst, Packager: packager, FileInfo: fileInfo(mode, "root", "root", mt)})
-		return nil
-	}
+// contents collects a package's files, staging generated ones.
+type contents struct {
+	s  *stage
+	mt time.Time
+	c  files.Contents
+}
 
+// file adds src (a path, or a link target) at dst.
+func (c *contents) file(src, dst, typ string, mode os.FileMode, owner, group string) {
+	c.c = append(c.c, &files.Content{Source: src, Destination: dst, Type: typ, FileInfo: fileInfo(mode, owner, group, c.mt)})
+}
+
+// data stages data as name and adds it at dst for one packager ("" for
+// both), owned by root.
+func (c *contents) data(name string, data []byte, dst string, mode os.FileMode, packager string) error {
+	p, err := c.s.write(name, data)
+	if err != nil {
+		return err
+	}
+	c.c = append(c.c, &files.Content{Source: p, Destination: dst, Packager: packager, FileInfo: fileInfo(mode, "root", "root", c.mt)})
+	return nil
+}
+
+// doc adds documentation: rpm flags documentation and licences (%doc,
+// %license), deb has no such flags, so each goes in twice, once per
+// packager.
+func (c *contents) doc(name string, data []byte, dst, rpmDst, rpmType string) error {
+	p, err := c.s.write("doc/"+name, data)
+	if err != nil {
+		return err
+	}
+	c.c = append(c.c,
+		&files.Content{Source: p, Destination: dst, Packager: "deb", FileInfo: fileInfo(0o644, "root", "root", c.mt)},
+		&files.Content{Source: p, Destination: rpmDst, Packager: "rpm", Type: rpmType, FileInfo: fileInfo(0o644, "root", "root", c.mt)})
+	return nil
+}
+
+// etcdContents are the etcd package's files: the binary and its links,
+// units, default configuration, users and directories, documentation and
+// completions.
+func etcdContents(s *stage, o EtcdOptions) (files.Contents, error) {
+	c := &contents{s: s, mt: o.MTime}
 	// Directories the package owns, with their owner and mode: implicit
 	// parents would take a file's owner (the wrong group on /etc/etcd).
 	for _, d := range []string{"/etc/etcd", "/usr/share/doc/etcd"} {
-		add("", d, files.TypeDir, fileInfo(0o755, "root", "root", mt))
+		c.file("", d, files.TypeDir, 0o755, "root", "root")
 	}
-	add(o.Binary, "/usr/bin/etcd", "", fileInfo(0o755, "root", "root", mt))
+	c.file(o.Binary, "/usr/bin/etcd", "", 0o755, "root", "root")
 	for _, l := range []string{"etcdctl", "etcdutl", "etcd-installer"} {
-		add("etcd", "/usr/bin/"+l, files.TypeSymlink, fileInfo(0o777, "root", "root", mt))
+		c.file("etcd", "/usr/bin/"+l, files.TypeSymlink, 0o777, "root", "root")
 	}
 	for _, u := range []string{units.Etcd, units.GRPCProxy} {
 		b, err := units.FS.ReadFile(u)
 		if err != nil {
 			return nil, err
 		}
-		if err := addData("units/"+u, b, "/usr/lib/systemd/system/"+u, 0o644, ""); err != nil {
+		if err := c.data("units/"+u, b, "/usr/lib/systemd/system/"+u, 0o644, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -160,29 +181,37 @@ func EtcdPackages(o EtcdOptions) ([]string, error) {
 	}
 	// The default configuration: the operator's (or apply's) edits win on
 	// upgrade (deb conffile, rpm %config(noreplace)).
-	add(conf, "/etc/etcd/etcd.conf", files.TypeConfigNoReplace, fileInfo(0o640, "root", "etcd", mt))
-	for name, dst := range map[string]string{
-		"sysusers.conf": "/usr/lib/sysusers.d/etcd.conf",
-		"tmpfiles.conf": "/usr/lib/tmpfiles.d/etcd.conf",
+	c.file(conf, "/etc/etcd/etcd.conf", files.TypeConfigNoReplace, 0o640, "root", "etcd")
+	for _, f := range []struct{ name, dst string }{
+		{"sysusers.conf", "/usr/lib/sysusers.d/etcd.conf"},
+		{"tmpfiles.conf", "/usr/lib/tmpfiles.d/etcd.conf"},
 	} {
-		p, err := s.embedded(name)
+		p, err := s.embedded(f.name)
 		if err != nil {
 			return nil, err
 		}
-		add(p, dst, "", fileInfo(0o644, "root", "root", mt))
+		c.file(p, f.dst, "", 0o644, "root", "root")
 	}
-	// rpm flags documentation and licences (%doc, %license); deb has no
-	// such flags, so each goes in twice, once per packager.
-	docs := func(name string, data []byte, dst, rpmDst, rpmType string) error {
-		p, err := s.write("doc/"+name, data)
-		if err != nil {
-			return err
+	if err := etcdDocs(c); err != nil {
+		return nil, err
+	}
+	for name, comp := range o.Completions {
+		if err := c.data("bash/"+name, comp.Bash, "/usr/share/bash-completion/completions/"+name, 0o644, ""); err != nil {
+			return nil, err
 		}
-		c = append(c,
-			&files.Content{Source: p, Destination: dst, Packager: "deb", FileInfo: fileInfo(0o644, "root", "root", mt)},
-			&files.Content{Source: p, Destination: rpmDst, Packager: "rpm", Type: rpmType, FileInfo: fileInfo(0o644, "root", "root", mt)})
-		return nil
+		// Debian and EL look for zsh completions in different places.
+		if err := c.data("zsh-deb/_"+name, comp.Zsh, "/usr/share/zsh/vendor-completions/_"+name, 0o644, "deb"); err != nil {
+			return nil, err
+		}
+		if err := c.data("zsh-rpm/_"+name, comp.Zsh, "/usr/share/zsh/site-functions/_"+name, 0o644, "rpm"); err != nil {
+			return nil, err
+		}
 	}
+	return c.c, nil
+}
+
+// etcdDocs adds the copyright, README, man pages and lintian overrides.
+func etcdDocs(c *contents) error {
 	for _, d := range []struct{ name, dst, rpmDst, typ string }{
 		// rpm keeps %license files apart from documentation.
 		{"copyright", "/usr/share/doc/etcd/copyright", "/usr/share/licenses/etcd/copyright", files.TypeRPMLicense},
@@ -190,41 +219,40 @@ func EtcdPackages(o EtcdOptions) ([]string, error) {
 	} {
 		b, err := embedded.ReadFile("files/" + d.name)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := docs(d.name, b, d.dst, d.rpmDst, d.typ); err != nil {
-			return nil, err
+		if err := c.doc(d.name, b, d.dst, d.rpmDst, d.typ); err != nil {
+			return err
 		}
 	}
 	for _, m := range []string{"etcd", "etcdctl", "etcdutl", "etcd-installer"} {
 		b, err := embedded.ReadFile("files/man/" + m + ".1")
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := docs(m+".1.gz", gzipped(b), "/usr/share/man/man1/"+m+".1.gz", "/usr/share/man/man1/"+m+".1.gz", files.TypeRPMDoc); err != nil {
-			return nil, err
+		if err := c.doc(m+".1.gz", gzipped(b), "/usr/share/man/man1/"+m+".1.gz", "/usr/share/man/man1/"+m+".1.gz", files.TypeRPMDoc); err != nil {
+			return err
 		}
 	}
 	overrides, err := embedded.ReadFile("files/lintian-overrides")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := addData("lintian-overrides", overrides, "/usr/share/lintian/overrides/etcd", 0o644, "deb"); err != nil {
-		return nil, err
-	}
-	for name, comp := range o.Completions {
-		if err := addData("bash/"+name, comp.Bash, "/usr/share/bash-completion/completions/"+name, 0o644, ""); err != nil {
-			return nil, err
-		}
-		// Debian and EL look for zsh completions in different places.
-		if err := addData("zsh-deb/_"+name, comp.Zsh, "/usr/share/zsh/vendor-completions/_"+name, 0o644, "deb"); err != nil {
-			return nil, err
-		}
-		if err := addData("zsh-rpm/_"+name, comp.Zsh, "/usr/share/zsh/site-functions/_"+name, 0o644, "rpm"); err != nil {
-			return nil, err
-		}
-	}
+	return c.data("lintian-overrides", overrides, "/usr/share/lintian/overrides/etcd", 0o644, "deb")
+}
 
+// EtcdPackages builds the etcd deb and rpm for one architecture and returns
+// their paths.
+func EtcdPackages(o EtcdOptions) ([]string, error) {
+	s, err := newStage()
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	c, err := etcdContents(s, o)
+	if err != nil {
+		return nil, err
+	}
 	scripts := nfpm.Scripts{}
 	for name, dst := range map[string]*string{
 		"preinstall.sh": &scripts.PreInstall, "postinstall.sh": &scripts.PostInstall, "postremove.sh": &scripts.PostRemove,
@@ -235,7 +263,7 @@ func EtcdPackages(o EtcdOptions) ([]string, error) {
 		}
 		*dst = p
 	}
-	cl, err := s.changelog(o.Version+"-"+o.Revision, mt, "Build of etcd "+o.Version+", package revision "+o.Revision+".")
+	cl, err := s.changelog(o.Version+"-"+o.Revision, o.MTime, "Build of etcd "+o.Version+", package revision "+o.Revision+".")
 	if err != nil {
 		return nil, err
 	}
@@ -243,14 +271,12 @@ func EtcdPackages(o EtcdOptions) ([]string, error) {
 		Name: "etcd", Arch: o.Arch, Platform: "linux", Version: o.Version, Release: o.Revision,
 		VersionSchema: "none", Section: "database", Priority: "optional",
 		Maintainer: maintainer, Description: description, Vendor: "etcd appliance",
-		Homepage: homepage, License: "Apache-2.0", Changelog: cl, MTime: mt,
+		Homepage: homepage, License: "Apache-2.0", Changelog: cl, MTime: o.MTime,
 		Overridables: nfpm.Overridables{
 			Depends:  []string{"systemd"},
 			Contents: c,
 			Scripts:  scripts,
-			Deb: nfpm.Deb{
-				Compression: "xz",
-			},
+			Deb:      nfpm.Deb{Compression: "xz"},
 			RPM: nfpm.RPM{
 				Compression: "xz", BuildHost: "etcd-appliance", Group: "Applications/Databases",
 				Summary: "Distributed reliable key-value store (etcd appliance)", Packager: maintainer,
@@ -271,12 +297,20 @@ func EtcdPackages(o EtcdOptions) ([]string, error) {
 			i.Depends = append(i.Depends, "shadow-utils", "/bin/sh")
 		},
 	}
+	return buildAll(info, per, o.Out, nil)
+}
+
+// buildAll builds info in every format, each adjusted by per[format],
+// into dir; every package written goes through plan.
+func buildAll(info *nfpm.Info, per map[string]func(*nfpm.Info), dir string, plan *workflow.Plan) ([]string, error) {
 	var out []string
 	for _, format := range Formats {
 		i := *info
 		i.Overridables.Contents = append(files.Contents(nil), info.Contents...)
-		per[format](&i)
-		p, err := build(format, &i, o.Out)
+		if f := per[format]; f != nil {
+			f(&i)
+		}
+		p, err := build(format, &i, dir, plan)
 		if err != nil {
 			return nil, err
 		}
@@ -285,32 +319,35 @@ func EtcdPackages(o EtcdOptions) ([]string, error) {
 	return out, nil
 }
 
-// build writes one package into dir and returns its path.
-func build(format string, info *nfpm.Info, dir string) (string, error) {
+// build writes one package into dir through plan and returns its path.
+func build(format string, info *nfpm.Info, dir string, plan *workflow.Plan) (string, error) {
 	info = nfpm.WithDefaults(info)
 	pkg, err := nfpm.Get(format)
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
 	target := filepath.Join(dir, pkg.ConventionalFileName(info))
-	tmp := target + ".part"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return "", err
-	}
-	info.Target = target
-	if err := pkg.Package(info, f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return "", fmt.Errorf("building %s: %w", filepath.Base(target), err)
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	return target, os.Rename(tmp, target)
+	what := fmt.Sprintf("build %s (%d files)", target, len(info.Contents))
+	return target, plan.Do("", what, func() error {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		tmp := target + ".part"
+		f, err := os.Create(tmp)
+		if err != nil {
+			return err
+		}
+		info.Target = target
+		if err := pkg.Package(info, f); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return fmt.Errorf("building %s: %w", filepath.Base(target), err)
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return os.Rename(tmp, target)
+	})
 }
 
 // WriteSHA256SUMS writes, in sha256sum's format, the checksum of every

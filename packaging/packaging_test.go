@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcd-appliance/appliance/installer"
 	"github.com/etcd-appliance/appliance/internal/etcdtest"
+	"github.com/etcd-appliance/appliance/inventory"
 )
 
 var mtime = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
@@ -113,11 +113,11 @@ func TestEtcdPackages(t *testing.T) {
 }
 
 func TestNodePackages(t *testing.T) {
-	data, err := os.ReadFile("../templates/examples/static.toml")
+	data, err := os.ReadFile("../examples/static.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := installer.Parse("static.toml", data)
+	d, err := inventory.Parse("static.toml", data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,4 +59,3 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration, log logrus.
 		}
 	}
 }
-

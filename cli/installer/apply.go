@@ -5,24 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	inv "github.com/etcd-appliance/appliance/installer"
-	"github.com/etcd-appliance/appliance/provision"
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/workflow"
+	"github.com/etcd-appliance/appliance/workflow/apply"
 )
 
+type applyFlags struct {
+	cf                             clientFlags
+	ssh                            sshFlags
+	host, root                     string
+	dryRun, noStart, force, noWait bool
+	wait                           time.Duration
+}
+
 func newApplyCmd(e *env) *cobra.Command {
-	var (
-		cf                             clientFlags
-		hs                             hosts
-		host, root                     string
-		dryRun, noStart, force, noWait bool
-		wait                           time.Duration
-	)
+	var f applyFlags
 	cmd := &cobra.Command{
 		Use:   "apply INVENTORY [--host NAME]",
 		Short: "Make this host what the inventory says: files, unit, start; idempotent",
@@ -46,128 +50,92 @@ func newApplyCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := provision.ApplyOptions{DryRun: dryRun, NoStart: noStart, ForceRestart: force, Dial: cf.dialer(i)}
-			certs, err := hostCerts(i, cf.certs)
-			if err != nil {
-				return err
-			}
-			waitReady := !dryRun && !noStart && !noWait
-			if host == "" {
-				if _, err := identify(i, ""); err != nil {
-					if !allHaveSSH(i) {
-						return fmt.Errorf("%w; or give every host an ssh target to provision them all from here", err)
-					}
-					if err := applyRemote(cmd.Context(), e, i, &hs, opts, certs, waitReady, wait); err != nil {
-						return err
-					}
-					if waitReady {
-						return ensureAuth(cmd.Context(), e, i, &cf)
-					}
-					return nil
-				}
-			}
-			h, err := identify(i, host)
-			if err != nil {
-				return err
-			}
-			if certs != nil {
-				if opts.Extra, err = certs(h.Name); err != nil {
-					return err
-				}
-			}
-			t := localTarget(h)
-			t.FS = provision.LocalFS{Root: root}
-			res, err := provision.Apply(cmd.Context(), i, t, opts, e.log)
-			if err != nil {
-				return fmt.Errorf("%s: %w", h.Name, err)
-			}
-			if waitReady {
-				took, err := provision.WaitReady(cmd.Context(), t, wait, e.log)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stdout, "%s: %s; ready (%s)\n", h.Name, res.Summary(), took.Round(10*time.Millisecond))
-				if err := ensureAuth(cmd.Context(), e, i, &cf); errors.Is(err, provision.ErrNoPassword) {
-					// Per-host applies run where the password may not be:
-					// the operator enables auth from their machine.
-					e.log.Warn("auth not enabled yet: " + err.Error())
-				} else if err != nil {
-					return err
-				}
-				return nil
-			}
-			prefix := ""
-			if dryRun {
-				prefix = "dry run, would have: "
-			}
-			fmt.Fprintf(e.stdout, "%s: %s%s\n", h.Name, prefix, res.Summary())
-			return nil
+			return runApply(cmd.Context(), e, i, &f)
 		},
 	}
-	hs.ssh.add(cmd)
-	cf.add(cmd)
-	cmd.Flags().StringVar(&host, "host", "", "the inventory host this machine is")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
-	cmd.Flags().BoolVar(&noStart, "no-start", false, "write files and enable the unit, but do not start it")
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start without waiting until the member is ready (members restarted one at a time are always waited for)")
-	cmd.Flags().BoolVar(&force, "force-restart", false, "restart a changed member even if the cluster may lose quorum")
-	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the member to become ready")
-	cmd.Flags().StringVar(&root, "root", "/", "write under this directory instead of / (for testing)")
+	f.ssh.add(cmd)
+	f.cf.add(cmd)
+	cmd.Flags().StringVar(&f.host, "host", "", "the inventory host this machine is")
+	addDryRunFlag(cmd, &f.dryRun)
+	cmd.Flags().BoolVar(&f.noStart, "no-start", false, "write files and enable the unit, but do not start it")
+	cmd.Flags().BoolVar(&f.noWait, "no-wait", false, "start without waiting until the member is ready (members restarted one at a time are always waited for)")
+	cmd.Flags().BoolVar(&f.force, "force-restart", false, "restart a changed member even if the cluster may lose quorum")
+	cmd.Flags().DurationVar(&f.wait, "wait", 5*time.Minute, "how long to wait for the member to become ready")
+	cmd.Flags().StringVar(&f.root, "root", "/", "write under this directory instead of / (for testing)")
 	return cmd
 }
 
-func allHaveSSH(i *inv.Inventory) bool {
-	for _, h := range i.Hosts() {
-		if h.SSH == "" {
-			return false
+func runApply(ctx context.Context, e *env, i *inventory.Inventory, f *applyFlags) error {
+	files := f.cf.files()
+	opts := apply.Options{NoStart: f.noStart, ForceRestart: f.force, Dial: files.Dialer(i), Plan: e.plan(f.dryRun)}
+	certs, err := hostCerts(i, f.cf.certs)
+	if err != nil {
+		return err
+	}
+	waitReady := !f.dryRun && !f.noStart && !f.noWait
+	if f.host == "" {
+		if _, err := workflow.This(i, ""); err != nil {
+			if !workflow.AllHaveSSH(i) {
+				return fmt.Errorf("%w; or give every host an ssh target to provision them all from here", err)
+			}
+			hosts := f.ssh.hosts(i)
+			defer hosts.Close()
+			outs := apply.Every(ctx, i, hosts, apply.AllOptions{Options: opts, Extra: certs, WaitReady: waitReady, Wait: f.wait}, e.log)
+			if err := printOutcomes(e, outs, waitReady); err != nil {
+				return err
+			}
+			if waitReady {
+				return ensureAuth(ctx, e, i, files)
+			}
+			return nil
 		}
 	}
-	return len(i.Hosts()) > 0
-}
-
-// applyRemote provisions every host over SSH: provision.ApplyAll starts
-// new members together and restarts changed running members one at a
-// time. It prints a summary. A failing host does not stop the parallel
-// ones; the summary says which hosts are done, and a re-run resumes.
-func applyRemote(ctx context.Context, e *env, i *inv.Inventory, hs *hosts, opts provision.ApplyOptions,
-	certs func(string) ([]inv.File, error), waitReady bool, wait time.Duration) error {
-	defer hs.close()
-	var names []string
-	for _, h := range i.Hosts() {
-		names = append(names, h.Name)
+	h, err := workflow.This(i, f.host)
+	if err != nil {
+		return err
 	}
-	var mu sync.Mutex
-	connErr := map[string]error{}
-	conn := map[string]provision.Target{}
-	_ = each(names, func(name string) error {
-		t, err := hs.target(i, name)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			connErr[name] = err
+	if certs != nil {
+		if opts.Extra, err = certs(h.Name); err != nil {
 			return err
 		}
-		conn[name] = t
-		return nil
-	})
-	var targets []provision.Target
-	for _, name := range names {
-		if t, ok := conn[name]; ok {
-			targets = append(targets, t)
+	}
+	t := workflow.Local(h)
+	t.FS = host.LocalFS{Root: f.root}
+	res, err := apply.Host(ctx, i, t, opts, e.log)
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
+	}
+	if !waitReady {
+		prefix := ""
+		if f.dryRun {
+			prefix = "dry run, would have: "
 		}
+		fmt.Fprintf(e.stdout, "%s: %s%s\n", h.Name, prefix, res.Summary())
+		return nil
 	}
-	outcomes := map[string]provision.HostOutcome{}
-	for _, o := range provision.ApplyAll(ctx, i, targets, provision.ApplyAllOptions{ApplyOptions: opts, Extra: certs, WaitReady: waitReady, Wait: wait}, e.log) {
-		outcomes[o.Name] = o
+	took, err := workflow.WaitReady(ctx, t, f.wait, e.log)
+	if err != nil {
+		return err
 	}
-	for name, err := range connErr {
-		outcomes[name] = provision.HostOutcome{Name: name, Err: err, Stage: "connect"}
+	fmt.Fprintf(e.stdout, "%s: %s; ready (%s)\n", h.Name, res.Summary(), took.Round(10*time.Millisecond))
+	if err := ensureAuth(ctx, e, i, files); errors.Is(err, cluster.ErrNoPassword) {
+		// Per-host applies run where the password may not be: the
+		// operator enables auth from their machine.
+		e.log.Warn("auth not enabled yet: " + err.Error())
+	} else if err != nil {
+		return err
 	}
+	return nil
+}
+
+// printOutcomes prints one row per host and, for hosts that failed, their
+// errors. A failing host does not stop the parallel ones; the summary says
+// which hosts are done, and a re-run resumes.
+func printOutcomes(e *env, outs []apply.Outcome, waitReady bool) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tRESULT\tREADY")
 	failed := 0
-	for _, name := range names {
-		o := outcomes[name]
+	for _, o := range outs {
 		ready := "-"
 		switch {
 		case o.Err != nil:
@@ -180,32 +148,32 @@ func applyRemote(ctx context.Context, e *env, i *inv.Inventory, hs *hosts, opts 
 		if o.Rolling && o.Err == nil {
 			summary += " (rolling)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, summary, ready)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", o.Name, summary, ready)
 	}
 	tw.Flush()
-	if failed > 0 {
-		for _, name := range names {
-			if o := outcomes[name]; o.Err != nil {
-				fmt.Fprintf(e.stderr, "%s: %v\n", name, o.Err)
-			}
-		}
-		return fmt.Errorf("%d of %d hosts failed (the others are applied as shown); fix and re-run apply: it resumes", failed, len(names))
+	if failed == 0 {
+		return nil
 	}
-	return nil
+	for _, o := range outs {
+		if o.Err != nil {
+			fmt.Fprintf(e.stderr, "%s: %v\n", o.Name, o.Err)
+		}
+	}
+	return fmt.Errorf("%d of %d hosts failed (the others are applied as shown); fix and re-run apply: it resumes", failed, len(outs))
 }
 
 // ensureAuth enables auth once the cluster serves, when the inventory
 // asks for it.
-func ensureAuth(ctx context.Context, e *env, i *inv.Inventory, cf *clientFlags) error {
+func ensureAuth(ctx context.Context, e *env, i *inventory.Inventory, files cluster.ClientFiles) error {
 	if !i.Cluster.Auth {
 		return nil
 	}
-	m, err := cf.dialer(i)(i.ClientURLs())
+	m, err := files.Dialer(i)(i.ClientURLs())
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	return provision.EnsureAuth(ctx, i, m, e.log)
+	return cluster.EnsureAuth(ctx, i, m, e.log)
 }
 
 func firstLineOf(s string) string {

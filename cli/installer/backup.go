@@ -10,34 +10,42 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/etcd-appliance/appliance/provision"
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/workflow"
+	"github.com/etcd-appliance/appliance/workflow/backup"
 )
 
 func newBackupCmd(e *env) *cobra.Command {
 	var cf clientFlags
 	var out string
+	var dryRun bool
 	cmd := &cobra.Command{
-		Use:     "backup INVENTORY --out FILE",
-		Short:   "Save a snapshot from a healthy member, with its checksum and cluster metadata in FILE.json",
-		Example: `  etcd-installer backup prod.toml --out /backup/prod-$(date +%F).db`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "backup INVENTORY --out FILE",
+		Short: "Save a snapshot from a healthy member, with its checksum and cluster metadata in FILE.json",
+		Example: `  etcd-installer backup prod.toml --out /backup/prod-$(date +%F).db
+  etcd-installer backup prod.toml --out /backup/prod.db --dry-run`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			i, err := load(args[0])
 			if err != nil {
 				return err
 			}
-			cr, err := cf.credentials(i)
+			cr, err := cf.files().Credentials(i)
 			if err != nil {
 				return err
 			}
-			m, err := provision.DialWith(i.ClientURLs(), cr)
+			m, err := cluster.DialWith(i.ClientURLs(), cr)
 			if err != nil {
 				return err
 			}
 			defer m.Close()
-			info, err := provision.Backup(cmd.Context(), i, m, cr, out, e.log)
+			plan := e.plan(dryRun)
+			info, err := backup.Save(cmd.Context(), i, m, cr, out, plan, e.log)
 			if err != nil {
 				return err
+			}
+			if dryRun {
+				return plan.Print(e.stdout)
 			}
 			fmt.Fprintf(e.stdout, "%s: snapshot of cluster %s from %s at revision %d, %d bytes, sha256 %s\n",
 				out, info.Cluster, info.Member, info.Revision, info.Size, info.SHA256)
@@ -45,6 +53,7 @@ func newBackupCmd(e *env) *cobra.Command {
 		},
 	}
 	cf.add(cmd)
+	addDryRunFlag(cmd, &dryRun)
 	cmd.Flags().StringVar(&out, "out", "", "snapshot file to write (required)")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
@@ -52,29 +61,31 @@ func newBackupCmd(e *env) *cobra.Command {
 
 func newRestoreCmd(e *env) *cobra.Command {
 	var cf clientFlags
-	var hs hosts
-	var yes bool
+	var ssh sshFlags
+	var yes, dryRun bool
 	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "restore INVENTORY FILE",
 		Short: "Replace every member's data with a backup: stop all, keep old data aside, restore, start, verify",
 		Long: "restore checks FILE against FILE.json, stops every member, moves each data dir aside (kept),\n" +
 			"restores the snapshot on each member with its name and peer URL, starts all members together\n" +
-			"and checks that every member holds the snapshot's key space. It asks for confirmation.\n" +
+			"and checks that every member holds the snapshot's key space. It asks for confirmation\n" +
+			"(not with --dry-run, which only prints what it would do per host).\n" +
 			"If a host fails before the start, every member is put back on its old data and started again\n" +
 			"(a partly restored data dir is kept as DIR.failed-restore-DATE).",
-		Example: "  etcd-installer restore prod.toml /backup/prod-2026-11-21.db",
-		Args:    cobra.ExactArgs(2),
+		Example: "  etcd-installer restore prod.toml /backup/prod-2026-11-21.db --dry-run\n" +
+			"  etcd-installer restore prod.toml /backup/prod-2026-11-21.db",
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			i, err := load(args[0])
 			if err != nil {
 				return err
 			}
-			info, err := provision.ReadBackupInfo(args[1])
+			info, err := backup.ReadInfo(args[1])
 			if err != nil {
 				return err
 			}
-			if !yes {
+			if !yes && !dryRun {
 				fmt.Fprintf(e.stdout, "restore stops every member of cluster %s (%d), moves their data dirs aside and\n"+
 					"replaces the data with the snapshot of %s taken %s (revision %d).\n"+
 					"Type the cluster name to continue: ", i.Cluster.Name, len(i.Members), info.Cluster, info.TakenAt.Format(time.RFC3339), info.Revision)
@@ -83,20 +94,27 @@ func newRestoreCmd(e *env) *cobra.Command {
 					return errors.New("not confirmed: nothing changed")
 				}
 			}
-			defer hs.close()
-			var targets []provision.Target
+			hosts := ssh.hosts(i)
+			defer hosts.Close()
+			var targets []workflow.Target
 			for _, m := range i.Members {
-				t, err := hs.target(i, m.Name)
+				t, err := hosts.Target(m.Name)
 				if err != nil {
 					return err
 				}
 				targets = append(targets, t)
 			}
-			return provision.Restore(cmd.Context(), i, args[1], targets, cf.dialer(i), wait, e.log)
+			plan := e.plan(dryRun)
+			o := backup.RestoreOptions{Dial: cf.files().Dialer(i), Wait: wait, Plan: plan}
+			if err := backup.Restore(cmd.Context(), i, args[1], targets, o, e.log); err != nil {
+				return err
+			}
+			return printDryRun(e, plan)
 		},
 	}
 	cf.add(cmd)
-	hs.ssh.add(cmd)
+	ssh.add(cmd)
+	addDryRunFlag(cmd, &dryRun)
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the restored cluster")
 	return cmd

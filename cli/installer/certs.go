@@ -2,14 +2,17 @@ package installer
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	inv "github.com/etcd-appliance/appliance/installer"
-	"github.com/etcd-appliance/appliance/provision"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/pki"
+	"github.com/etcd-appliance/appliance/render"
+	"github.com/etcd-appliance/appliance/workflow/certs"
 )
 
 const certsLong = "certs keeps an inventory's certificate directory complete: a cluster CA (ECDSA P-256, ten\n" +
@@ -24,6 +27,7 @@ const certsLong = "certs keeps an inventory's certificate directory complete: a 
 
 func newCertsCmd(e *env) *cobra.Command {
 	var dir string
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "certs INVENTORY [--dir DIR]",
 		Short: "Create the cluster CA and every host's certificates (idempotent); `certs renew` re-issues them",
@@ -33,11 +37,13 @@ func newCertsCmd(e *env) *cobra.Command {
   etcd-installer certs renew prod.toml && etcd-installer apply prod.toml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCerts(e, args[0], dir, false)
+			return runCerts(e, args[0], dir, false, dryRun)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "certificate directory (default: certs/ beside the inventory)")
+	addDryRunFlag(cmd, &dryRun)
 	var renewDir string
+	var renewDry bool
 	renew := &cobra.Command{
 		Use:   "renew INVENTORY [--dir DIR]",
 		Short: "Issue every host's and the operator's certificates again, keeping the CA",
@@ -47,24 +53,32 @@ func newCertsCmd(e *env) *cobra.Command {
 		Example: "  etcd-installer certs renew prod.toml\n  etcd-installer apply prod.toml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCerts(e, args[0], renewDir, true)
+			return runCerts(e, args[0], renewDir, true, renewDry)
 		},
 	}
 	renew.Flags().StringVar(&renewDir, "dir", "", "certificate directory (default: certs/ beside the inventory)")
+	addDryRunFlag(renew, &renewDry)
 	cmd.AddCommand(renew)
 	return cmd
 }
 
-func runCerts(e *env, path, dirFlag string, renew bool) error {
+func runCerts(e *env, path, dirFlag string, renew, dryRun bool) error {
 	i, err := load(path)
 	if err != nil {
 		return err
 	}
-	dir := certsDir(dirFlag, i)
+	dir := pki.Dir(dirFlag, i.Dir)
 	if !i.TLSEnabled() {
 		fmt.Fprintf(e.stderr, "warning: %s renders plain http (tls = %q): these certificates are not used until TLS is on\n", path, i.Cluster.TLS)
 	}
-	acts, err := provision.EnsureCerts(dir, i, time.Now(), renew)
+	plan := e.plan(dryRun)
+	acts, err := certs.Ensure(dir, i, time.Now(), renew, plan)
+	if dryRun {
+		if err != nil {
+			return err
+		}
+		return plan.Print(e.stdout)
+	}
 	printCertActions(e, dir, acts)
 	if err != nil {
 		return err
@@ -76,14 +90,14 @@ func runCerts(e *env, path, dirFlag string, renew bool) error {
 
 // certsArg is the --certs flag other commands need for a non-default
 // directory.
-func certsArg(dirFlag string, i *inv.Inventory) string {
+func certsArg(dirFlag string, i *inventory.Inventory) string {
 	if dirFlag == "" || filepath.Clean(dirFlag) == filepath.Join(i.Dir, "certs") {
 		return ""
 	}
 	return " --certs " + dirFlag
 }
 
-func printCertActions(e *env, dir string, acts []provision.CertAction) {
+func printCertActions(e *env, dir string, acts []certs.CertAction) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	kept := 0
 	for _, a := range acts {
@@ -106,19 +120,19 @@ func printCertActions(e *env, dir string, acts []provision.CertAction) {
 // hostCerts returns a function giving each host's certificate files from
 // the certificate directory, when TLS is on and the directory exists (or
 // was named); nil otherwise, and apply then expects the files on the host.
-func hostCerts(i *inv.Inventory, dirFlag string) (func(host string) ([]inv.File, error), error) {
+func hostCerts(i *inventory.Inventory, dirFlag string) (func(host string) ([]render.File, error), error) {
 	if !i.TLSEnabled() {
 		return nil, nil
 	}
-	dir := certsDir(dirFlag, i)
-	if !readable(filepath.Join(dir, "ca.crt")) {
+	dir := pki.Dir(dirFlag, i.Dir)
+	if _, err := os.Stat(filepath.Join(dir, "ca.crt")); err != nil {
 		if dirFlag != "" {
 			return nil, fmt.Errorf("--certs %s: no ca.crt there; fix: run `etcd-installer certs %s --dir %s` first", dir, i.Source, dir)
 		}
 		return nil, nil
 	}
-	return func(host string) ([]inv.File, error) {
-		fs, err := provision.HostCertFiles(dir, i, host)
+	return func(host string) ([]render.File, error) {
+		fs, err := certs.HostFiles(dir, i, host)
 		if err != nil {
 			return nil, fmt.Errorf("certificates for %s: %w", host, err)
 		}

@@ -5,19 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/etcd-appliance/appliance/provision"
+	"github.com/etcd-appliance/appliance/datadir"
+	"github.com/etcd-appliance/appliance/workflow"
+	"github.com/etcd-appliance/appliance/workflow/doctor"
 )
 
 var errFindings = errors.New("doctor found failures")
 
 func newDoctorCmd(e *env) *cobra.Command {
 	var cf clientFlags
-	var hs hosts
+	var ssh sshFlags
 	var host, output string
 	cmd := &cobra.Command{
 		Use:   "doctor INVENTORY [--host NAME]",
@@ -32,51 +33,23 @@ func newDoctorCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tc, err := cf.tls(i)
+			tc, err := cf.files().TLS(i)
 			if err != nil {
 				return err
 			}
-			defer hs.close()
+			hosts := ssh.hosts(i)
+			defer hosts.Close()
 			var names []string
 			if host != "" {
 				names = []string{host}
-			} else if h, err := identify(i, ""); err == nil {
+			} else if h, err := workflow.This(i, ""); err == nil {
 				names = []string{h.Name}
 			} else {
 				for _, h := range i.Hosts() {
 					names = append(names, h.Name)
 				}
 			}
-			var mu sync.Mutex
-			var all []provision.Finding
-			err = each(names, func(name string) error {
-				h, ok := i.Host(name)
-				if !ok {
-					return fmt.Errorf("no member or proxy %s in %s", name, args[0])
-				}
-				var fs []provision.Finding
-				// Checks of disks, ports and clocks must run on the host:
-				// here when this is it (or it has no ssh), else there.
-				if isLocal(i, name) || h.SSH == "" {
-					fs = provision.Doctor(cmd.Context(), i, localTarget(h), provision.DoctorOptions{TLS: tc})
-				} else {
-					t, err := hs.target(i, name)
-					if err != nil {
-						return err
-					}
-					out, err := remoteInstaller(cmd.Context(), t.Runner, args[0], "doctor", "--host", name, "-o", "json")
-					if jerr := json.Unmarshal(out, &fs); jerr != nil {
-						if err == nil {
-							err = jerr
-						}
-						return fmt.Errorf("doctor on %s: %w", name, err)
-					}
-				}
-				mu.Lock()
-				all = append(all, fs...)
-				mu.Unlock()
-				return nil
-			})
+			all, err := doctor.Hosts(cmd.Context(), i, args[0], hosts, names, doctor.Options{TLS: tc})
 			if err != nil {
 				return err
 			}
@@ -84,7 +57,7 @@ func newDoctorCmd(e *env) *cobra.Command {
 				return err
 			}
 			for _, f := range all {
-				if f.Level == provision.Fail.String() {
+				if f.Level == doctor.Fail.String() {
 					return errFindings
 				}
 			}
@@ -92,16 +65,16 @@ func newDoctorCmd(e *env) *cobra.Command {
 		},
 	}
 	cf.add(cmd)
-	hs.ssh.add(cmd)
+	ssh.add(cmd)
 	cmd.Flags().StringVar(&host, "host", "", "check only this host")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
 }
 
-func printFindings(w io.Writer, fs []provision.Finding, output string) error {
+func printFindings(w io.Writer, fs []doctor.Finding, output string) error {
 	if output == "json" {
 		if fs == nil {
-			fs = []provision.Finding{}
+			fs = []doctor.Finding{}
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -125,7 +98,7 @@ func newInspectCmd(e *env) *cobra.Command {
 		Hidden:  true,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			info, err := provision.InspectDataDir(provision.LocalFS{Root: "/"}, args[0])
+			info, err := datadir.Inspect(args[0], args[0])
 			if err != nil {
 				return err
 			}

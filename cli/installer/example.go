@@ -6,11 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/etcd-appliance/appliance/templates"
+	"github.com/etcd-appliance/appliance/examples"
 )
 
 func newExampleCmd(e *env) *cobra.Command {
-	names := templates.Examples()
+	names := examples.Names()
 	return &cobra.Command{
 		Use:       "example [" + strings.Join(names, "|") + "]",
 		Short:     "Print a commented example inventory (static by default)",
@@ -22,7 +22,7 @@ func newExampleCmd(e *env) *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			}
-			b, err := templates.Example(name)
+			b, err := examples.Get(name)
 			if err != nil {
 				return fmt.Errorf("no example %q: choose one of %s", name, strings.Join(names, ", "))
 			}

@@ -5,7 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/etcd-appliance/appliance/provision"
+	"github.com/etcd-appliance/appliance/workflow"
+	"github.com/etcd-appliance/appliance/workflow/member"
 )
 
 func newMemberCmd(e *env) *cobra.Command {
@@ -20,8 +21,8 @@ func newMemberCmd(e *env) *cobra.Command {
 
 func newMemberAddCmd(e *env) *cobra.Command {
 	var cf clientFlags
-	var hs hosts
-	var force bool
+	var ssh sshFlags
+	var force, dryRun bool
 	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "add INVENTORY NAME",
@@ -29,19 +30,21 @@ func newMemberAddCmd(e *env) *cobra.Command {
 		Long: "The inventory must already list NAME. member add adds it as a learner, applies its host with\n" +
 			"initial-cluster-state=existing and the cluster's current members, waits until it has caught up\n" +
 			"and promotes it. Add several members one at a time. Re-running resumes an interrupted add.",
-		Example: "  etcd-installer member add prod.toml etcd3",
+		Example: "  etcd-installer member add prod.toml etcd3 --dry-run\n  etcd-installer member add prod.toml etcd3",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			i, err := load(args[0])
 			if err != nil {
 				return err
 			}
-			defer hs.close()
-			t, err := hs.target(i, args[1])
+			hosts := ssh.hosts(i)
+			defer hosts.Close()
+			t, err := hosts.Target(args[1])
 			if err != nil {
 				return err
 			}
-			o := provision.MemberOptions{Dial: cf.dialer(i), Wait: wait, Force: force}
+			plan := e.plan(dryRun)
+			o := member.Options{Dial: cf.files().Dialer(i), Wait: wait, Force: force, Plan: plan}
 			certs, err := hostCerts(i, cf.certs)
 			if err != nil {
 				return err
@@ -51,11 +54,15 @@ func newMemberAddCmd(e *env) *cobra.Command {
 					return err
 				}
 			}
-			return provision.MemberAdd(cmd.Context(), i, args[1], t, o, e.log)
+			if err := member.Add(cmd.Context(), i, args[1], t, o, e.log); err != nil {
+				return err
+			}
+			return printDryRun(e, plan)
 		},
 	}
 	cf.add(cmd)
-	hs.ssh.add(cmd)
+	ssh.add(cmd)
+	addDryRunFlag(cmd, &dryRun)
 	cmd.Flags().BoolVar(&force, "force", false, "add even when some members are unhealthy")
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the new member to start and catch up")
 	return cmd
@@ -63,33 +70,48 @@ func newMemberAddCmd(e *env) *cobra.Command {
 
 func newMemberRemoveCmd(e *env) *cobra.Command {
 	var cf clientFlags
-	var hs hosts
-	var force bool
+	var ssh sshFlags
+	var force, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "remove INVENTORY NAME",
 		Short: "Remove member NAME, stop and disable it on its host, keep its data dir aside",
 		Long: "member remove refuses when the remaining members could not keep quorum (unless --force),\n" +
 			"removes the member, stops and disables etcd on its host and moves its data dir aside (kept,\n" +
 			"named with the date) so the host can join again later.",
-		Example: "  etcd-installer member remove prod.toml etcd3",
+		Example: "  etcd-installer member remove prod.toml etcd3 --dry-run\n  etcd-installer member remove prod.toml etcd3",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			i, err := load(args[0])
 			if err != nil {
 				return err
 			}
-			defer hs.close()
-			var tp *provision.Target
-			if t, err := hs.target(i, args[1]); err == nil {
+			hosts := ssh.hosts(i)
+			defer hosts.Close()
+			var tp *workflow.Target
+			if t, err := hosts.Target(args[1]); err == nil {
 				tp = &t
 			} else {
 				e.log.WithError(err).Warn("cannot reach the member's host: removing it from the cluster only")
 			}
-			return provision.MemberRemove(cmd.Context(), i, args[1], tp, provision.MemberOptions{Dial: cf.dialer(i), Force: force}, e.log)
+			plan := e.plan(dryRun)
+			if err := member.Remove(cmd.Context(), i, args[1], tp, member.Options{Dial: cf.files().Dialer(i), Force: force, Plan: plan}, e.log); err != nil {
+				return err
+			}
+			return printDryRun(e, plan)
 		},
 	}
 	cf.add(cmd)
-	hs.ssh.add(cmd)
+	ssh.add(cmd)
+	addDryRunFlag(cmd, &dryRun)
 	cmd.Flags().BoolVar(&force, "force", false, "remove even when the remaining members may lose quorum")
 	return cmd
+}
+
+// printDryRun prints, after a dry run, what the command would have done
+// per host.
+func printDryRun(e *env, plan *workflow.Plan) error {
+	if !plan.DryRun() {
+		return nil
+	}
+	return plan.Print(e.stdout)
 }

@@ -7,14 +7,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	inv "github.com/etcd-appliance/appliance/installer"
 	"github.com/etcd-appliance/appliance/internal/version"
 	"github.com/etcd-appliance/appliance/packaging"
+	"github.com/etcd-appliance/appliance/render"
 )
 
 func newPackageCmd(e *env) *cobra.Command {
 	var out, ver, rev, certsFlag string
 	var hosts []string
+	var dryRun bool
 	var mtime int64
 	cmd := &cobra.Command{
 		Use:   "package INVENTORY --out DIR",
@@ -38,13 +39,14 @@ func newPackageCmd(e *env) *cobra.Command {
 			if mtime != 0 {
 				mt = time.Unix(mtime, 0)
 			}
-			o := packaging.NodeOptions{Version: ver, Revision: rev, MTime: mt.UTC(), Out: out, Hosts: hosts}
+			plan := e.plan(dryRun)
+			o := packaging.NodeOptions{Version: ver, Revision: rev, MTime: mt.UTC(), Out: out, Hosts: hosts, Plan: plan}
 			certs, err := hostCerts(i, certsFlag)
 			if err != nil {
 				return err
 			}
 			if certs != nil {
-				o.Extra = map[string][]inv.File{}
+				o.Extra = map[string][]render.File{}
 				for _, h := range i.Hosts() {
 					if len(hosts) > 0 && !slices.Contains(hosts, h.Name) {
 						continue
@@ -58,6 +60,9 @@ func newPackageCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if dryRun {
+				return plan.Print(e.stdout)
+			}
 			for _, p := range paths {
 				fmt.Fprintln(e.stdout, p)
 			}
@@ -66,6 +71,7 @@ func newPackageCmd(e *env) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&out, "out", "", "output directory (required)")
 	addCertsFlag(cmd, &certsFlag)
+	addDryRunFlag(cmd, &dryRun)
 	cmd.Flags().StringVar(&ver, "version", "1.0", "package version")
 	cmd.Flags().StringVar(&rev, "revision", "1", "package revision: raise it for every change you publish")
 	cmd.Flags().StringSliceVar(&hosts, "host", nil, "build only these hosts")

@@ -1,104 +1,98 @@
 package installer
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"io/fs"
-	"net"
-	"os"
-	"path/filepath"
 
-	udiff "github.com/aymanbagabas/go-udiff"
 	"github.com/spf13/cobra"
 
-	inv "github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/workflow"
+	"github.com/etcd-appliance/appliance/workflow/apply"
 )
 
 func newPlanCmd(e *env) *cobra.Command {
-	var host, root string
+	var hostName, root string
+	// SSH with the defaults (the agent or ~/.ssh/id_*, ~/.ssh/known_hosts).
+	var ssh sshFlags
 	cmd := &cobra.Command{
 		Use:   "plan INVENTORY [--host NAME]",
 		Short: "Show what apply would change on this host, as a unified diff",
-		Long:  "plan renders this host's files and compares them with the files on disk.\n\n" + hostSelection,
+		Long: "plan renders this host's files and compares them with the files on disk: the files apply\n" +
+			"would write, each with its diff (private keys are never shown).\n\n" + hostSelection + "\n\n" +
+			"On a machine that is none of the hosts, when every host has an ssh target, plan compares\n" +
+			"every host's files over SSH.",
 		Example: `  etcd-installer plan prod.toml
   etcd-installer plan prod.toml --host etcd1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			i, h, err := loadHost(args[0], host)
+			i, err := load(args[0])
 			if err != nil {
 				return err
 			}
-			files, err := inv.RenderHost(i, h.Name, inv.MemberOptions{})
-			if err != nil {
-				return err
-			}
-			changes := 0
-			for _, f := range files {
-				d, err := planFile(root, f)
+			var targets []workflow.Target
+			if _, err := workflow.This(i, hostName); err != nil && hostName == "" && workflow.AllHaveSSH(i) {
+				hosts := ssh.hosts(i)
+				defer hosts.Close()
+				for _, h := range i.Hosts() {
+					t, err := hosts.Target(h.Name)
+					if err != nil {
+						return err
+					}
+					targets = append(targets, t)
+				}
+			} else {
+				h, err := workflow.This(i, hostName)
 				if err != nil {
 					return err
 				}
-				if d != "" {
-					changes++
-					fmt.Fprint(e.stdout, d)
-				}
+				t := workflow.Local(h)
+				// Another root is a staging tree: its owners are not the
+				// host's.
+				t.FS = host.LocalFS{Root: root, IgnoreOwner: root != "/"}
+				targets = append(targets, t)
 			}
-			if changes == 0 {
-				fmt.Fprintf(e.stdout, "%s: no changes\n", h.Name)
-			} else {
-				fmt.Fprintf(e.stdout, "%s: %d file(s) would change\n", h.Name, changes)
+			for _, t := range targets {
+				if err := planHost(cmd.Context(), e, i, t); err != nil {
+					return err
+				}
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&host, "host", "", "the inventory host this machine is")
+	cmd.Flags().StringVar(&hostName, "host", "", "the inventory host this machine is")
 	cmd.Flags().StringVar(&root, "root", "/", "compare with files under this directory instead of /")
 	return cmd
 }
 
-// planFile returns the diff between the file on disk and the rendered one,
-// including mode differences; "" when they match.
-func planFile(root string, f inv.File) (string, error) {
-	p := filepath.Join(root, f.Path)
-	old, err := os.ReadFile(p)
-	label := f.Path
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return udiff.Unified("/dev/null", label+" (new)", "", string(f.Data)), nil
-	case err != nil:
-		return "", err
+// planHost prints the diff of every file apply would write on t.
+func planHost(ctx context.Context, e *env, i *inventory.Inventory, t workflow.Target) error {
+	certs, err := hostCerts(i, "")
+	if err != nil {
+		return err
 	}
-	d := udiff.Unified(label+" (on host)", label+" (rendered)", string(old), string(f.Data))
-	if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() != f.Mode.Perm() {
-		d += fmt.Sprintf("%s: mode %04o -> %04o\n", label, fi.Mode().Perm(), f.Mode.Perm())
+	var o apply.Options
+	if certs != nil {
+		if o.Extra, err = certs(t.Host.Name); err != nil {
+			return err
+		}
 	}
-	return d, nil
+	res, err := apply.Diff(ctx, i, t, o)
+	if err != nil {
+		return fmt.Errorf("%s: %w", t.Host.Name, err)
+	}
+	for _, f := range res.Files {
+		fmt.Fprint(e.stdout, f.Diff)
+	}
+	if len(res.Files) == 0 {
+		fmt.Fprintf(e.stdout, "%s: no changes\n", t.Host.Name)
+	} else {
+		fmt.Fprintf(e.stdout, "%s: %d file(s) would change\n", t.Host.Name, len(res.Files))
+	}
+	return nil
 }
 
 // hostSelection explains how commands find which host this machine is.
 const hostSelection = "The host is --host, else the inventory host named like this machine, else the one\n" +
 	"with a local address."
-
-// loadHost loads an inventory and finds this machine in it.
-func loadHost(path, explicit string) (*inv.Inventory, inv.Host, error) {
-	i, err := load(path)
-	if err != nil {
-		return nil, inv.Host{}, err
-	}
-	h, err := identify(i, explicit)
-	return i, h, err
-}
-
-// identify picks the inventory host this machine is.
-func identify(i *inv.Inventory, explicit string) (inv.Host, error) {
-	hostname, _ := os.Hostname()
-	var ips []net.IP
-	if addrs, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok {
-				ips = append(ips, n.IP)
-			}
-		}
-	}
-	return i.IdentifyHost(explicit, hostname, ips)
-}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	inv "github.com/etcd-appliance/appliance/installer"
 	"github.com/etcd-appliance/appliance/internal/atomicfile"
+	"github.com/etcd-appliance/appliance/render"
 )
 
 // ClusterDir is where render puts cluster-wide files, next to one
@@ -32,7 +32,7 @@ func newRenderCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := inv.Render(i)
+			r, err := render.Render(i)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 // Package installer is the etcd-installer command line: cobra commands
-// that load an inventory, call packages installer (pure) and provision
-// (side effects), and report.
+// that load an inventory, map their flags to the options of a workflow
+// (packages under workflow/), run it and print what it did. No workflow
+// lives here.
 package installer
 
 import (
@@ -13,8 +14,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
-	inv "github.com/etcd-appliance/appliance/installer"
 	"github.com/etcd-appliance/appliance/internal/version"
+	"github.com/etcd-appliance/appliance/inventory"
 )
 
 // env is what every command shares: output streams and the logger.
@@ -84,12 +85,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 // load reads, defaults and validates an inventory file.
-func load(path string) (*inv.Inventory, error) {
+func load(path string) (*inventory.Inventory, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	d, err := inv.Parse(filepath.Base(path), data)
+	d, err := inventory.Parse(filepath.Base(path), data)
 	if err != nil {
 		return nil, err
 	}

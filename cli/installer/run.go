@@ -14,7 +14,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
-	"github.com/etcd-appliance/appliance/provision"
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/workflow/localcluster"
 )
 
 func newRunCmd(e *env) *cobra.Command {
@@ -42,7 +43,7 @@ func newRunCmd(e *env) *cobra.Command {
 			if f, ok := e.stdout.(*os.File); ok {
 				color = isatty.IsTerminal(f.Fd())
 			}
-			lc, err := provision.NewLocalCluster(i, dataDir, etcd, e.stdout, color, e.log)
+			lc, err := localcluster.New(i, dataDir, etcd, e.stdout, color, e.log)
 			if err != nil {
 				return err
 			}
@@ -64,11 +65,11 @@ func newRunCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := provision.EnsureAuth(ctx, lc.Inv, m, e.log); err != nil {
+			if err := cluster.EnsureAuth(ctx, lc.Inv, m, e.log); err != nil {
 				m.Close()
 				return err
 			}
-			cs := provision.Status(ctx, lc.Inv, m)
+			cs := cluster.Status(ctx, lc.Inv, m)
 			m.Close()
 			if err := printStatus(e.stdout, cs, "table"); err != nil {
 				return err

@@ -12,7 +12,7 @@ import (
 	humanize "github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
-	"github.com/etcd-appliance/appliance/provision"
+	"github.com/etcd-appliance/appliance/cluster"
 )
 
 // errUnhealthy makes health exit non-zero; the report is already printed.
@@ -69,20 +69,20 @@ func newHealthCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-func clusterStatus(ctx context.Context, path string, cf *clientFlags) (provision.ClusterStatus, error) {
+func clusterStatus(ctx context.Context, path string, cf *clientFlags) (cluster.ClusterStatus, error) {
 	i, err := load(path)
 	if err != nil {
-		return provision.ClusterStatus{}, err
+		return cluster.ClusterStatus{}, err
 	}
-	m, err := cf.dialer(i)(i.ClientURLs())
+	m, err := cf.files().Dialer(i)(i.ClientURLs())
 	if err != nil {
-		return provision.ClusterStatus{}, err
+		return cluster.ClusterStatus{}, err
 	}
 	defer m.Close()
-	return provision.Status(ctx, i, m), nil
+	return cluster.Status(ctx, i, m), nil
 }
 
-func printStatus(w io.Writer, cs provision.ClusterStatus, output string) error {
+func printStatus(w io.Writer, cs cluster.ClusterStatus, output string) error {
 	switch output {
 	case "json":
 		enc := json.NewEncoder(w)

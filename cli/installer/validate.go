@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	inv "github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/inventory"
 )
 
 func newValidateCmd(e *env) *cobra.Command {
@@ -25,7 +25,7 @@ func newValidateCmd(e *env) *cobra.Command {
 			if i.TLSEnabled() {
 				tls = "on"
 			}
-			for _, w := range inv.Warnings(i) {
+			for _, w := range inventory.Warnings(i) {
 				fmt.Fprintln(e.stderr, "warning:", w)
 			}
 			fmt.Fprintf(e.stdout, "%s: valid: cluster %s, %d member(s) tolerating %d failure(s), %d proxy host(s), bootstrap %s, TLS %s\n",

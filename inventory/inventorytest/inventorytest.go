@@ -34,8 +34,9 @@ func Text(name, cluster string, addresses []string, ports [][2]int) string {
 	return b.String()
 }
 
-// Loopback is an inventory named name with n members on 127.0.0.1, each
-// on its own pair of ports from ports (client, peer, client, peer, ...).
+// Loopback is an inventory named name with n members m0, m1, ... on
+// 127.0.0.1, each on its own pair of ports from ports (client, peer,
+// client, peer, ...).
 func Loopback(name, cluster string, n int, ports []int) string {
 	addrs := make([]string, n)
 	pairs := make([][2]int, n)
@@ -43,7 +44,7 @@ func Loopback(name, cluster string, n int, ports []int) string {
 		addrs[i] = "127.0.0.1"
 		pairs[i] = [2]int{ports[2*i], ports[2*i+1]}
 	}
-	return Text(name, cluster, addrs, pairs)
+	return strings.ReplaceAll(Text(name, cluster, addrs, pairs), "name = \"etcd", "name = \"m")
 }
 
 // Parse loads, defaults and validates text, failing the test on error.

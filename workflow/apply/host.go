@@ -105,13 +105,15 @@ type hostRun struct {
 	// config: a change the unit must restart for; else only bootstrap
 	// settings or mode and owner changed.
 	config bool
+	// newest is the latest change to a file of the unit on the host.
+	newest time.Time
 	state  host.UnitState
 	res    Result
 }
 
 // Host makes one host match the inventory, in named steps: render,
-// preflight, plan, files, units, start. Everything that can refuse
-// (preflight, the quorum guard in plan) runs before anything is written,
+// preflight, compare, plan, files, units, start. Everything that can
+// refuse (preflight, the quorum guard in plan) runs before anything is written,
 // so a refused apply leaves the host as it was. Every change goes through
 // o.Plan, so a dry run goes through the same steps and changes nothing.
 // It is idempotent: a second run changes nothing and restarts nothing. It
@@ -122,10 +124,23 @@ func Host(ctx context.Context, inv *inventory.Inventory, t workflow.Target, o Op
 	err := workflow.Run(ctx,
 		workflow.Step{Name: "render", Run: r.render},
 		workflow.Step{Name: "preflight", Run: r.preflight},
+		workflow.Step{Name: "compare", Run: r.compare},
 		workflow.Step{Name: "plan", Run: r.plan},
 		workflow.Step{Name: "files", Run: r.writeFiles},
 		workflow.Step{Name: "units", Run: r.units},
 		workflow.Step{Name: "start", Run: r.start},
+	)
+	return r.res, err
+}
+
+// Diff runs the render and compare steps of Host, which change nothing
+// and ask nothing of systemd or the cluster: the files apply would write,
+// each with its diff. It is what `etcd-installer plan` prints.
+func Diff(ctx context.Context, inv *inventory.Inventory, t workflow.Target, o Options) (Result, error) {
+	r := &hostRun{inv: inv, t: t, o: o, unit: t.Unit(), res: Result{Host: t.Host.Name}}
+	err := workflow.Run(ctx,
+		workflow.Step{Name: "render", Run: r.render},
+		workflow.Step{Name: "compare", Run: r.compare},
 	)
 	return r.res, err
 }
@@ -178,10 +193,8 @@ func (r *hostRun) preflight(context.Context) error {
 	return nil
 }
 
-// plan compares every file with the host's and decides what the unit
-// needs; a restart of a member is checked against quorum here, before
-// anything is written.
-func (r *hostRun) plan(ctx context.Context) error {
+// compare compares every file with the host's.
+func (r *hostRun) compare(context.Context) error {
 	initialized := false
 	if m := r.t.Host.Member; m != nil {
 		if info, err := host.InspectDataDir(r.t.FS, r.inv.DataDir(m)); err == nil {
@@ -214,6 +227,14 @@ func (r *hostRun) plan(ctx context.Context) error {
 			r.config = true
 		}
 	}
+	r.res.Reloaded = unitFiles
+	r.newest = newest
+	return nil
+}
+
+// plan decides what the unit needs; a restart of a member is checked
+// against quorum here, before anything is written.
+func (r *hostRun) plan(ctx context.Context) error {
 	st, err := r.t.Services.State(ctx, r.unit)
 	if err != nil {
 		return err
@@ -222,14 +243,13 @@ func (r *hostRun) plan(ctx context.Context) error {
 	// A unit that started before its configuration last changed (a crash
 	// between writing and restarting, or an edit) still needs a restart;
 	// not so when every change since was ignorable.
-	pending := st.Running() && !st.Since.IsZero() && newest.After(st.Since) && (len(r.res.Files) == 0 || r.config)
+	pending := st.Running() && !st.Since.IsZero() && r.newest.After(st.Since) && (len(r.res.Files) == 0 || r.config)
 	restart := st.Running() && (r.config || pending) && !r.o.NoStart
 	if restart && r.t.Host.Member != nil && !r.o.ForceRestart && !r.o.Plan.DryRun() {
 		if err := restartSafe(ctx, r.inv, r.t.Host.Member, r.o.Dial); err != nil {
 			return fmt.Errorf("not restarting %s, nothing written: %w", r.unit, err)
 		}
 	}
-	r.res.Reloaded = unitFiles
 	r.res.Enabled = st.Enabled != "enabled"
 	r.res.Started = !st.Running() && !r.o.NoStart
 	r.res.Restarted = restart
@@ -343,9 +363,15 @@ func compare(f host.FS, file render.File) (ch FileChange, old []byte, changed bo
 	if err != nil {
 		return ch, old, false, err
 	}
-	if fi.Mode().Perm() != file.Mode.Perm() || owner != "" && (owner != file.Owner || group != file.Group) {
+	if fi.Mode().Perm() != file.Mode.Perm() {
 		ch.Meta = true
 		ch.Diff = fmt.Sprintf("%s: mode %04o -> %04o\n", file.Path, fi.Mode().Perm(), file.Mode.Perm())
+	}
+	if owner != "" && (owner != file.Owner || group != file.Group) {
+		ch.Meta = true
+		ch.Diff += fmt.Sprintf("%s: owner %s:%s -> %s:%s\n", file.Path, owner, group, file.Owner, file.Group)
+	}
+	if ch.Meta {
 		return ch, old, true, nil
 	}
 	return ch, old, false, nil

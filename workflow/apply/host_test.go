@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/etcd-appliance/appliance/cluster"
 	"github.com/etcd-appliance/appliance/cluster/clustertest"
 	"github.com/etcd-appliance/appliance/datadir"
+	"github.com/etcd-appliance/appliance/datadir/datadirtest"
 	"github.com/etcd-appliance/appliance/host"
 	"github.com/etcd-appliance/appliance/host/hosttest"
 	"github.com/etcd-appliance/appliance/inventory"
@@ -210,42 +210,10 @@ func TestApplyTLSFilesMissing(t *testing.T) {
 	}
 }
 
-// writeMembersDB creates a data dir whose backend records the members.
-func writeMembersDB(t *testing.T, root, dir string, ms map[string]string) {
-	t.Helper()
-	snap := filepath.Join(root, dir, "member", "snap")
-	if err := os.MkdirAll(snap, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	db, err := bolt.Open(filepath.Join(snap, "db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	i := 0
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte("members"))
-		if err != nil {
-			return err
-		}
-		for name, url := range ms {
-			i++
-			v := `{"id":` + string(rune('0'+i)) + `,"peerURLs":["` + url + `"],"name":"` + name + `"}`
-			if err := b.Put([]byte{byte(i)}, []byte(v)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestApplyRefusesForeignDataDir(t *testing.T) {
 	inv := parse(t, threeHosts)
 	root := t.TempDir()
-	writeMembersDB(t, root, "/var/lib/etcd/etcd0", map[string]string{"default": "http://localhost:2380"})
+	datadirtest.WriteMembersDB(t, root, "/var/lib/etcd/etcd0", map[string]string{"default": "http://localhost:2380"})
 	fsys := host.LocalFS{Root: root, IgnoreOwner: true}
 	svc := &hosttest.Services{}
 	_, err := Host(context.Background(), inv, target(t, inv, "etcd0", fsys, svc), Options{}, quietLog())
@@ -266,7 +234,7 @@ func TestApplyRefusesForeignDataDir(t *testing.T) {
 
 	// Its own data dir passes.
 	root2 := t.TempDir()
-	writeMembersDB(t, root2, "/var/lib/etcd/etcd0", map[string]string{"etcd0": "http://10.0.0.10:2380", "etcd1": "http://10.0.0.11:2380"})
+	datadirtest.WriteMembersDB(t, root2, "/var/lib/etcd/etcd0", map[string]string{"etcd0": "http://10.0.0.10:2380", "etcd1": "http://10.0.0.11:2380"})
 	if _, err := Host(context.Background(), inv, target(t, inv, "etcd0", host.LocalFS{Root: root2, IgnoreOwner: true}, &hosttest.Services{}), Options{}, quietLog()); err != nil {
 		t.Errorf("own data dir refused: %v", err)
 	}

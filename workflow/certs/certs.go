@@ -1,21 +1,25 @@
-package provision
+// Package certs keeps an inventory's certificate directory complete on
+// the operator's machine (Ensure: the cluster CA, whose key never leaves
+// it, and every host's and the operator's certificates) and hands each
+// host exactly its own files, refusing ones that no longer fit (HostFiles).
+package certs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/etcd-appliance/appliance/installer"
 	"github.com/etcd-appliance/appliance/internal/atomicfile"
+	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/pki"
+	"github.com/etcd-appliance/appliance/render"
+	"github.com/etcd-appliance/appliance/workflow"
 )
-
-// OperatorDir is where a certificate directory keeps the workstation's
-// client certificate (host names cannot start with '_').
-const OperatorDir = "_operator"
 
 // ErrCAKey means the CA key is missing, so nothing can be issued.
 var ErrCAKey = errors.New("CA key missing")
@@ -26,15 +30,16 @@ type CertAction struct {
 	Action string // issued, kept, re-issued: REASON
 }
 
-// EnsureCerts keeps the certificate directory of an inventory complete:
-// the CA (ca.crt, ca.key: the key never leaves this directory), and for
-// every host DIR/HOST/{ca,server,peer,client}.crt and keys, and the
-// operator's DIR/_operator/client.crt. Valid material is kept; missing,
-// foreign, outdated (names changed) or expiring leaves are issued again.
-// With renew, every leaf is issued again; the CA never is.
-func EnsureCerts(dir string, inv *installer.Inventory, now time.Time, renew bool) ([]CertAction, error) {
+// Ensure keeps the certificate directory of an inventory complete: the
+// CA (ca.crt, ca.key: the key never leaves this directory), and for every
+// host DIR/HOST/{ca,server,peer,client}.crt and keys, and the operator's
+// DIR/_operator/client.crt. Valid material is kept; missing, foreign,
+// outdated (names changed) or expiring leaves are issued again. With
+// renew, every leaf is issued again; the CA never is. Every file written
+// goes through plan: a dry run lists what would be issued.
+func Ensure(dir string, inv *inventory.Inventory, now time.Time, renew bool, plan *workflow.Plan) ([]CertAction, error) {
 	var acts []CertAction
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := plan.Do("", "create "+dir+" (0700)", func() error { return os.MkdirAll(dir, 0o700) }); err != nil {
 		return nil, err
 	}
 	caCert, caKey := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
@@ -53,10 +58,12 @@ func EnsureCerts(dir string, inv *installer.Inventory, now time.Time, renew bool
 		if err != nil {
 			return nil, err
 		}
-		if err := write(caKey, k, 0o600); err != nil {
-			return nil, err
-		}
-		if err := write(caCert, c.PEM, 0o644); err != nil {
+		if err := plan.Do("", "create the cluster CA "+caCert+" and its key "+caKey, func() error {
+			if err := write(caKey, k, 0o600); err != nil {
+				return err
+			}
+			return write(caCert, c.PEM, 0o644)
+		}); err != nil {
 			return nil, err
 		}
 		ca = c
@@ -91,14 +98,16 @@ func EnsureCerts(dir string, inv *installer.Inventory, now time.Time, renew bool
 			acts = append(acts, CertAction{rel, "kept"})
 			return nil
 		}
-		c, k, err := ca.Issue(l, now)
-		if err != nil {
-			return err
-		}
-		if err := write(key, k, 0o600); err != nil {
-			return err
-		}
-		if err := write(crt, c, 0o644); err != nil {
+		if err := plan.Do("", why+" "+crt, func() error {
+			c, k, err := ca.Issue(l, now)
+			if err != nil {
+				return err
+			}
+			if err := write(key, k, 0o600); err != nil {
+				return err
+			}
+			return write(crt, c, 0o644)
+		}); err != nil {
 			return err
 		}
 		acts = append(acts, CertAction{rel, why})
@@ -110,14 +119,24 @@ func EnsureCerts(dir string, inv *installer.Inventory, now time.Time, renew bool
 				return acts, err
 			}
 		}
-		if err := write(filepath.Join(dir, h.Name, "ca.crt"), ca.PEM, 0o644); err != nil {
+		if err := copyCA(dir, h.Name, ca.PEM, plan); err != nil {
 			return acts, err
 		}
 	}
-	if err := ensure(OperatorDir, pki.OperatorLeaf()); err != nil {
+	if err := ensure(pki.OperatorDir, pki.OperatorLeaf()); err != nil {
 		return acts, err
 	}
-	return acts, write(filepath.Join(dir, OperatorDir, "ca.crt"), ca.PEM, 0o644)
+	return acts, copyCA(dir, pki.OperatorDir, ca.PEM, plan)
+}
+
+// copyCA puts the CA certificate into a host's directory, unless it is
+// there already.
+func copyCA(dir, sub string, caPEM []byte, plan *workflow.Plan) error {
+	p := filepath.Join(dir, sub, "ca.crt")
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, caPEM) {
+		return nil
+	}
+	return plan.Do("", "copy the CA certificate to "+p, func() error { return write(p, caPEM, 0o644) })
 }
 
 func write(p string, data []byte, mode os.FileMode) error {
@@ -128,12 +147,12 @@ func write(p string, data []byte, mode os.FileMode) error {
 	return err
 }
 
-// HostCertFiles are a host's certificates and keys from a certificate
+// HostFiles are a host's certificates and keys from a certificate
 // directory, placed where the inventory's [tls] paths say, each readable
 // by who uses it: the etcd service (server, peer, a proxy's keys) or root
 // (a member host's client key, for etcdctl). etcd reads certificates at
 // every handshake, so renewed files need no restart.
-func HostCertFiles(dir string, inv *installer.Inventory, host string) ([]installer.File, error) {
+func HostFiles(dir string, inv *inventory.Inventory, host string) ([]render.File, error) {
 	h, ok := inv.Host(host)
 	if !ok {
 		return nil, fmt.Errorf("no host %s", host)
@@ -159,7 +178,7 @@ func HostCertFiles(dir string, inv *installer.Inventory, host string) ([]install
 		// The proxy itself (User=etcd) uses its client key.
 		items[4].owner, items[4].group = "etcd", "etcd"
 	}
-	var files []installer.File
+	var files []render.File
 	read := map[string][]byte{}
 	for _, it := range items {
 		b, err := os.ReadFile(filepath.Join(dir, host, it.src))
@@ -167,7 +186,7 @@ func HostCertFiles(dir string, inv *installer.Inventory, host string) ([]install
 			return nil, fmt.Errorf("%w: run `etcd-installer certs %s --dir %s` first", err, inv.Source, dir)
 		}
 		read[it.src] = b
-		files = append(files, installer.File{Path: it.dst, Data: b, Mode: it.mode, Owner: it.owner, Group: it.group})
+		files = append(files, render.File{Path: it.dst, Data: b, Mode: it.mode, Owner: it.owner, Group: it.group, Secret: strings.HasSuffix(it.src, ".key")})
 	}
 	if err := checkHostLeaves(inv, h, read, time.Now()); err != nil {
 		return nil, fmt.Errorf("%s: %w; fix: run `etcd-installer certs %s --dir %s` (it re-issues exactly these), then apply again",
@@ -184,7 +203,7 @@ var ErrStaleCert = errors.New("certificate does not fit")
 // names or addresses the inventory no longer gives it, another CA, a key
 // that is not the certificate's, or an expired one. Certificates that
 // only expire soon are handed out: status and doctor warn about them.
-func checkHostLeaves(inv *installer.Inventory, h installer.Host, files map[string][]byte, t time.Time) error {
+func checkHostLeaves(inv *inventory.Inventory, h inventory.Host, files map[string][]byte, t time.Time) error {
 	caCert, err := pki.ParseCert(files["ca.crt"])
 	if err != nil {
 		return fmt.Errorf("%w: ca.crt: %w", ErrStaleCert, err)
@@ -206,4 +225,17 @@ func checkHostLeaves(inv *installer.Inventory, h installer.Host, files map[strin
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// LoadCA reads the CA of the certificate directory dir, key included.
+func LoadCA(dir string) (*pki.CA, error) {
+	c, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	k, err := os.ReadFile(filepath.Join(dir, "ca.key"))
+	if err != nil {
+		return nil, err
+	}
+	return pki.LoadCA(c, k)
 }

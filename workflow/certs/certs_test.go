@@ -1,4 +1,4 @@
-package provision
+package certs
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcd-appliance/appliance/inventory/inventorytest"
 	"github.com/etcd-appliance/appliance/pki"
 )
 
@@ -57,10 +58,10 @@ func actions(acts []CertAction) map[string]string {
 }
 
 func TestEnsureCertsLayoutPermissionsIdempotent(t *testing.T) {
-	inv := inventory(t, certsInventory)
+	inv := inventorytest.Parse(t, certsInventory)
 	dir := filepath.Join(t.TempDir(), "certs")
 	now := time.Now()
-	acts, err := EnsureCerts(dir, inv, now, false)
+	acts, err := Ensure(dir, inv, now, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestEnsureCertsLayoutPermissionsIdempotent(t *testing.T) {
 	}
 
 	// A second run keeps everything, byte for byte.
-	acts, err = EnsureCerts(dir, inv, now.Add(time.Hour), false)
+	acts, err = Ensure(dir, inv, now.Add(time.Hour), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +122,8 @@ func TestEnsureCertsLayoutPermissionsIdempotent(t *testing.T) {
 	}
 
 	// A moved member gets a new leaf; the others stay.
-	moved := inventory(t, strings.Replace(certsInventory, "10.0.0.11", "10.0.0.31", 1))
-	acts, err = EnsureCerts(dir, moved, now, false)
+	moved := inventorytest.Parse(t, strings.Replace(certsInventory, "10.0.0.11", "10.0.0.31", 1))
+	acts, err = Ensure(dir, moved, now, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestEnsureCertsLayoutPermissionsIdempotent(t *testing.T) {
 	}
 
 	// Near expiry, leaves are re-issued without being asked.
-	acts, err = EnsureCerts(dir, moved, now.Add(pki.LeafValidity-10*24*time.Hour), false)
+	acts, err = Ensure(dir, moved, now.Add(pki.LeafValidity-10*24*time.Hour), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,13 +155,13 @@ func sameFiles(a, b map[string][]byte) bool {
 }
 
 func TestRenewKeepsCA(t *testing.T) {
-	inv := inventory(t, certsInventory)
+	inv := inventorytest.Parse(t, certsInventory)
 	dir := t.TempDir()
-	if _, err := EnsureCerts(dir, inv, time.Now(), false); err != nil {
+	if _, err := Ensure(dir, inv, time.Now(), false, nil); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshotDir(t, dir)
-	acts, err := EnsureCerts(dir, inv, time.Now(), true)
+	acts, err := Ensure(dir, inv, time.Now(), true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,16 +192,16 @@ func TestRenewKeepsCA(t *testing.T) {
 }
 
 func TestEnsureCertsWithoutCAKey(t *testing.T) {
-	inv := inventory(t, certsInventory)
+	inv := inventorytest.Parse(t, certsInventory)
 	dir := t.TempDir()
-	if _, err := EnsureCerts(dir, inv, time.Now(), false); err != nil {
+	if _, err := Ensure(dir, inv, time.Now(), false, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(filepath.Join(dir, "ca.key")); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshotDir(t, dir)
-	_, err := EnsureCerts(dir, inv, time.Now(), true)
+	_, err := Ensure(dir, inv, time.Now(), true, nil)
 	if !errors.Is(err, ErrCAKey) {
 		t.Fatalf("err = %v, want ErrCAKey", err)
 	}
@@ -209,10 +210,10 @@ func TestEnsureCertsWithoutCAKey(t *testing.T) {
 	}
 }
 
-func TestHostCertFiles(t *testing.T) {
-	inv := inventory(t, certsInventory)
+func TestHostFiles(t *testing.T) {
+	inv := inventorytest.Parse(t, certsInventory)
 	dir := t.TempDir()
-	if _, err := EnsureCerts(dir, inv, time.Now(), false); err != nil {
+	if _, err := Ensure(dir, inv, time.Now(), false, nil); err != nil {
 		t.Fatal(err)
 	}
 	caKey, _ := os.ReadFile(filepath.Join(dir, "ca.key"))
@@ -232,7 +233,7 @@ func TestHostCertFiles(t *testing.T) {
 		},
 	}
 	for host, files := range cases {
-		got, err := HostCertFiles(dir, inv, host)
+		got, err := HostFiles(dir, inv, host)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +261,7 @@ func TestHostCertFiles(t *testing.T) {
 			}
 		}
 	}
-	if _, err := HostCertFiles(t.TempDir(), inv, "etcd0"); err == nil || !strings.Contains(err.Error(), "etcd-installer certs") {
+	if _, err := HostFiles(t.TempDir(), inv, "etcd0"); err == nil || !strings.Contains(err.Error(), "etcd-installer certs") {
 		t.Errorf("missing certificates: %v", err)
 	}
 }
@@ -269,29 +270,29 @@ func TestHostCertFiles(t *testing.T) {
 // its handshakes with them.
 func TestHostCertFilesRefusesStaleCertificates(t *testing.T) {
 	dir := t.TempDir()
-	inv := inventory(t, certsInventory)
-	if _, err := EnsureCerts(dir, inv, time.Now(), false); err != nil {
+	inv := inventorytest.Parse(t, certsInventory)
+	if _, err := Ensure(dir, inv, time.Now(), false, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The inventory moves etcd1 to another address.
-	moved := inventory(t, strings.Replace(certsInventory, "10.0.0.11", "10.0.0.31", 1))
-	_, err := HostCertFiles(dir, moved, "etcd1")
+	moved := inventorytest.Parse(t, strings.Replace(certsInventory, "10.0.0.11", "10.0.0.31", 1))
+	_, err := HostFiles(dir, moved, "etcd1")
 	if !errors.Is(err, ErrStaleCert) || !strings.Contains(err.Error(), "server.crt: names or addresses changed in the inventory") ||
 		!strings.Contains(err.Error(), "peer.crt: names or addresses changed") || !strings.Contains(err.Error(), "etcd-installer certs") {
 		t.Errorf("moved host: %v", err)
 	}
-	if _, err := HostCertFiles(dir, moved, "etcd0"); err != nil {
+	if _, err := HostFiles(dir, moved, "etcd0"); err != nil {
 		t.Errorf("a host that did not move: %v", err)
 	}
 	// certs re-issues what changed; then they are handed out.
-	if _, err := EnsureCerts(dir, moved, time.Now(), false); err != nil {
+	if _, err := Ensure(dir, moved, time.Now(), false, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := HostCertFiles(dir, moved, "etcd1"); err != nil {
+	if _, err := HostFiles(dir, moved, "etcd1"); err != nil {
 		t.Errorf("after certs: %v", err)
 	}
 
-	ca := loadCA(t, dir)
+	ca := mustLoadCA(t, dir)
 	h, _ := inv.Host("etcd2")
 	write := func(name string, b []byte) {
 		if err := os.WriteFile(filepath.Join(dir, "etcd2", name), b, 0o600); err != nil {
@@ -310,7 +311,7 @@ func TestHostCertFilesRefusesStaleCertificates(t *testing.T) {
 		}
 		write("server.crt", crt)
 		write("server.key", key)
-		_, err = HostCertFiles(dir, inv, "etcd2")
+		_, err = HostFiles(dir, inv, "etcd2")
 		if got := errors.Is(err, ErrStaleCert) && strings.Contains(err.Error(), "server.crt: expired on"); got != c.refuse {
 			t.Errorf("server certificate issued %s: %v", c.issued.Format(time.DateOnly), err)
 		}
@@ -318,7 +319,16 @@ func TestHostCertFilesRefusesStaleCertificates(t *testing.T) {
 	// A key that is not the certificate's.
 	_, otherKey, _ := ca.Issue(leaf, time.Now())
 	write("server.key", otherKey)
-	if _, err := HostCertFiles(dir, inv, "etcd2"); !errors.Is(err, ErrStaleCert) || !strings.Contains(err.Error(), "server.key does not belong to server.crt") {
+	if _, err := HostFiles(dir, inv, "etcd2"); !errors.Is(err, ErrStaleCert) || !strings.Contains(err.Error(), "server.key does not belong to server.crt") {
 		t.Errorf("foreign key: %v", err)
 	}
+}
+
+func mustLoadCA(t *testing.T, dir string) *pki.CA {
+	t.Helper()
+	ca, err := LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
 }

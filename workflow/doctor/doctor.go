@@ -1,9 +1,14 @@
-package provision
+// Package doctor finds and explains what keeps a host or its cluster from
+// working: the env file, the unit and what it waits for, the data dir,
+// certificates, ports, peers, clocks and disk latency, each finding with
+// its fix. It changes nothing.
+package doctor
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,15 +18,22 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/datadir"
+	"github.com/etcd-appliance/appliance/host"
 	"github.com/etcd-appliance/appliance/internal/envfile"
+	"github.com/etcd-appliance/appliance/internal/parallel"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/layout"
 	"github.com/etcd-appliance/appliance/node"
 	"github.com/etcd-appliance/appliance/pki"
+	"github.com/etcd-appliance/appliance/render"
+	"github.com/etcd-appliance/appliance/workflow"
 )
 
 // Severity of a doctor finding.
@@ -46,8 +58,8 @@ type Finding struct {
 	Fix      string   `json:"fix,omitempty"`
 }
 
-// DoctorOptions tune Doctor.
-type DoctorOptions struct {
+// Options tune Run.
+type Options struct {
 	TLS *tls.Config
 	// FsyncThreshold: a p99 fdatasync latency above it is reported
 	// (etcd's guidance is 10 ms).
@@ -58,7 +70,7 @@ type DoctorOptions struct {
 	Now func() time.Time
 }
 
-func (o DoctorOptions) withDefaults() DoctorOptions {
+func (o Options) withDefaults() Options {
 	if o.FsyncThreshold == 0 {
 		o.FsyncThreshold = 10 * time.Millisecond
 	}
@@ -72,9 +84,9 @@ func (o DoctorOptions) withDefaults() DoctorOptions {
 	return o
 }
 
-// Doctor checks one host for the failures operators meet and explains
+// Run checks one host for the failures operators meet and explains
 // each with its fix. It changes nothing.
-func Doctor(ctx context.Context, inv *installer.Inventory, t Target, o DoctorOptions) []Finding {
+func Run(ctx context.Context, inv *inventory.Inventory, t workflow.Target, o Options) []Finding {
 	o = o.withDefaults()
 	d := &doctor{inv: inv, t: t, o: o}
 	d.envFile()
@@ -96,9 +108,9 @@ func Doctor(ctx context.Context, inv *installer.Inventory, t Target, o DoctorOpt
 }
 
 type doctor struct {
-	inv *installer.Inventory
-	t   Target
-	o   DoctorOptions
+	inv *inventory.Inventory
+	t   workflow.Target
+	o   Options
 	out []Finding
 	env map[string]string
 }
@@ -179,9 +191,9 @@ func (d *doctor) certificates() {
 }
 
 func (d *doctor) envFile() {
-	p := installer.EtcdConfPath
+	p := layout.EtcdConf
 	if d.t.Host.Member == nil {
-		p = installer.ProxyConfPath
+		p = layout.ProxyConf
 	}
 	data, err := d.t.FS.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -209,7 +221,7 @@ func (d *doctor) envFile() {
 		}
 		d.initialCluster()
 	}
-	if files, err := installer.RenderHost(d.inv, d.t.Host.Name, installer.MemberOptions{}); err == nil {
+	if files, err := render.RenderHost(d.inv, d.t.Host.Name, render.MemberOptions{}); err == nil {
 		for _, f := range files {
 			if f.Path == p && !bytes.Equal(f.Data, data) {
 				d.add(Warn, "env-file", "`etcd-installer plan "+d.inv.Source+"` shows the difference; apply writes the inventory's version",
@@ -236,7 +248,7 @@ func (d *doctor) initialCluster() {
 
 var waitingRE = regexp.MustCompile(`.*waiting for (.+)$`)
 
-func (d *doctor) unit(ctx context.Context, st UnitState, err error) {
+func (d *doctor) unit(ctx context.Context, st host.UnitState, err error) {
 	unit := d.t.Unit()
 	switch {
 	case err != nil:
@@ -261,7 +273,7 @@ func (d *doctor) unit(ctx context.Context, st UnitState, err error) {
 	}
 }
 
-func (d *doctor) dataDir(m *installer.Member) {
+func (d *doctor) dataDir(m *inventory.Member) {
 	dir := d.inv.DataDir(m)
 	fi, err := d.t.FS.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -276,24 +288,15 @@ func (d *doctor) dataDir(m *installer.Member) {
 	if fi.Mode().Perm() != 0o700 {
 		d.add(Fail, "data-dir", fix, "%s has mode %04o: etcd wants 0700 (it refuses to use a data dir others can read)", dir, fi.Mode().Perm())
 	}
-	switch st := fi.Sys().(type) {
-	case remoteStat:
-		if st.owner != "etcd" {
-			d.add(Fail, "data-dir", fix, "%s belongs to %s, not etcd: the service (User=etcd) cannot write it", dir, st.owner)
-		}
-	case *syscall.Stat_t:
-		if lfs, ok := d.t.FS.(LocalFS); ok && !lfs.IgnoreOwner {
-			if uid, _, err := lfs.ids("etcd", ""); err == nil && int(st.Uid) != uid {
-				d.add(Fail, "data-dir", fix, "%s belongs to uid %d, not etcd: the service (User=etcd) cannot write it", dir, st.Uid)
-			}
-		}
+	if owner, _, err := d.t.FS.Owner(dir); err == nil && owner != "" && owner != "etcd" {
+		d.add(Fail, "data-dir", fix, "%s belongs to %s, not etcd: the service (User=etcd) cannot write it", dir, owner)
 	}
-	info, err := InspectDataDir(d.t.FS, dir)
+	info, err := host.InspectDataDir(d.t.FS, dir)
 	if err != nil {
 		d.add(Warn, "data-dir", "", "cannot read %s: %v", dir, err)
 		return
 	}
-	if err := CheckDataDir(info, m.Name, d.inv.PeerURL(m)); err != nil {
+	if err := datadir.Check(info, m.Name, d.inv.PeerURL(m)); err != nil {
 		d.add(Fail, "data-dir", "", "%v", err)
 	}
 }
@@ -314,7 +317,7 @@ func (d *doctor) strayDirs() {
 			continue
 		}
 		p := path.Join(d.inv.Cluster.DataDir, e.Name())
-		if info, err := InspectDataDir(d.t.FS, p); err == nil && info.Initialized {
+		if info, err := host.InspectDataDir(d.t.FS, p); err == nil && info.Initialized {
 			var names []string
 			for _, m := range info.Members {
 				names = append(names, m.Name)
@@ -325,7 +328,7 @@ func (d *doctor) strayDirs() {
 	}
 }
 
-func (d *doctor) ports(m *installer.Member) {
+func (d *doctor) ports(m *inventory.Member) {
 	for _, u := range []string{d.env["ETCD_LISTEN_CLIENT_URLS"], d.env["ETCD_LISTEN_PEER_URLS"], d.env["ETCD_LISTEN_METRICS_URLS"]} {
 		for _, raw := range strings.Split(u, ",") {
 			pu, err := url.Parse(raw)
@@ -427,4 +430,36 @@ func (d *doctor) clocks(ctx context.Context) {
 				"the clock of %s differs from %s's by about %s", m.Name, d.t.Host.Name, skew.Round(time.Second))
 		}
 	}
+}
+
+// Hosts checks the named hosts at once. The checks of disks, ports and
+// clocks must run on the host itself: Run runs here for this machine (and
+// for a host without ssh target, which only the host can check fully);
+// for the others, etcd-installer on the host runs them with a copy of the
+// inventory at inventoryPath.
+func Hosts(ctx context.Context, inv *inventory.Inventory, inventoryPath string, hosts *workflow.Hosts, names []string, o Options) ([]Finding, error) {
+	found := make([][]Finding, len(names))
+	err := parallel.Each(names, func(k int, name string) error {
+		h, ok := inv.Host(name)
+		if !ok {
+			return fmt.Errorf("no member or proxy %s in %s", name, inv.Source)
+		}
+		if workflow.IsLocal(inv, name) || h.SSH == "" {
+			found[k] = Run(ctx, inv, workflow.Local(h), o)
+			return nil
+		}
+		t, err := hosts.Target(name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		out, err := workflow.RemoteInstaller(ctx, t.Runner, inventoryPath, "doctor", "--host", name, "-o", "json")
+		if jerr := json.Unmarshal(out, &found[k]); jerr != nil {
+			if err == nil {
+				err = jerr
+			}
+			return fmt.Errorf("doctor on %s: %w", name, err)
+		}
+		return nil
+	})
+	return slices.Concat(found...), err
 }

@@ -1,4 +1,4 @@
-package provision
+package doctor
 
 import (
 	"context"
@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/datadir/datadirtest"
+	"github.com/etcd-appliance/appliance/layout"
+	"github.com/etcd-appliance/appliance/workflow/localcluster/localclustertest"
 )
 
 func findings(fs []Finding, check string, sev Severity) []Finding {
@@ -44,13 +46,13 @@ func dump(fs []Finding) string {
 // the ways operators meet, and expects doctor to name each fault and its
 // fix.
 func TestDoctorFindsInjectedFaults(t *testing.T) {
-	lc := localCluster(t, loopbackInventory(t, 3))
+	lc := localclustertest.New(t, localclustertest.Inventory(t, 3, ""))
 	ctx := context.Background()
 	if err := lc.Start(ctx, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	t0, _ := lc.Target("m0")
-	healthy := Doctor(ctx, lc.Inv, t0, DoctorOptions{})
+	healthy := Run(ctx, lc.Inv, t0, Options{})
 	for _, f := range healthy {
 		if f.Severity == Fail {
 			t.Errorf("healthy cluster: %s", dump(healthy))
@@ -59,7 +61,7 @@ func TestDoctorFindsInjectedFaults(t *testing.T) {
 	}
 
 	// Faults on m0, with m0 stopped; m2 stopped too (a peer down).
-	m0 := mustMember(t, lc.Inv, "m0")
+	m0 := localclustertest.Member(t, lc.Inv, "m0")
 	t0.Services.Stop(ctx, t0.Unit())
 	t2, _ := lc.Target("m2")
 	t2.Services.Stop(ctx, t2.Unit())
@@ -67,7 +69,7 @@ func TestDoctorFindsInjectedFaults(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	conf := t0.FS.Path(installer.EtcdConfPath)
+	conf := t0.FS.Path(layout.EtcdConf)
 	b, _ := os.ReadFile(conf)
 	b = []byte(strings.Replace(string(b), "ETCD_INITIAL_CLUSTER=m0=", "ETCD_INITIAL_CLUSTER=mX=", 1) + "ETCD_NAEM=typo\n")
 	os.WriteFile(conf, b, 0o640)
@@ -77,7 +79,7 @@ func TestDoctorFindsInjectedFaults(t *testing.T) {
 	}
 	defer l.Close()
 
-	fs := Doctor(ctx, lc.Inv, t0, DoctorOptions{FsyncThreshold: time.Nanosecond, Now: func() time.Time { return time.Now().Add(-10 * time.Second) }})
+	fs := Run(ctx, lc.Inv, t0, Options{FsyncThreshold: time.Nanosecond, Now: func() time.Time { return time.Now().Add(-10 * time.Second) }})
 	expectFinding(t, fs, "data-dir", Fail, "has mode 0755", "chmod 700 "+dir)
 	expectFinding(t, fs, "env-file", Fail, "ETCD_NAEM", "remove or correct")
 	expectFinding(t, fs, "initial-cluster", Fail, "does not list m0=", "ETCD_INITIAL_CLUSTER")
@@ -92,8 +94,8 @@ func TestDoctorFindsInjectedFaults(t *testing.T) {
 
 	// Another cluster's data dir in place of m0's.
 	os.RemoveAll(dir)
-	writeMembersDB(t, "/", dir, map[string]string{"default": "http://localhost:2380"})
-	fs = Doctor(ctx, lc.Inv, t0, DoctorOptions{})
+	datadirtest.WriteMembersDB(t, "/", dir, map[string]string{"default": "http://localhost:2380"})
+	fs = Run(ctx, lc.Inv, t0, Options{})
 	expectFinding(t, fs, "data-dir", Fail, "without member m0", "")
 }
 

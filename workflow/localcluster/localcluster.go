@@ -1,4 +1,8 @@
-package provision
+// Package localcluster runs every member and proxy of a loopback
+// inventory on this machine as child processes (`etcd-installer run`),
+// through the same apply workflow as real hosts: each host has its own
+// file tree and a notify socket standing in for systemd.
+package localcluster
 
 import (
 	"context"
@@ -13,22 +17,28 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/pki"
+	"github.com/etcd-appliance/appliance/workflow"
+	"github.com/etcd-appliance/appliance/workflow/apply"
+	"github.com/etcd-appliance/appliance/workflow/certs"
 )
 
 // ErrNotLoopback means an inventory's hosts are not all on this machine.
 var ErrNotLoopback = errors.New("inventory is not a loopback inventory")
 
-// LocalCluster runs every member and proxy of a loopback inventory on this
+// Cluster runs every member and proxy of a loopback inventory on this
 // machine as child processes, through the same Apply as real hosts: each
 // host has its own file tree under Root/hosts/NAME and its data under
 // Root/data/NAME.
-type LocalCluster struct {
-	Inv     *installer.Inventory
-	Targets []Target
+type Cluster struct {
+	Inv     *inventory.Inventory
+	Targets []workflow.Target
 	// Certs is the certificate directory when TLS is on.
 	Certs   string
-	procs   map[string]*Processes
+	procs   map[string]*host.Processes
 	sockDir string
 	log     logrus.FieldLogger
 }
@@ -36,9 +46,9 @@ type LocalCluster struct {
 // Palette colours each host's log prefix on a terminal.
 var palette = []string{"\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[31m", "\x1b[96m", "\x1b[93m", "\x1b[92m"}
 
-// NewLocalCluster prepares (does not start) a local cluster. Output gets
+// New prepares (does not start) a local cluster. Output gets
 // every child's lines prefixed with its host name, coloured when color.
-func NewLocalCluster(inv *installer.Inventory, root, etcd string, out io.Writer, color bool, log logrus.FieldLogger) (*LocalCluster, error) {
+func New(inv *inventory.Inventory, root, etcd string, out io.Writer, color bool, log logrus.FieldLogger) (*Cluster, error) {
 	if !inv.Loopback() {
 		return nil, fmt.Errorf("%w: run starts every host on this machine, so every member and proxy address must be loopback (127.0.0.1, ::1 or localhost); "+
 			"use `etcd-installer apply` for real hosts", ErrNotLoopback)
@@ -49,10 +59,10 @@ func NewLocalCluster(inv *installer.Inventory, root, etcd string, out io.Writer,
 	}
 	c := *inv
 	c.Cluster.DataDir = filepath.Join(root, "data")
-	lc := &LocalCluster{Inv: &c, procs: map[string]*Processes{}, log: log}
+	lc := &Cluster{Inv: &c, procs: map[string]*host.Processes{}, log: log}
 	if c.TLSEnabled() {
 		lc.Certs = filepath.Join(root, "certs")
-		if _, err := EnsureCerts(lc.Certs, &c, time.Now(), false); err != nil {
+		if _, err := certs.Ensure(lc.Certs, &c, time.Now(), false, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -71,7 +81,7 @@ func NewLocalCluster(inv *installer.Inventory, root, etcd string, out io.Writer,
 		if color {
 			prefix = palette[i%len(palette)] + prefix + "\x1b[0m"
 		}
-		fsys := LocalFS{Root: filepath.Join(root, "hosts", h.Name), Outside: []string{c.Cluster.DataDir}, IgnoreOwner: true}
+		fsys := host.LocalFS{Root: filepath.Join(root, "hosts", h.Name), Outside: []string{c.Cluster.DataDir}, IgnoreOwner: true}
 		if err := os.MkdirAll(fsys.Root, 0o755); err != nil {
 			return nil, err
 		}
@@ -79,7 +89,7 @@ func NewLocalCluster(inv *installer.Inventory, root, etcd string, out io.Writer,
 		if err := os.MkdirAll(sock, 0o700); err != nil {
 			return nil, err
 		}
-		p := &Processes{FS: fsys, Etcd: etcd, Dir: sock, Output: func(_, line string) {
+		p := &host.Processes{FS: fsys, Etcd: etcd, Dir: sock, Output: func(_, line string) {
 			if out == nil {
 				return
 			}
@@ -88,57 +98,57 @@ func NewLocalCluster(inv *installer.Inventory, root, etcd string, out io.Writer,
 			fmt.Fprintln(out, prefix+line)
 		}}
 		lc.procs[h.Name] = p
-		lc.Targets = append(lc.Targets, Target{Host: h, FS: fsys, Services: p, Runner: LocalRunner{},
+		lc.Targets = append(lc.Targets, workflow.Target{Host: h, FS: fsys, Services: p, Runner: host.LocalRunner{},
 			Etcdutl: filepath.Join(filepath.Dir(etcd), "etcdutl"), NoChown: true})
 	}
 	return lc, nil
 }
 
 // Target returns the named host.
-func (lc *LocalCluster) Target(name string) (Target, bool) {
+func (lc *Cluster) Target(name string) (workflow.Target, bool) {
 	for _, t := range lc.Targets {
 		if t.Host.Name == name {
 			return t, true
 		}
 	}
-	return Target{}, false
+	return workflow.Target{}, false
 }
 
 // Processes returns the process manager of the named host, for tests that
 // crash members.
-func (lc *LocalCluster) Processes(name string) *Processes { return lc.procs[name] }
+func (lc *Cluster) Processes(name string) *host.Processes { return lc.procs[name] }
 
 // Dial connects to the local cluster, as the operator when TLS is on.
-func (lc *LocalCluster) Dial(endpoints []string) (Membership, error) {
+func (lc *Cluster) Dial(endpoints []string) (cluster.Membership, error) {
 	tc, err := lc.ClientTLS()
 	if err != nil {
 		return nil, err
 	}
-	return Dial(endpoints, tc)
+	return cluster.Dial(endpoints, tc)
 }
 
 // ClientTLS is the operator's TLS configuration (nil without TLS).
-func (lc *LocalCluster) ClientTLS() (*tls.Config, error) {
+func (lc *Cluster) ClientTLS() (*tls.Config, error) {
 	if lc.Certs == "" {
 		return nil, nil
 	}
-	op := filepath.Join(lc.Certs, OperatorDir)
-	return ClientTLS(lc.Inv, filepath.Join(op, "ca.crt"), filepath.Join(op, "client.crt"), filepath.Join(op, "client.key"))
+	ca, cert, key := pki.OperatorFiles(lc.Certs)
+	return cluster.ClientTLS(lc.Inv, ca, cert, key)
 }
 
 // Start applies every host (members start together, as a new cluster
 // needs) and waits until all are ready.
-func (lc *LocalCluster) Start(ctx context.Context, wait time.Duration) error {
+func (lc *Cluster) Start(ctx context.Context, wait time.Duration) error {
 	for _, t := range lc.Targets {
-		o := ApplyOptions{Dial: lc.Dial}
+		o := apply.Options{Dial: lc.Dial}
 		if lc.Certs != "" {
-			files, err := HostCertFiles(lc.Certs, lc.Inv, t.Host.Name)
+			files, err := certs.HostFiles(lc.Certs, lc.Inv, t.Host.Name)
 			if err != nil {
 				return err
 			}
 			o.Extra = files
 		}
-		if _, err := Apply(ctx, lc.Inv, t, o, lc.log); err != nil {
+		if _, err := apply.Host(ctx, lc.Inv, t, o, lc.log); err != nil {
 			return fmt.Errorf("%s: %w", t.Host.Name, err)
 		}
 	}
@@ -146,14 +156,14 @@ func (lc *LocalCluster) Start(ctx context.Context, wait time.Duration) error {
 }
 
 // WaitReady waits for every host's unit, in parallel.
-func (lc *LocalCluster) WaitReady(ctx context.Context, wait time.Duration) error {
+func (lc *Cluster) WaitReady(ctx context.Context, wait time.Duration) error {
 	errs := make([]error, len(lc.Targets))
 	var wg sync.WaitGroup
 	for i, t := range lc.Targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = WaitReady(ctx, t, wait, lc.log)
+			_, errs[i] = workflow.WaitReady(ctx, t, wait, lc.log)
 		}()
 	}
 	wg.Wait()
@@ -161,11 +171,11 @@ func (lc *LocalCluster) WaitReady(ctx context.Context, wait time.Duration) error
 }
 
 // Close removes what the local cluster keeps outside its root.
-func (lc *LocalCluster) Close() error { return os.RemoveAll(lc.sockDir) }
+func (lc *Cluster) Close() error { return os.RemoveAll(lc.sockDir) }
 
 // Stop stops proxies first, then members in reverse order, each
 // gracefully; Start starts them again from their data.
-func (lc *LocalCluster) Stop(ctx context.Context) error {
+func (lc *Cluster) Stop(ctx context.Context) error {
 	var errs []error
 	for i := len(lc.Targets) - 1; i >= 0; i-- {
 		t := lc.Targets[i]

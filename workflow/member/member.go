@@ -1,4 +1,9 @@
-package provision
+// Package member changes who is in a running cluster: Add brings an
+// inventory member in as a learner and promotes it once it has caught up;
+// Remove takes one out and cleans up its host. Both refuse a change that
+// could cost quorum, go through named steps with the dry-run guard, and
+// resume where they stopped when run again.
+package member
 
 import (
 	"context"
@@ -11,181 +16,192 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
-	"github.com/etcd-appliance/appliance/installer"
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/render"
+	"github.com/etcd-appliance/appliance/workflow"
+	"github.com/etcd-appliance/appliance/workflow/apply"
 )
 
 // ErrQuorumRisk means a membership change could leave the cluster without
 // quorum.
 var ErrQuorumRisk = errors.New("membership change would risk quorum")
 
-// MemberOptions tune MemberAdd and MemberRemove.
-type MemberOptions struct {
-	Dial func(endpoints []string) (Membership, error)
+// Options tune Add and Remove.
+type Options struct {
+	Dial cluster.Dialer
 	// Wait bounds the new member's start and catch-up.
 	Wait time.Duration
 	// Force skips the quorum and health guards.
 	Force bool
 	Now   func() time.Time
 	// Extra files for the new member's host: its certificates.
-	Extra []installer.File
+	Extra []render.File
+	// Plan records every change and is the dry-run guard.
+	Plan *workflow.Plan
 }
 
-func (o MemberOptions) now() time.Time {
+func (o Options) now() time.Time {
 	if o.Now != nil {
 		return o.Now()
 	}
 	return time.Now()
 }
 
-// othersOf returns the client URLs of every inventory member but name.
-func othersOf(inv *installer.Inventory, name string) []string {
-	var eps []string
-	for i := range inv.Members {
-		if inv.Members[i].Name != name {
-			eps = append(eps, inv.ClientURL(&inv.Members[i]))
-		}
-	}
-	return eps
+// addRun is one Add: what its steps found.
+type addRun struct {
+	inv     *inventory.Inventory
+	name    string
+	m       *inventory.Member
+	t       workflow.Target
+	o       Options
+	log     logrus.FieldLogger
+	c       cluster.Membership
+	members []cluster.Member
+	joining *cluster.Member
+	voting  int
+	done    bool // already a voting member
 }
 
-// healthyVoting counts the voting members that answer a linearizable read,
-// except skip, and names the others.
-func healthyVoting(ctx context.Context, c Membership, members []Member, skip string) (voting, healthy int, down []string) {
-	for _, m := range members {
-		if m.Learner {
-			continue
-		}
-		voting++
-		if m.Name == skip {
-			continue
-		}
-		ok := false
-		for _, u := range m.ClientURLs {
-			hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			err := c.Healthy(hctx, u)
-			cancel()
-			if err == nil {
-				ok = true
-				break
-			}
-		}
-		if ok {
-			healthy++
-		} else {
-			label := m.Name
-			if label == "" {
-				label = fmt.Sprintf("%x", m.ID)
-			}
-			down = append(down, label)
-		}
-	}
-	return voting, healthy, down
-}
-
-// runningMembers connects to the members other than name and lists the
-// cluster's members; the caller closes the connection.
-func runningMembers(ctx context.Context, inv *installer.Inventory, name string, dial func([]string) (Membership, error)) (Membership, []Member, error) {
-	c, err := dial(othersOf(inv, name))
-	if err != nil {
-		return nil, nil, err
-	}
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	members, err := c.Members(cctx)
-	cancel()
-	if err != nil {
-		c.Close()
-		return nil, nil, fmt.Errorf("the running cluster does not answer: %w", err)
-	}
-	return c, members, nil
-}
-
-// MemberAdd adds the inventory member name to the running cluster: as a
-// learner first, then its host is applied with initial-cluster-state
-// "existing", and once it has caught up it is promoted. Re-running it
-// resumes where it stopped.
-func MemberAdd(ctx context.Context, inv *installer.Inventory, name string, t Target, o MemberOptions, log logrus.FieldLogger) error {
-	log = log.WithField("member", name)
+// Add adds the inventory member name to the running cluster, in steps:
+// check (the cluster answers and every voting member is healthy), learner
+// (added as a non-voting member), host (applied with initial-cluster-state
+// "existing"), ready (its unit serves), promote (once it has caught up).
+// Re-running it resumes where it stopped.
+func Add(ctx context.Context, inv *inventory.Inventory, name string, t workflow.Target, o Options, log logrus.FieldLogger) error {
 	m, ok := inv.Member(name)
 	if !ok {
 		return fmt.Errorf("%s is not a member in %s: add its [[member]] table first", name, inv.Source)
 	}
-	c, members, err := runningMembers(ctx, inv, name, o.Dial)
+	r := &addRun{inv: inv, name: name, m: m, t: t, o: o, log: log.WithField("member", name)}
+	defer func() {
+		if r.c != nil {
+			r.c.Close()
+		}
+	}()
+	return workflow.Run(ctx,
+		workflow.Step{Name: "check", Run: r.check},
+		workflow.Step{Name: "learner", Run: r.learner},
+		workflow.Step{Name: "host", Run: r.host},
+		workflow.Step{Name: "ready", Run: r.ready},
+		workflow.Step{Name: "promote", Run: r.promote},
+	)
+}
+
+func (r *addRun) check(ctx context.Context) error {
+	c, members, err := cluster.RunningMembers(ctx, r.inv, r.name, r.o.Dial)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	peerURL := inv.PeerURL(m)
-	var joining *Member
+	r.c, r.members = c, members
+	peerURL := r.inv.PeerURL(r.m)
 	for i := range members {
 		mm := &members[i]
-		if mm.Name == name || contains(mm.PeerURLs, peerURL) {
-			joining = mm
+		if mm.Name == r.name || contains(mm.PeerURLs, peerURL) {
+			r.joining = mm
 		}
 	}
-	if joining != nil && !joining.Learner {
-		log.Info("already a voting member; applying its host only")
-		_, err := Apply(ctx, inv, t, ApplyOptions{Dial: o.Dial, Extra: o.Extra}, log)
-		return err
+	if r.joining != nil && !r.joining.Learner {
+		r.done = true
+		return nil
 	}
-	voting, healthy, down := healthyVoting(ctx, c, members, "")
-	if !o.Force && healthy < voting {
+	voting, healthy, down := cluster.HealthyVoting(ctx, c, members, "")
+	r.voting = voting
+	if !r.o.Force && healthy < voting {
 		return fmt.Errorf("%w: %d of %d voting members are healthy (unhealthy: %s); a new voting member raises the quorum, "+
 			"so fix the cluster first or pass --force", ErrQuorumRisk, healthy, voting, strings.Join(down, ", "))
 	}
-	if joining == nil {
-		log.WithField("peer-url", peerURL).Infof("adding as a learner: the cluster goes from %d to %d voting members once it is promoted%s",
-			voting, voting+1, evenNote(voting+1))
+	return nil
+}
+
+func (r *addRun) learner(ctx context.Context) error {
+	if r.done {
+		return nil
+	}
+	if r.joining != nil {
+		r.log.Info("already added as a learner; resuming")
+		return nil
+	}
+	peerURL := r.inv.PeerURL(r.m)
+	what := fmt.Sprintf("add %s (%s) to the cluster as a learner: %d voting members once it is promoted%s",
+		r.name, peerURL, r.voting+1, evenNote(r.voting+1))
+	return r.o.Plan.Do("", what, func() error {
+		r.log.WithField("peer-url", peerURL).Infof("adding as a learner: the cluster goes from %d to %d voting members once it is promoted%s",
+			r.voting, r.voting+1, evenNote(r.voting+1))
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		added, err := c.AddLearner(actx, []string{peerURL})
-		cancel()
+		defer cancel()
+		added, err := r.c.AddLearner(actx, []string{peerURL})
 		if err != nil {
 			return err
 		}
-		joining = &added
-		members = append(members, added)
-	} else {
-		log.Info("already added as a learner; resuming")
-	}
+		r.joining = &added
+		r.members = append(r.members, added)
+		return nil
+	})
+}
 
-	names := []string{name}
-	for _, mm := range members {
-		if mm.Name != "" && mm.Name != name {
+func (r *addRun) host(ctx context.Context) error {
+	ao := apply.Options{Dial: r.o.Dial, Extra: r.o.Extra, Plan: r.o.Plan}
+	if r.done {
+		r.log.Info("already a voting member; applying its host only")
+		_, err := apply.Host(ctx, r.inv, r.t, ao, r.log)
+		return err
+	}
+	names := []string{r.name}
+	for _, mm := range r.members {
+		if mm.Name != "" && mm.Name != r.name {
 			names = append(names, mm.Name)
 		}
 	}
-	if _, err := Apply(ctx, inv, t, ApplyOptions{Dial: o.Dial, Extra: o.Extra, Member: installer.MemberOptions{State: "existing", InitialCluster: names}}, log); err != nil {
-		return fmt.Errorf("applying %s: %w (the learner stays in the cluster; fix and re-run member add to resume)", name, err)
+	ao.Member = render.MemberOptions{State: "existing", InitialCluster: names}
+	if _, err := apply.Host(ctx, r.inv, r.t, ao, r.log); err != nil {
+		return fmt.Errorf("applying %s: %w (the learner stays in the cluster; fix and re-run member add to resume)", r.name, err)
 	}
-	if _, err := WaitReady(ctx, t, o.Wait, log); err != nil {
+	return nil
+}
+
+func (r *addRun) ready(ctx context.Context) error {
+	if r.done || r.o.Plan.DryRun() {
+		return nil
+	}
+	if _, err := workflow.WaitReady(ctx, r.t, r.o.Wait, r.log); err != nil {
 		return fmt.Errorf("%w (the learner stays in the cluster; fix and re-run member add to resume)", err)
 	}
-
-	deadline := time.Now().Add(o.Wait)
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := c.Promote(pctx, joining.ID)
-		cancel()
-		// An earlier attempt that timed out may have been applied.
-		if err == nil || errors.Is(err, rpctypes.ErrMemberNotLearner) {
-			break
-		}
-		// etcd promotes a learner only once it has caught up with the
-		// leader; a leader change mid-request is worth another try too.
-		if !retryablePromote(err) {
-			return fmt.Errorf("promoting %s: %w", name, err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("promoting %s: not promoted after %s: %w (re-run member add to resume)", name, o.Wait, err)
-		}
-		log.Debug("learner catching up")
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-	log.Infof("promoted: the cluster has %d voting members%s", voting+1, evenNote(voting+1))
 	return nil
+}
+
+func (r *addRun) promote(ctx context.Context) error {
+	if r.done {
+		return nil
+	}
+	return r.o.Plan.Do("", "promote "+r.name+" to a voting member once it has caught up with the leader", func() error {
+		deadline := time.Now().Add(r.o.Wait)
+		for {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := r.c.Promote(pctx, r.joining.ID)
+			cancel()
+			// An earlier attempt that timed out may have been applied.
+			if err == nil || errors.Is(err, rpctypes.ErrMemberNotLearner) {
+				break
+			}
+			// etcd promotes a learner only once it has caught up with the
+			// leader; a leader change mid-request is worth another try too.
+			if !retryablePromote(err) {
+				return fmt.Errorf("promoting %s: %w", r.name, err)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("promoting %s: not promoted after %s: %w (re-run member add to resume)", r.name, r.o.Wait, err)
+			}
+			r.log.Debug("learner catching up")
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		r.log.Infof("promoted: the cluster has %d voting members%s", r.voting+1, evenNote(r.voting+1))
+		return nil
+	})
 }
 
 func retryablePromote(err error) bool {
@@ -214,64 +230,96 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// MemberRemove removes the member name from the cluster, then stops and
-// disables it on its host and moves its data dir aside (kept, named with
-// the date) so the host can join again later. t may be nil when the host
-// is gone for good.
-func MemberRemove(ctx context.Context, inv *installer.Inventory, name string, t *Target, o MemberOptions, log logrus.FieldLogger) error {
+// Remove removes the member name from the cluster, in steps: check (the
+// remaining members keep quorum), remove (from the cluster), host (stop
+// and disable its unit, move its data dir aside: kept, named with the
+// date, so the host can join again later). t may be nil when the host is
+// gone for good.
+func Remove(ctx context.Context, inv *inventory.Inventory, name string, t *workflow.Target, o Options, log logrus.FieldLogger) error {
 	log = log.WithField("member", name)
-	c, members, err := runningMembers(ctx, inv, name, o.Dial)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var target *Member
-	for i := range members {
-		if members[i].Name == name {
-			target = &members[i]
+	var c cluster.Membership
+	var target *cluster.Member
+	remaining := 0
+	defer func() {
+		if c != nil {
+			c.Close()
 		}
-	}
-	if target == nil {
-		log.Info("not a member of the running cluster (already removed?); cleaning up its host only")
-	} else {
-		voting, healthy, down := healthyVoting(ctx, c, members, name)
-		remaining := voting
-		if !target.Learner {
-			remaining--
-		}
-		quorum := remaining/2 + 1
-		if !o.Force && healthy < quorum {
-			return fmt.Errorf("%w: after removing %s, %d of %d remaining voting members would be healthy and quorum is %d (unhealthy: %s); "+
-				"fix them first or pass --force", ErrQuorumRisk, name, healthy, remaining, quorum, strings.Join(down, ", "))
-		}
-		rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		err := c.Remove(rctx, target.ID)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("removing %s: %w", name, err)
-		}
-		log.Infof("removed: the cluster has %d voting members%s", remaining, evenNote(remaining))
-	}
-	if t == nil {
-		return nil
-	}
+	}()
+	return workflow.Run(ctx,
+		workflow.Step{Name: "check", Run: func(ctx context.Context) error {
+			var members []cluster.Member
+			var err error
+			if c, members, err = cluster.RunningMembers(ctx, inv, name, o.Dial); err != nil {
+				return err
+			}
+			for i := range members {
+				if members[i].Name == name {
+					target = &members[i]
+				}
+			}
+			if target == nil {
+				log.Info("not a member of the running cluster (already removed?); cleaning up its host only")
+				return nil
+			}
+			voting, healthy, down := cluster.HealthyVoting(ctx, c, members, name)
+			remaining = voting
+			if !target.Learner {
+				remaining--
+			}
+			quorum := remaining/2 + 1
+			if !o.Force && healthy < quorum {
+				return fmt.Errorf("%w: after removing %s, %d of %d remaining voting members would be healthy and quorum is %d (unhealthy: %s); "+
+					"fix them first or pass --force", ErrQuorumRisk, name, healthy, remaining, quorum, strings.Join(down, ", "))
+			}
+			return nil
+		}},
+		workflow.Step{Name: "remove", Run: func(ctx context.Context) error {
+			if target == nil {
+				return nil
+			}
+			what := fmt.Sprintf("remove %s (%x) from the cluster: %d voting members remain%s", name, target.ID, remaining, evenNote(remaining))
+			return o.Plan.Do("", what, func() error {
+				rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+				defer cancel()
+				if err := c.Remove(rctx, target.ID); err != nil {
+					return fmt.Errorf("removing %s: %w", name, err)
+				}
+				log.Infof("removed: the cluster has %d voting members%s", remaining, evenNote(remaining))
+				return nil
+			})
+		}},
+		workflow.Step{Name: "host", Run: func(ctx context.Context) error {
+			if t == nil {
+				return nil
+			}
+			return cleanUp(ctx, inv, name, *t, o, log)
+		}},
+	)
+}
+
+// cleanUp stops and disables a removed member's unit and moves its data
+// dir aside. It tries every part and reports all that failed.
+func cleanUp(ctx context.Context, inv *inventory.Inventory, name string, t workflow.Target, o Options, log logrus.FieldLogger) error {
 	unit := t.Unit()
 	var errs []error
-	if err := t.Services.Stop(ctx, unit); err != nil {
+	if err := o.Plan.Do(name, "stop "+unit, func() error { return t.Services.Stop(ctx, unit) }); err != nil {
 		errs = append(errs, fmt.Errorf("stopping %s: %w", unit, err))
 	}
-	if err := t.Services.Disable(ctx, unit); err != nil {
+	if err := o.Plan.Do(name, "disable "+unit, func() error { return t.Services.Disable(ctx, unit) }); err != nil {
 		errs = append(errs, fmt.Errorf("disabling %s: %w", unit, err))
 	}
-	m, _ := inv.Member(name)
-	if m != nil {
+	if m, ok := inv.Member(name); ok {
 		dir := inv.DataDir(m)
 		if _, err := t.FS.Stat(dir); err == nil {
 			aside := fmt.Sprintf("%s.removed-%s", dir, o.now().Format("20060102-150405"))
-			if err := t.FS.Rename(dir, aside); err != nil {
-				errs = append(errs, fmt.Errorf("moving %s aside: %w", dir, err))
-			} else {
+			if err := o.Plan.Do(name, "move "+dir+" aside to "+aside+" (kept)", func() error {
+				if err := t.FS.Rename(dir, aside); err != nil {
+					return err
+				}
 				log.WithField("kept", aside).Info("moved the data dir aside")
+				return nil
+			}); err != nil {
+				errs = append(errs, fmt.Errorf("moving %s aside: %w", dir, err))
 			}
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)

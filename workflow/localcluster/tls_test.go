@@ -1,4 +1,4 @@
-package provision
+package localcluster_test
 
 import (
 	"bytes"
@@ -15,37 +15,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/internal/envfile"
+	"github.com/etcd-appliance/appliance/internal/etcdtest"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/inventory/inventorytest"
+	"github.com/etcd-appliance/appliance/layout"
+	"github.com/etcd-appliance/appliance/pki"
+	"github.com/etcd-appliance/appliance/workflow/backup"
+	"github.com/etcd-appliance/appliance/workflow/certs"
+	"github.com/etcd-appliance/appliance/workflow/localcluster"
+	"github.com/etcd-appliance/appliance/workflow/localcluster/localclustertest"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-
-	"github.com/etcd-appliance/appliance/installer"
-	"github.com/etcd-appliance/appliance/internal/envfile"
-	"github.com/etcd-appliance/appliance/internal/etcdtest"
-	"github.com/etcd-appliance/appliance/pki"
 )
 
-// tlsInventory is a loopback inventory with TLS forced on (auto leaves a
-// loopback inventory on plain http).
-func tlsInventory(t *testing.T, n int, extra string) *installer.Inventory {
+func mustLoadCA(t *testing.T, dir string) *pki.CA {
 	t.Helper()
-	return inventory(t, tlsInventoryText(t, n, extra))
-}
-
-func tlsInventoryText(t *testing.T, n int, extra string) string {
-	t.Helper()
-	ports := etcdtest.FreePorts(t, 2*n)
-	var b strings.Builder
-	fmt.Fprintf(&b, "version = 1\n[cluster]\nname = \"sec\"\nlog_level = \"warn\"\ntls = \"on\"\n%s", extra)
-	for i := range n {
-		fmt.Fprintf(&b, "[[member]]\nname = \"m%d\"\naddress = \"127.0.0.1\"\nclient_port = %d\npeer_port = %d\n", i, ports[2*i], ports[2*i+1])
+	ca, err := certs.LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return b.String()
+	return ca
 }
 
-func startTLS(t *testing.T, inv *installer.Inventory) *LocalCluster {
+func startTLS(t *testing.T, inv *inventory.Inventory) *localcluster.Cluster {
 	t.Helper()
-	lc := localCluster(t, inv)
+	lc := localclustertest.New(t, inv)
 	if lc.Certs == "" {
 		t.Fatal("TLS inventory without a certificate directory")
 	}
@@ -57,7 +54,7 @@ func startTLS(t *testing.T, inv *installer.Inventory) *LocalCluster {
 
 // clientWith connects with the cluster's CA and an optional client
 // certificate, outside the operator's helpers, as any client would.
-func clientWith(t *testing.T, lc *LocalCluster, certPEM, keyPEM []byte) *clientv3.Client {
+func clientWith(t *testing.T, lc *localcluster.Cluster, certPEM, keyPEM []byte) *clientv3.Client {
 	t.Helper()
 	caPEM, err := os.ReadFile(filepath.Join(lc.Certs, "ca.crt"))
 	if err != nil {
@@ -82,26 +79,9 @@ func clientWith(t *testing.T, lc *LocalCluster, certPEM, keyPEM []byte) *clientv
 	return c
 }
 
-func loadCA(t *testing.T, dir string) *pki.CA {
-	t.Helper()
-	c, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := os.ReadFile(filepath.Join(dir, "ca.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.LoadCA(c, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
-
 // handshakeAlert asks /version with a client certificate (or none) and
 // returns the error the server's TLS layer gives.
-func handshakeAlert(t *testing.T, lc *LocalCluster, certPEM, keyPEM []byte) error {
+func handshakeAlert(t *testing.T, lc *localcluster.Cluster, certPEM, keyPEM []byte) error {
 	t.Helper()
 	caPEM, _ := os.ReadFile(filepath.Join(lc.Certs, "ca.crt"))
 	pool := x509.NewCertPool()
@@ -126,7 +106,7 @@ func handshakeAlert(t *testing.T, lc *LocalCluster, certPEM, keyPEM []byte) erro
 }
 
 func TestTLSClusterRefusesClientsWithoutAValidCertificate(t *testing.T) {
-	inv := tlsInventory(t, 3, "")
+	inv := localclustertest.TLSInventory(t, 3, "")
 	urls := inv.ClientURLs()
 	for i := range inv.Members {
 		urls = append(urls, inv.PeerURL(&inv.Members[i]))
@@ -137,13 +117,13 @@ func TestTLSClusterRefusesClientsWithoutAValidCertificate(t *testing.T) {
 		}
 	}
 	lc := startTLS(t, inv)
-	if cs := mustStatus(t, lc); !cs.Healthy {
+	if cs := localclustertest.Status(t, lc); !cs.Healthy {
 		t.Fatalf("not healthy: %s %v", cs.Verdict(), cs.Problems)
 	}
 	// The operator's certificate works.
 	ctx := context.Background()
-	op, _ := os.ReadFile(filepath.Join(lc.Certs, OperatorDir, "client.crt"))
-	opKey, _ := os.ReadFile(filepath.Join(lc.Certs, OperatorDir, "client.key"))
+	op, _ := os.ReadFile(filepath.Join(lc.Certs, pki.OperatorDir, "client.crt"))
+	opKey, _ := os.ReadFile(filepath.Join(lc.Certs, pki.OperatorDir, "client.key"))
 	if err := handshakeAlert(t, lc, op, opKey); err != nil {
 		t.Fatalf("operator certificate refused: %v", err)
 	}
@@ -157,7 +137,7 @@ func TestTLSClusterRefusesClientsWithoutAValidCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherCert, otherKey, _ := other.Issue(pki.OperatorLeaf(), time.Now())
-	ca := loadCA(t, lc.Certs)
+	ca := mustLoadCA(t, lc.Certs)
 	// Issued two years ago: valid for one, so expired a year ago.
 	oldCert, oldKey, _ := ca.Issue(pki.OperatorLeaf(), time.Now().Add(-2*pki.LeafValidity))
 	cases := []struct {
@@ -197,13 +177,13 @@ func TestTLSClusterRefusesClientsWithoutAValidCertificate(t *testing.T) {
 // TestEtcdctlWithRenderedEnv runs the real etcdctl with nothing but the
 // rendered /etc/etcd/etcdctl.env (paths mapped into the host's root).
 func TestEtcdctlWithRenderedEnv(t *testing.T) {
-	lc := startTLS(t, tlsInventory(t, 1, ""))
+	lc := startTLS(t, localclustertest.TLSInventory(t, 1, ""))
 	tg := lc.Targets[0]
-	b, err := tg.FS.ReadFile(installer.EtcdctlEnvPath)
+	b, err := tg.FS.ReadFile(layout.EtcdctlEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, err := envfile.Parse(installer.EtcdctlEnvPath, bytes.NewReader(b))
+	entries, err := envfile.Parse(layout.EtcdctlEnv, bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +239,7 @@ func TestAuthOnTLSCluster(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	inv := tlsInventory(t, 3, fmt.Sprintf("auth = true\nroot_password_file = %q\n", pwFile))
+	inv := localclustertest.TLSInventory(t, 3, fmt.Sprintf("auth = true\nroot_password_file = %q\n", pwFile))
 	lc := startTLS(t, inv)
 	ctx := context.Background()
 	c, err := lc.Dial(inv.ClientURLs())
@@ -267,24 +247,24 @@ func TestAuthOnTLSCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cli := c.(*Client).KV()
+	cli := c.(*cluster.Client).KV()
 	if _, err := cli.Put(ctx, "before", "auth"); err != nil {
 		t.Fatal(err)
 	}
 	// Without the password file here, auth is left off, saying why.
 	elsewhere := *inv
 	elsewhere.Cluster.RootPasswordFile = filepath.Join(t.TempDir(), "absent")
-	if err := EnsureAuth(ctx, &elsewhere, c, testLog(t)); !errors.Is(err, ErrNoPassword) {
+	if err := cluster.EnsureAuth(ctx, &elsewhere, c, localclustertest.Log(t)); !errors.Is(err, cluster.ErrNoPassword) {
 		t.Fatalf("EnsureAuth without the password file: %v", err)
 	}
 	if st, err := cli.AuthStatus(ctx); err != nil || st.Enabled {
 		t.Fatalf("auth enabled without a password: %v %v", st, err)
 	}
-	pw, err := ReadPassword(inv.Cluster.RootPasswordFile)
+	pw, err := cluster.ReadPassword(inv.Cluster.RootPasswordFile)
 	if err != nil || pw != password {
 		t.Fatalf("ReadPassword: %q %v", pw, err)
 	}
-	if err := ConfigureAuth(ctx, cli.Auth, password, testLog(t)); err != nil {
+	if err := cluster.ConfigureAuth(ctx, cli.Auth, password, localclustertest.Log(t)); err != nil {
 		t.Fatal(err)
 	}
 	st, err := cli.AuthStatus(ctx)
@@ -292,7 +272,7 @@ func TestAuthOnTLSCluster(t *testing.T) {
 		t.Fatalf("auth status %v %v", st, err)
 	}
 	// Idempotent.
-	if err := ConfigureAuth(ctx, cli.Auth, password, testLog(t)); err != nil {
+	if err := cluster.ConfigureAuth(ctx, cli.Auth, password, localclustertest.Log(t)); err != nil {
 		t.Fatalf("second ConfigureAuth: %v", err)
 	}
 	// The operator certificate's CN is root: reads, writes, and the
@@ -300,10 +280,10 @@ func TestAuthOnTLSCluster(t *testing.T) {
 	if _, err := cli.Put(ctx, "after", "auth"); err != nil {
 		t.Fatalf("root by certificate: %v", err)
 	}
-	if cs := mustStatus(t, lc); !cs.Healthy {
+	if cs := localclustertest.Status(t, lc); !cs.Healthy {
 		t.Fatalf("status with auth on: %s %v", cs.Verdict(), cs.Problems)
 	}
-	ca := loadCA(t, lc.Certs)
+	ca := mustLoadCA(t, lc.Certs)
 	issue := func(cn string) *clientv3.Client {
 		crt, key, err := ca.Issue(pki.Leaf{Name: "client", Usage: pki.Client, CommonName: cn}, time.Now())
 		if err != nil {
@@ -311,7 +291,7 @@ func TestAuthOnTLSCluster(t *testing.T) {
 		}
 		return clientWith(t, lc, crt, key)
 	}
-	reader := issue(ReaderUser)
+	reader := issue(cluster.ReaderUser)
 	if r, err := reader.Get(ctx, "before"); err != nil || len(r.Kvs) != 1 {
 		t.Fatalf("reader get: %v %v", r, err)
 	}
@@ -330,7 +310,7 @@ func TestAuthOnTLSCluster(t *testing.T) {
 	pool.AppendCertsFromPEM(caPEM)
 	pair, _ := tls.X509KeyPair(crt, key)
 	pwCli, err := clientv3.New(clientv3.Config{Endpoints: inv.ClientURLs(), DialTimeout: 3 * time.Second, Logger: zap.NewNop(),
-		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}, Username: RootUser, Password: password})
+		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}, Username: cluster.RootUser, Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,11 +321,11 @@ func TestAuthOnTLSCluster(t *testing.T) {
 	// Day-2 work that needs root keeps working as the operator: a backup
 	// (snapshot and key-space hash) and EnsureAuth finding auth on.
 	file := filepath.Join(t.TempDir(), "snap.db")
-	info, err := Backup(ctx, inv, c, c.(*Client).Credentials(), file, testLog(t))
+	info, err := backup.Save(ctx, inv, c, c.(*cluster.Client).Credentials(), file, nil, localclustertest.Log(t))
 	if err != nil || info.Revision == 0 {
 		t.Errorf("backup with auth on: %+v %v", info, err)
 	}
-	if err := EnsureAuth(ctx, inv, c, testLog(t)); err != nil {
+	if err := cluster.EnsureAuth(ctx, inv, c, localclustertest.Log(t)); err != nil {
 		t.Errorf("EnsureAuth with auth on: %v", err)
 	}
 	// Restoring that backup over the running cluster brings back its keys
@@ -353,7 +333,7 @@ func TestAuthOnTLSCluster(t *testing.T) {
 	if _, err := cli.Put(ctx, "after-backup", "gone on restore"); err != nil {
 		t.Fatal(err)
 	}
-	if err := Restore(ctx, lc.Inv, file, lc.Targets, lc.Dial, time.Minute, testLog(t)); err != nil {
+	if err := backup.Restore(ctx, lc.Inv, file, lc.Targets, backup.RestoreOptions{Dial: lc.Dial, Wait: time.Minute}, localclustertest.Log(t)); err != nil {
 		t.Fatalf("restore with auth on: %v", err)
 	}
 	rc, err := lc.Dial(inv.ClientURLs())
@@ -361,7 +341,7 @@ func TestAuthOnTLSCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	rcli := rc.(*Client).KV()
+	rcli := rc.(*cluster.Client).KV()
 	if r, err := rcli.Get(ctx, "by"); err != nil || len(r.Kvs) != 1 {
 		t.Errorf("a key from before the backup after restore: %v %v", r, err)
 	}
@@ -371,11 +351,11 @@ func TestAuthOnTLSCluster(t *testing.T) {
 	if st, err := rcli.AuthStatus(ctx); err != nil || !st.Enabled {
 		t.Errorf("auth after restore: %v %v", st, err)
 	}
-	if _, err := issue(ReaderUser).Put(ctx, "x", "y"); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+	if _, err := issue(cluster.ReaderUser).Put(ctx, "x", "y"); !errors.Is(err, rpctypes.ErrPermissionDenied) {
 		t.Errorf("reader put after restore: %v, want permission denied", err)
 	}
 	bad, err := clientv3.New(clientv3.Config{Endpoints: inv.ClientURLs(), DialTimeout: 3 * time.Second, Logger: zap.NewNop(),
-		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}, Username: RootUser, Password: "wrong"})
+		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}, Username: cluster.RootUser, Password: "wrong"})
 	if err == nil {
 		defer bad.Close()
 		if _, err := bad.Get(ctx, "by"); err == nil {
@@ -384,147 +364,15 @@ func TestAuthOnTLSCluster(t *testing.T) {
 	}
 }
 
-// TestCertificateExpiryWarnings puts a server certificate that expires in
-// ten days in place: etcd serves it at the next handshake, status warns
-// from what it is served, doctor from the host's files.
-func TestCertificateExpiryWarnings(t *testing.T) {
-	lc := startTLS(t, tlsInventory(t, 1, ""))
-	tg := lc.Targets[0]
-	findings := func(now time.Time) []Finding {
-		var out []Finding
-		for _, f := range Doctor(context.Background(), lc.Inv, tg, DoctorOptions{Now: func() time.Time { return now }}) {
-			if f.Check == "certificates" {
-				out = append(out, f)
-			}
-		}
-		return out
-	}
-	if fs := findings(time.Now()); len(fs) != 1 || fs[0].Severity != OK {
-		t.Fatalf("fresh certificates: %+v", fs)
-	}
-	if cs := mustStatus(t, lc); len(cs.Warnings) != 0 || cs.Rows[0].CertExpires == nil {
-		t.Fatalf("fresh status: warnings %v, expiry %v", cs.Warnings, cs.Rows[0].CertExpires)
-	}
-
-	ca := loadCA(t, lc.Certs)
-	leaf := pki.HostLeaves(lc.Inv, tg.Host)[0]
-	crt, key, err := ca.Issue(leaf, time.Now().Add(-pki.LeafValidity+10*24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Key first: etcd reads both at every handshake.
-	for _, f := range []struct {
-		p string
-		b []byte
-	}{{lc.Inv.TLS.KeyFile, key}, {lc.Inv.TLS.CertFile, crt}} {
-		if err := os.WriteFile(tg.FS.Path(f.p), f.b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cs := mustStatus(t, lc)
-	if !cs.Healthy || len(cs.Warnings) != 1 || !strings.Contains(cs.Warnings[0], "m0's server certificate expires on") ||
-		!strings.Contains(cs.Warnings[0], "in 9 days") {
-		t.Errorf("status with an expiring certificate: healthy %v warnings %q", cs.Healthy, cs.Warnings)
-	}
-	fs := findings(time.Now())
-	if len(fs) != 1 || fs[0].Severity != Warn || !strings.Contains(fs[0].Message, lc.Inv.TLS.CertFile+" expires on") {
-		t.Errorf("doctor with an expiring certificate: %+v", fs)
-	}
-	// Twenty days on it has expired: a failure.
-	fs = findings(time.Now().Add(20 * 24 * time.Hour))
-	var failed bool
-	for _, f := range fs {
-		failed = failed || (f.Severity == Fail && strings.Contains(f.Message, "expired on"))
-	}
-	if !failed {
-		t.Errorf("doctor with an expired certificate: %+v", fs)
-	}
-	// A key that does not belong to the certificate is named.
-	_, otherKey, _ := ca.Issue(leaf, time.Now())
-	if err := os.WriteFile(tg.FS.Path(lc.Inv.TLS.PeerKeyFile), otherKey, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	fs = findings(time.Now())
-	var mismatch bool
-	for _, f := range fs {
-		mismatch = mismatch || (f.Severity == Fail && f.Message == lc.Inv.TLS.PeerKeyFile+" does not belong to "+lc.Inv.TLS.PeerCertFile)
-	}
-	if !mismatch {
-		t.Errorf("doctor with a foreign peer key: %+v", fs)
-	}
-}
-
-// A follower forwards a promotion to the leader without the caller's
-// identity, which the leader refuses once auth is on (etcd-io/etcd#14070):
-// member add must promote through the leader even when it can only reach
-// a follower.
-func TestMemberAddWithAuthThroughAFollower(t *testing.T) {
-	pwFile := filepath.Join(t.TempDir(), "root-password")
-	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inv := tlsInventory(t, 5, fmt.Sprintf("auth = true\nroot_password_file = %q\n", pwFile))
-	lc := localCluster(t, inv)
-	ctx := context.Background()
-	first := []string{"m0", "m1", "m2"}
-	for _, name := range first {
-		tg, _ := lc.Target(name)
-		files, err := HostCertFiles(lc.Certs, lc.Inv, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := Apply(ctx, lc.Inv, tg, ApplyOptions{Dial: lc.Dial, Extra: files, Member: installer.MemberOptions{InitialCluster: first}}, testLog(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, name := range first {
-		tg, _ := lc.Target(name)
-		if _, err := WaitReady(ctx, tg, time.Minute, testLog(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, err := lc.Dial(lc.Inv.ClientURLs()[:3])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := EnsureAuth(ctx, lc.Inv, m, testLog(t)); err != nil {
-		t.Fatal(err)
-	}
-	var follower string
-	for _, ep := range lc.Inv.ClientURLs()[:3] {
-		if st := m.Status(ctx, ep); st.Err == nil && st.Leader != st.ID {
-			follower = ep
-			break
-		}
-	}
-	if follower == "" {
-		t.Fatal("no follower among the first three members")
-	}
-	onlyFollower := func([]string) (Membership, error) { return lc.Dial([]string{follower}) }
-	tg, _ := lc.Target("m3")
-	files, err := HostCertFiles(lc.Certs, lc.Inv, "m3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := MemberOptions{Dial: onlyFollower, Extra: files, Wait: time.Minute}
-	if err := MemberAdd(ctx, lc.Inv, "m3", tg, opts, testLog(t)); err != nil {
-		t.Fatalf("member add through follower %s with auth on: %v", follower, err)
-	}
-	if got := voting(t, lc); len(got) != 4 {
-		t.Fatalf("voting members after the add: %v", got)
-	}
-}
-
 // A gRPC proxy rendered for a TLS cluster serves TLS with client
 // certificates required, and reaches the members with its own client
 // certificate.
 func TestProxyOnTLSCluster(t *testing.T) {
 	port := etcdtest.FreePorts(t, 1)[0]
-	inv := inventory(t, fmt.Sprintf("%s[[proxy]]\nname = \"px\"\naddress = \"127.0.0.1\"\nlisten = \"127.0.0.1:%d\"\n",
-		tlsInventoryText(t, 3, ""), port))
+	inv := inventorytest.Parse(t, fmt.Sprintf("%s[[proxy]]\nname = \"px\"\naddress = \"127.0.0.1\"\nlisten = \"127.0.0.1:%d\"\n",
+		localclustertest.TLSText(t, 3, ""), port))
 	lc := startTLS(t, inv)
-	op := filepath.Join(lc.Certs, OperatorDir)
+	op := filepath.Join(lc.Certs, pki.OperatorDir)
 	crt, _ := os.ReadFile(filepath.Join(op, "client.crt"))
 	key, _ := os.ReadFile(filepath.Join(op, "client.key"))
 	proxyURL := fmt.Sprintf("https://127.0.0.1:%d", port)
@@ -568,7 +416,7 @@ func TestProxyOnTLSCluster(t *testing.T) {
 
 	// With auth on, the proxy passes on a client's user and password; a
 	// certificate alone names nobody through it.
-	if err := ConfigureAuth(ctx, direct.Auth, "s3cret", testLog(t)); err != nil {
+	if err := cluster.ConfigureAuth(ctx, direct.Auth, "s3cret", localclustertest.Log(t)); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
@@ -585,7 +433,7 @@ func TestProxyOnTLSCluster(t *testing.T) {
 		_, err = cli.Put(ctx, "via", "proxy with auth")
 		return err
 	}
-	if err := viaProxy(RootUser, "s3cret"); err != nil {
+	if err := viaProxy(cluster.RootUser, "s3cret"); err != nil {
 		t.Errorf("root with its password through the proxy: %v", err)
 	}
 	if err := viaProxy("", ""); err == nil {

@@ -1,0 +1,58 @@
+package installer
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/workflow"
+)
+
+// sshFlags say how to reach hosts that are not this machine.
+type sshFlags struct {
+	key        string
+	knownHosts []string
+}
+
+func (s *sshFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&s.key, "ssh-key", "", "private key for SSH (default: the SSH agent, then ~/.ssh/id_*)")
+	cmd.Flags().StringSliceVar(&s.knownHosts, "known-hosts", nil, "known_hosts files (default ~/.ssh/known_hosts); host keys are always checked")
+}
+
+// hosts reaches the inventory's hosts with these flags; the caller closes
+// it.
+func (s *sshFlags) hosts(i *inventory.Inventory) *workflow.Hosts {
+	return &workflow.Hosts{Inv: i, SSH: host.SSHConfig{KeyFile: s.key, KnownHosts: s.knownHosts}}
+}
+
+// clientFlags are how commands that talk to the cluster prove who they
+// are (cluster.ClientFiles chooses what they leave empty).
+type clientFlags struct {
+	cacert, cert, key string
+	certs             string
+}
+
+func (c *clientFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.cacert, "cacert", "", "cluster CA certificate (default: the inventory's ca_file on a host, else DIR/_operator/ca.crt of --certs)")
+	cmd.Flags().StringVar(&c.cert, "cert", "", "client certificate (default: the inventory's client_cert_file on a host, else DIR/_operator/client.crt)")
+	cmd.Flags().StringVar(&c.key, "key", "", "client key (default: the inventory's client_key_file on a host, else DIR/_operator/client.key)")
+	addCertsFlag(cmd, &c.certs)
+}
+
+func (c *clientFlags) files() cluster.ClientFiles {
+	return cluster.ClientFiles{CA: c.cacert, Cert: c.cert, Key: c.key, CertsDir: c.certs}
+}
+
+func addCertsFlag(cmd *cobra.Command, dir *string) {
+	if cmd.Flags().Lookup("certs") == nil {
+		cmd.Flags().StringVar(dir, "certs", "", "certificate directory of `etcd-installer certs` (default: certs/ beside the inventory)")
+	}
+}
+
+func addDryRunFlag(cmd *cobra.Command, dryRun *bool) {
+	cmd.Flags().BoolVar(dryRun, "dry-run", false, "print what would be done, per host, and change nothing")
+}
+
+// plan is the dry-run guard of one command run.
+func (e *env) plan(dryRun bool) *workflow.Plan { return workflow.NewPlan(dryRun, e.log) }
