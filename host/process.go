@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-		"github.com/etcd-appliance/appliance/internal/envfile"
+	"github.com/etcd-appliance/appliance/internal/envfile"
 	"github.com/etcd-appliance/appliance/layout"
 	"github.com/etcd-appliance/appliance/units"
 )

@@ -13,8 +13,8 @@ import (
 
 	"go.etcd.io/etcd/etcdctl/v3/ctlv3"
 
-	"github.com/etcd-appliance/appliance/layout"
 	"github.com/etcd-appliance/appliance/internal/envfile"
+	"github.com/etcd-appliance/appliance/layout"
 )
 
 // Main runs etcdctl with args (without the program name).

@@ -1,0 +1,66 @@
+package e2e
+
+import (
+	"fmt"
+	"time"
+)
+
+// scenario is one step of the cluster suite.
+type scenario struct {
+	name string
+	// fault steps start from a healthy cluster: a step that failed must
+	// not make the next one fail.
+	fault bool
+	// stop ends the suite when the step fails: the steps after it need
+	// what it makes (certificates, a cluster, the writer).
+	stop bool
+	run  func() error
+}
+
+// scenarios is the cluster suite in order: provisioning
+// (scenarios_provision.go), faults under the writer (scenarios_faults.go),
+// day-2 operations (scenarios_day2.go), then what comes after the writer
+// (scenarios_final.go).
+func (c *ClusterTest) scenarios() []scenario {
+	return []scenario{
+		{"etcd-installer certs on control: a CA and every host's certificates", false, true, c.issueCerts},
+		{"1. etcd-installer apply over SSH from control; healthy three-member cluster", false, true, c.applyOverSSH},
+		{"1. systemctl status shows our STATUS on every host; journald has the logs", false, false, c.unitStatus},
+		{"1. apply again from control: nothing changes, nothing restarts", false, false, c.applyAgain},
+		{"TLS and auth: certificates in place, clients without one refused, auth on, etcdctl works on hosts without flags", false, false, c.security},
+		{"start the writer on control (through every fault below)", false, true, c.startWriter},
+		{"2. kill -9 of etcd on the leader's host: systemd restarts it, it rejoins", true, false, c.killLeader},
+		{"3. power cut of one host: the other two keep writing; back, it catches up", true, false, c.powerCutOne},
+		{"4. two hosts down: writes fail with a clear error, serializable reads answer; both back: recovery", true, false, c.quorumLoss},
+		{"5. all three power-cut, started again in reverse order: the cluster recovers by itself", true, false, c.powerCutAll},
+		{"6. leader's link down: a new leader on the majority side; link up: it rejoins", true, false, c.leaderLinkDown},
+		{"6. leader silently cut off (frames dropped, link up): new leader; healed: it rejoins", true, false, c.leaderSilentCut},
+		{"6. one-pair drop between the leader and a follower: writes go on; healed: all healthy", true, false, c.onePairDrop},
+		{"certs renew on control, apply: every host gets new certificates, nothing restarts, members serve the new ones", true, false, c.renewCerts},
+		{"a tuning change applied from control: members restart one at a time, the leader last; no failed write", true, false, c.rollingTuning},
+		{"7. member remove etcd2, then member add back: learner, promoted", true, false, c.memberRemoveAdd},
+		{"8. rolling upgrade to revision 2, host by host, each confirmed by apply: no failed write", true, false, c.rollingUpgrade},
+		{"9. dpkg -r etcd keeps the data dir; reinstalled and applied, the member rejoins with its data", true, false, c.packageRemoval},
+		{"no acknowledged write was lost through all of it", false, false, c.noWriteLost},
+		{"a gRPC proxy on control under systemd: certs, apply --host; READY, our STATUS, clients through it with TLS and auth", true, false, c.proxyOnControl},
+		{"backup on control, restore over the running cluster (real hosts, SSH, systemd): the backup's keys, later keys gone", true, false, c.backupRestore},
+	}
+}
+
+// Scenarios runs the cluster suite.
+func (c *ClusterTest) Scenarios() {
+	for _, s := range c.scenarios() {
+		run := s.run
+		if s.fault {
+			run = func() error {
+				if err := c.health(90 * time.Second); err != nil {
+					return fmt.Errorf("not healthy before the step: %w", err)
+				}
+				return s.run()
+			}
+		}
+		if c.R.Step(s.name, run) != nil && s.stop {
+			return
+		}
+	}
+}
