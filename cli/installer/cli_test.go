@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/etcd-appliance/appliance/host/hosttest"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -226,5 +227,45 @@ func TestCertsAndPackages(t *testing.T) {
 		if k, _ := os.ReadFile(filepath.Join(dir, "certs", other, "server.key")); bytes.Contains(data, k) {
 			t.Errorf("etcd1's package carries %s's key", other)
 		}
+	}
+}
+
+// TestDryRunsChangeNothing: certs, certs renew and package with --dry-run
+// say what they would do and leave every file as it was. (apply's dry run
+// is tested with fakes in workflow/apply: it asks systemd, which this
+// machine does not run; member, backup and restore in their workflows
+// against a local cluster.)
+func TestDryRunsChangeNothing(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "prod.toml")
+	out, _, _ := run(t, "example", "static")
+	os.WriteFile(inv, []byte(out), 0o644)
+	snap := func() map[string]string { return hosttest.Snapshot(t, dir) }
+
+	before := snap()
+	out, errOut, code := run(t, "certs", inv, "--dry-run")
+	if code != 0 || !strings.Contains(out, "create the cluster CA "+filepath.Join(dir, "certs", "ca.crt")) ||
+		!strings.Contains(out, "issue "+filepath.Join(dir, "certs", "etcd1", "server.crt")) {
+		t.Errorf("certs --dry-run: %d\n%s%s", code, out, errOut)
+	}
+	if d := hosttest.SameSnapshot(before, snap()); d != "" {
+		t.Errorf("certs --dry-run changed files:\n%s", d)
+	}
+
+	if _, errOut, code := run(t, "certs", inv); code != 0 {
+		t.Fatal(errOut)
+	}
+	before = snap()
+	out, errOut, code = run(t, "certs", "renew", inv, "--dry-run")
+	if code != 0 || strings.Count(out, "re-issue ") != 10 || strings.Count(out, ".crt (renew)") != 10 {
+		t.Errorf("certs renew --dry-run: %d\n%s%s", code, out, errOut)
+	}
+	pkgs := filepath.Join(dir, "pkgs")
+	out, errOut, code = run(t, "package", inv, "--out", pkgs, "--host", "etcd1", "--dry-run")
+	if code != 0 || !strings.Contains(out, "build "+filepath.Join(pkgs, "etcd-node-etcd1_1.0-1_all.deb")) || !strings.Contains(out, ".noarch.rpm") {
+		t.Errorf("package --dry-run: %d\n%s%s", code, out, errOut)
+	}
+	if d := hosttest.SameSnapshot(before, snap()); d != "" {
+		t.Errorf("dry runs changed files:\n%s", d)
 	}
 }

@@ -7,10 +7,16 @@ package hosttest
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/etcd-appliance/appliance/host"
@@ -222,4 +228,50 @@ func (f *Services) State(context.Context, string) (host.UnitState, error) {
 		st.Enabled = "enabled"
 	}
 	return st, nil
+}
+
+// Snapshot returns every file and directory under dir with its mode and a
+// hash of its content, to show that something left a tree as it was.
+func Snapshot(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		v := fi.Mode().String()
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += fmt.Sprintf(" %x", sha256.Sum256(b))
+		}
+		out[p] = v
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// SameSnapshot reports how two snapshots differ, "" when they do not.
+func SameSnapshot(before, after map[string]string) string {
+	var b strings.Builder
+	for p, v := range after {
+		if before[p] != v {
+			fmt.Fprintf(&b, "%s: %q -> %q\n", p, before[p], v)
+		}
+	}
+	for p, v := range before {
+		if _, ok := after[p]; !ok {
+			fmt.Fprintf(&b, "%s: %q -> gone\n", p, v)
+		}
+	}
+	return b.String()
 }

@@ -39,8 +39,10 @@ type CertAction struct {
 // goes through plan: a dry run lists what would be issued.
 func Ensure(dir string, inv *inventory.Inventory, now time.Time, renew bool, plan *workflow.Plan) ([]CertAction, error) {
 	var acts []CertAction
-	if err := plan.Do("", "create "+dir+" (0700)", func() error { return os.MkdirAll(dir, 0o700) }); err != nil {
-		return nil, err
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := plan.Do("", "create "+dir+" (0700)", func() error { return os.MkdirAll(dir, 0o700) }); err != nil {
+			return nil, err
+		}
 	}
 	caCert, caKey := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
 	var ca *pki.CA
@@ -98,7 +100,11 @@ func Ensure(dir string, inv *inventory.Inventory, now time.Time, renew bool, pla
 			acts = append(acts, CertAction{rel, "kept"})
 			return nil
 		}
-		if err := plan.Do("", why+" "+crt, func() error {
+		what := "issue " + crt
+		if r, ok := strings.CutPrefix(why, "re-issued: "); ok {
+			what = "re-issue " + crt + " (" + r + ")"
+		}
+		if err := plan.Do("", what, func() error {
 			c, k, err := ca.Issue(l, now)
 			if err != nil {
 				return err

@@ -9,10 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcd-appliance/appliance/workflow"
 	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/etcd-appliance/appliance/render"
 
 	"github.com/etcd-appliance/appliance/cluster"
 	"github.com/etcd-appliance/appliance/workflow/apply"
@@ -27,18 +24,7 @@ func TestMemberAddRemoveUnderLoad(t *testing.T) {
 	lc := localclustertest.New(t, inv)
 	ctx := context.Background()
 	first := []string{"m0", "m1", "m2"}
-	for _, name := range first {
-		tg, _ := lc.Target(name)
-		if _, err := apply.Host(ctx, lc.Inv, tg, apply.Options{Dial: lc.Dial, Member: render.MemberOptions{InitialCluster: first}}, localclustertest.Log(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, name := range first {
-		tg, _ := lc.Target(name)
-		if _, err := workflow.WaitReady(ctx, tg, time.Minute, localclustertest.Log(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	localclustertest.StartOnly(t, lc, first...)
 	eps := lc.Inv.ClientURLs()[:3]
 	w := localclustertest.StartWriter(t, lc, eps)
 	opts := member.Options{Dial: lc.Dial, Wait: 2 * time.Minute}
@@ -136,23 +122,7 @@ func TestMemberAddWithAuthThroughAFollower(t *testing.T) {
 	inv := localclustertest.TLSInventory(t, 5, fmt.Sprintf("auth = true\nroot_password_file = %q\n", pwFile))
 	lc := localclustertest.New(t, inv)
 	ctx := context.Background()
-	first := []string{"m0", "m1", "m2"}
-	for _, name := range first {
-		tg, _ := lc.Target(name)
-		files, err := certs.HostFiles(lc.Certs, lc.Inv, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := apply.Host(ctx, lc.Inv, tg, apply.Options{Dial: lc.Dial, Extra: files, Member: render.MemberOptions{InitialCluster: first}}, localclustertest.Log(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, name := range first {
-		tg, _ := lc.Target(name)
-		if _, err := workflow.WaitReady(ctx, tg, time.Minute, localclustertest.Log(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	localclustertest.StartOnly(t, lc, "m0", "m1", "m2")
 	m, err := lc.Dial(lc.Inv.ClientURLs()[:3])
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,10 @@ import (
 	"github.com/etcd-appliance/appliance/internal/etcdtest"
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/inventory/inventorytest"
+	"github.com/etcd-appliance/appliance/render"
+	"github.com/etcd-appliance/appliance/workflow"
+	"github.com/etcd-appliance/appliance/workflow/apply"
+	"github.com/etcd-appliance/appliance/workflow/certs"
 	"github.com/etcd-appliance/appliance/workflow/localcluster"
 )
 
@@ -186,4 +191,50 @@ func TLSText(t testing.TB, n int, extra string) string {
 func TLSInventory(t testing.TB, n int, extra string) *inventory.Inventory {
 	t.Helper()
 	return inventorytest.Parse(t, TLSText(t, n, extra))
+}
+
+// StartOnly starts the named members of lc as the initial cluster (the
+// others stay for member add) and waits for them.
+func StartOnly(t testing.TB, lc *localcluster.Cluster, names ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, name := range names {
+		tg, _ := lc.Target(name)
+		o := apply.Options{Dial: lc.Dial, Member: render.MemberOptions{InitialCluster: names}}
+		if lc.Certs != "" {
+			files, err := certs.HostFiles(lc.Certs, lc.Inv, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Extra = files
+		}
+		if _, err := apply.Host(ctx, lc.Inv, tg, o, Log(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range names {
+		tg, _ := lc.Target(name)
+		if _, err := workflow.WaitReady(ctx, tg, time.Minute, Log(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Root is the directory holding the local cluster's hosts and data.
+func Root(lc *localcluster.Cluster) string { return filepath.Dir(lc.Inv.Cluster.DataDir) }
+
+// HostTree is where the local cluster keeps the files of host name.
+func HostTree(lc *localcluster.Cluster, name string) string {
+	tg, _ := lc.Target(name)
+	return tg.FS.Path("/")
+}
+
+// Actions lists a plan's changes for one host ("" for the cluster) as
+// "WHAT; WHAT; ...".
+func Actions(p *workflow.Plan, host string) string {
+	var what []string
+	for _, a := range p.For(host) {
+		what = append(what, a.What)
+	}
+	return strings.Join(what, "; ")
 }
