@@ -45,11 +45,11 @@ test: build ## Run unit and integration tests (real etcd members on loopback).
 	go test -count=1 -timeout 30m ./...
 
 run: build ## Run a local three-member cluster from the bundled example (data in ./.run; Ctrl-C stops it).
-	$(BIN)/etcd-installer run templates/examples/local.toml --data-dir .run
+	$(BIN)/etcd-installer run examples/local.toml --data-dir .run
 
 bench: build ## Benchmarks against upstream etcd and size/speed targets (see BENCHMARKS.md).
 	go build -ldflags '-s -w' -o $(BIN)/etcd-upstream go.etcd.io/etcd/server/v3
-	go test -count=1 -run '^$$' -bench . -benchtime 2s ./installer
+	go test -count=1 -run '^$$' -bench . -benchtime 2s ./render
 	go test -count=1 -run '^$$' -bench . -benchtime 1x ./packaging
 	UPSTREAM_ETCD=$(BIN)/etcd-upstream go test -count=1 -run '^$$' -bench VersusUpstream -benchtime 1x -timeout 60m ./node
 

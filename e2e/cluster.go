@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcd-appliance/appliance/e2e/testbed"
+	"github.com/etcd-appliance/appliance/e2e/writer"
 	par "github.com/etcd-appliance/appliance/internal/parallel"
 
 	"github.com/etcd-appliance/appliance/cluster"
@@ -22,10 +24,10 @@ import (
 type ClusterTest struct {
 	Ctx     context.Context
 	R       *Run
-	TB      *Testbed
+	TB      *testbed.Testbed
 	Pk      Packages
-	Control *Node
-	Members []*Node
+	Control *testbed.Node
+	Members []*testbed.Node
 	// Writer is the e2e-writer binary built for the hosts.
 	Writer string
 }
@@ -41,7 +43,7 @@ const (
 
 func (c *ClusterTest) ctl(argv ...string) (string, error) { return c.Control.Exec(c.Ctx, argv...) }
 
-func inventoryText(name string, nodes []*Node, ssh bool, cluster string) string {
+func inventoryText(name string, nodes []*testbed.Node, ssh bool, cluster string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version = 1\n\n[cluster]\nname = %q\n%s", name, cluster)
 	for _, n := range nodes {
@@ -53,11 +55,11 @@ func inventoryText(name string, nodes []*Node, ssh bool, cluster string) string 
 	return b.String()
 }
 
-func parallel(nodes []*Node, f func(n *Node) error) error {
-	return par.Each(nodes, func(_ int, n *Node) error { return f(n) })
+func parallel(nodes []*testbed.Node, f func(n *testbed.Node) error) error {
+	return par.Each(nodes, func(_ int, n *testbed.Node) error { return f(n) })
 }
 
-func installDeb(ctx context.Context, n *Node, dir string, p Packages) error {
+func installDeb(ctx context.Context, n *testbed.Node, dir string, p Packages) error {
 	deb, err := glob(ctx, n, p.deb(dir))
 	if err != nil {
 		return err
@@ -86,7 +88,7 @@ func (c *ClusterTest) Setup() error {
 		return err
 	}
 	if err := c.R.Step("install the etcd deb on every host", func() error {
-		return parallel(append([]*Node{c.Control}, c.Members...), func(n *Node) error { return installDeb(c.Ctx, n, c.Pk.V1, c.Pk) })
+		return parallel(append([]*testbed.Node{c.Control}, c.Members...), func(n *testbed.Node) error { return installDeb(c.Ctx, n, c.Pk.V1, c.Pk) })
 	}); err != nil {
 		return err
 	}
@@ -144,8 +146,8 @@ func (c *ClusterTest) status() (cluster.ClusterStatus, error) {
 }
 
 // leader returns the member host that leads, as its peers see it.
-func (c *ClusterTest) leader() (*Node, error) {
-	var l *Node
+func (c *ClusterTest) leader() (*testbed.Node, error) {
+	var l *testbed.Node
 	err := Eventually(c.Ctx, 30*time.Second, func() error {
 		cs, err := c.status()
 		if err != nil {
@@ -162,7 +164,7 @@ func (c *ClusterTest) leader() (*Node, error) {
 	return l, err
 }
 
-func (c *ClusterTest) member(name string) *Node {
+func (c *ClusterTest) member(name string) *testbed.Node {
 	for _, m := range c.Members {
 		if m.Name == name {
 			return m
@@ -171,8 +173,8 @@ func (c *ClusterTest) member(name string) *Node {
 	return nil
 }
 
-func (c *ClusterTest) others(n *Node) []*Node {
-	var out []*Node
+func (c *ClusterTest) others(n *testbed.Node) []*testbed.Node {
+	var out []*testbed.Node
 	for _, m := range c.Members {
 		if m != n {
 			out = append(out, m)
@@ -181,8 +183,8 @@ func (c *ClusterTest) others(n *Node) []*Node {
 	return out
 }
 
-func (c *ClusterTest) writerStats() WriterStats {
-	var s WriterStats
+func (c *ClusterTest) writerStats() writer.Stats {
+	var s writer.Stats
 	b, _ := c.Control.ReadFile("root/writer.json")
 	json.Unmarshal(b, &s)
 	return s
@@ -214,7 +216,7 @@ func operatorTLS() []string {
 
 // localctl runs etcdctl on a member host against that member only, with
 // the host's certificates.
-func localctl(ctx context.Context, n *Node, args ...string) (string, error) {
+func localctl(ctx context.Context, n *testbed.Node, args ...string) (string, error) {
 	argv := append([]string{"etcdctl", "--endpoints=https://127.0.0.1:2379", "--cacert=/etc/etcd/pki/ca.crt",
 		"--cert=/etc/etcd/pki/client.crt", "--key=/etc/etcd/pki/client.key"}, args...)
 	return n.Exec(ctx, argv...)

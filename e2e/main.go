@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+
+	"github.com/etcd-appliance/appliance/e2e/testbed"
 )
 
 // Main runs the system test: it boots hosts, runs the suites and prints a
@@ -44,7 +46,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 	r := NewRun(stdout)
-	tb := New(dir, *cache, func(f string, a ...any) { r.Logf(f, a...) })
+	tb := testbed.New(dir, *cache, func(f string, a ...any) { r.Logf(f, a...) })
 	tb.Keep = os.Getenv("KEEP") == "1"
 	tb.Binds = []string{abs(*dist1) + ":/pkgs/v1", abs(*dist2) + ":/pkgs/v2", abs("packaging") + ":/pkgs/src"}
 	defer tb.Teardown()
@@ -55,13 +57,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if want("packages") {
-		var n *Node
+		var n *testbed.Node
 		if r.Step("boot a host for the deb", func() (err error) { n, err = tb.AddNode(ctx, "pkgdeb", 30); return err }) == nil {
 			DebLifecycle(ctx, r, n, pk)
 		}
 	}
 	if want("rpm") {
-		var n *Node
+		var n *testbed.Node
 		if r.Step("boot a host for the rpm", func() (err error) { n, err = tb.AddNode(ctx, "pkgrpm", 31); return err }) == nil {
 			shim, err := RPMShim(filepath.Join(n.Root(), "root"), runtime.GOARCH)
 			if r.Step("build the rpm shim", func() error { return err }) == nil {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/etcd-appliance/appliance/e2e/testbed"
 )
 
 // NodePackages checks issue 6's 11: on fresh hosts, installing the etcd
@@ -12,7 +14,7 @@ import (
 func (c *ClusterTest) NodePackages() {
 	ctx := c.Ctx
 	c.R.Step("11. etcd-node packages from an inventory bring up a cluster on fresh hosts", func() error {
-		var nodes []*Node
+		var nodes []*testbed.Node
 		for i := range 3 {
 			n, err := c.TB.AddNode(ctx, fmt.Sprintf("pkg%d", i), 21+i)
 			if err != nil {
@@ -31,7 +33,7 @@ func (c *ClusterTest) NodePackages() {
 			return fmt.Errorf("%w\n%s", err, out)
 		}
 		start := time.Now()
-		err := parallel(nodes, func(n *Node) error {
+		err := parallel(nodes, func(n *testbed.Node) error {
 			src := filepath.Join(c.Control.Root(), "root/node-pkgs", fmt.Sprintf("etcd-node-%s_1.0-1_all.deb", n.Name))
 			b, err := os.ReadFile(src)
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcd-appliance/appliance/e2e/testbed"
 	"github.com/goreleaser/nfpm/v2"
 	_ "github.com/goreleaser/nfpm/v2/rpm"
 )
@@ -30,7 +31,7 @@ func (p Packages) rpm(dir string) string {
 }
 
 // glob resolves a pattern inside the host.
-func glob(ctx context.Context, n *Node, pattern string) (string, error) {
+func glob(ctx context.Context, n *testbed.Node, pattern string) (string, error) {
 	out, err := n.Sh(ctx, "ls "+pattern)
 	if err != nil {
 		return "", err
@@ -42,7 +43,7 @@ func glob(ctx context.Context, n *Node, pattern string) (string, error) {
 	return f[0], nil
 }
 
-func unitState(ctx context.Context, n *Node, unit string) (active, enabled, pid, status string) {
+func unitState(ctx context.Context, n *testbed.Node, unit string) (active, enabled, pid, status string) {
 	out, _ := n.Exec(ctx, "systemctl", "show", unit, "--property=ActiveState,UnitFileState,MainPID,StatusText")
 	for _, line := range strings.Split(out, "\n") {
 		k, v, _ := strings.Cut(line, "=")
@@ -60,7 +61,7 @@ func unitState(ctx context.Context, n *Node, unit string) (active, enabled, pid,
 	return
 }
 
-func waitActive(ctx context.Context, n *Node, unit string, d time.Duration) error {
+func waitActive(ctx context.Context, n *testbed.Node, unit string, d time.Duration) error {
 	return Eventually(ctx, d, func() error {
 		a, _, _, st := unitState(ctx, n, unit)
 		if a != "active" {
@@ -70,7 +71,7 @@ func waitActive(ctx context.Context, n *Node, unit string, d time.Duration) erro
 	})
 }
 
-func statLine(ctx context.Context, n *Node, p string) string {
+func statLine(ctx context.Context, n *testbed.Node, p string) string {
 	out, err := n.Exec(ctx, "stat", "-c", "%a %U:%G", p)
 	if err != nil {
 		return "missing"
@@ -80,7 +81,7 @@ func statLine(ctx context.Context, n *Node, p string) string {
 
 // checkFreshInstall asserts what any install must leave: the user, the
 // directories, the default configuration, and nothing started.
-func checkFreshInstall(ctx context.Context, n *Node) error {
+func checkFreshInstall(ctx context.Context, n *testbed.Node) error {
 	if _, err := n.Exec(ctx, "getent", "passwd", "etcd"); err != nil {
 		return fmt.Errorf("no etcd user: %w", err)
 	}
@@ -99,14 +100,14 @@ func checkFreshInstall(ctx context.Context, n *Node) error {
 }
 
 // kv puts and reads back a key with the host's etcdctl.
-func kv(ctx context.Context, n *Node, key, value string) error {
+func kv(ctx context.Context, n *testbed.Node, key, value string) error {
 	if _, err := n.Exec(ctx, "etcdctl", "--endpoints=127.0.0.1:2379", "put", key, value); err != nil {
 		return err
 	}
 	return readBack(ctx, n, key, value)
 }
 
-func readBack(ctx context.Context, n *Node, key, value string) error {
+func readBack(ctx context.Context, n *testbed.Node, key, value string) error {
 	out, err := n.Exec(ctx, "etcdctl", "--endpoints=127.0.0.1:2379", "get", "--print-value-only", key)
 	if err != nil {
 		return err
@@ -119,7 +120,7 @@ func readBack(ctx context.Context, n *Node, key, value string) error {
 
 // DebLifecycle installs, starts, upgrades, removes, purges and reinstalls
 // the deb on a fresh host.
-func DebLifecycle(ctx context.Context, r *Run, n *Node, p Packages) {
+func DebLifecycle(ctx context.Context, r *Run, n *testbed.Node, p Packages) {
 	var v1, v2 string
 	r.Step("deb: install revision 1 with dpkg; user and dirs created, nothing started", func() error {
 		var err error
@@ -235,7 +236,7 @@ func RPMShim(dir, arch string) (string, error) {
 
 // RPMLifecycle installs the rpm with Debian's rpm on a fresh host: the
 // scriptlets run for real.
-func RPMLifecycle(ctx context.Context, r *Run, n *Node, p Packages, shim string) {
+func RPMLifecycle(ctx context.Context, r *Run, n *testbed.Node, p Packages, shim string) {
 	var v1, v2 string
 	r.Step("rpm: install revision 1 with rpm; user and dirs created, nothing started", func() error {
 		var err error
@@ -297,7 +298,7 @@ func RPMLifecycle(ctx context.Context, r *Run, n *Node, p Packages, shim string)
 // RPMLint runs rpmlint inside a host: nfpm v2.45.2 writes absolute paths
 // into the rpm payload (goreleaser/nfpm#1122), and rpmlint unpacks it with
 // cpio, which would write into the root of whatever machine runs it.
-func RPMLint(ctx context.Context, r *Run, n *Node, p Packages, config string) {
+func RPMLint(ctx context.Context, r *Run, n *testbed.Node, p Packages, config string) {
 	r.Step("rpmlint: no errors (inside a host: it unpacks the payload to /)", func() error {
 		pkg, err := glob(ctx, n, p.rpm(p.V1))
 		if err != nil {

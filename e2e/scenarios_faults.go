@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/etcd-appliance/appliance/e2e/testbed"
 )
 
 // Scenarios of the cluster suite, faults under the writer: kills, power cuts, quorum loss, partitions.
@@ -65,7 +67,7 @@ func (c *ClusterTest) quorumLoss() error {
 	}
 	defer func() {
 		for _, n := range down {
-			if _, err := n.initPID(); err != nil {
+			if !n.Running() {
 				n.PowerOn(ctx)
 			}
 		}
@@ -173,7 +175,7 @@ func (c *ClusterTest) onePairDrop() error {
 	return c.health(60 * time.Second)
 }
 
-func (c *ClusterTest) newLeaderBesides(old *Node) error {
+func (c *ClusterTest) newLeaderBesides(old *testbed.Node) error {
 	return Eventually(c.Ctx, 30*time.Second, func() error {
 		for _, m := range c.others(old) {
 			out, err := localctl(c.Ctx, m, "endpoint", "status", "-w", "json")

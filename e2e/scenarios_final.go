@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/etcd-appliance/appliance/e2e/testbed"
 )
 
 // Scenarios of the cluster suite, after the writer: its verification, a gRPC proxy, backup and restore.
@@ -106,7 +108,7 @@ func (c *ClusterTest) backupRestore() error {
 	if err := c.health(60 * time.Second); err != nil {
 		return err
 	}
-	return parallel(c.Members, func(m *Node) error {
+	return parallel(c.Members, func(m *testbed.Node) error {
 		if out, err := localctl(ctx, m, "get", "--prefix", "restore/", "--keys-only", "--consistency=s"); err != nil {
 			return err
 		} else if !strings.Contains(out, "restore/before") || strings.Contains(out, "restore/after") {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcd-appliance/appliance/e2e/testbed"
 	"github.com/etcd-appliance/appliance/workflow/doctor"
 )
 
@@ -56,7 +57,7 @@ func (c *ClusterTest) applyOverSSH() error {
 // unitStatus is the step "1. systemctl status shows our STATUS on every host; journald has the logs".
 func (c *ClusterTest) unitStatus() error {
 	ctx := c.Ctx
-	return parallel(c.Members, func(m *Node) error {
+	return parallel(c.Members, func(m *testbed.Node) error {
 		out, _ := m.Exec(ctx, "systemctl", "status", "--no-pager", "etcd")
 		if err := expect(out, "Status: \"serving: "+m.Name, m.Name+" systemctl status"); err != nil {
 			return err
@@ -102,7 +103,7 @@ func (c *ClusterTest) security() error {
 	ctx := c.Ctx
 	// Each host holds its own certificates, keys readable by their users
 	// only, and never the CA key.
-	if err := parallel(c.Members, func(m *Node) error {
+	if err := parallel(c.Members, func(m *testbed.Node) error {
 		out, err := m.Sh(ctx, "stat -c '%n %a %U:%G' /etc/etcd/pki/*")
 		if err != nil {
 			return err

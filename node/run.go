@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,25 +80,41 @@ type runner struct {
 	start    time.Time
 	deadline <-chan time.Time
 	e        *embed.Etcd
-	serving  bool
+	// errc is the server's error channel; nil once closed.
+	errc    <-chan error
+	serving bool
 }
 
 func (r *runner) name() string { return r.c.Etcd.Name }
 
 func (r *runner) run(ctx context.Context) error {
-	ec := r.c.Etcd
-	r.lc.setStatus("starting %s: opening backend and replaying WAL in %s", r.name(), ec.Dir)
+	r.lc.setStatus("starting %s: opening backend and replaying WAL in %s", r.name(), r.c.Etcd.Dir)
+	startDone := r.extendWhileStarting()
+	defer startDone()
+	if done, err := r.open(ctx); done {
+		return err
+	}
+	tick := time.NewTicker(r.o.Tick)
+	defer tick.Stop()
+	r.errc = r.e.Err()
+	if done, err := r.waitQuorum(ctx, tick.C); done {
+		return err
+	}
+	if done, err := r.waitReadiness(ctx, tick.C); done {
+		return err
+	}
+	startDone()
+	r.serving = true
+	r.lc.ready(servingStatus(r.name(), r.e.Server))
+	r.lg.Info("member is ready", zap.Duration("took", time.Since(r.start)))
+	return r.serve(ctx, tick.C)
+}
 
-	// Keep systemd's start timeout moving while we start: each message
-	// allows three more ticks; the hard bound is our own deadline.
-	startDone := make(chan struct{})
-	defer func() {
-		select {
-		case <-startDone:
-		default:
-			close(startDone)
-		}
-	}()
+// extendWhileStarting keeps systemd's start timeout moving while we start:
+// each message allows three more ticks; the hard bound is our own
+// deadline. The function it returns stops it (more calls do nothing).
+func (r *runner) extendWhileStarting() func() {
+	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(r.o.Tick)
 		defer t.Stop()
@@ -105,12 +122,19 @@ func (r *runner) run(ctx context.Context) error {
 			r.lc.extend(3 * r.o.Tick)
 			select {
 			case <-t.C:
-			case <-startDone:
+			case <-done:
 				return
 			}
 		}
 	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
+}
 
+// open starts etcd: backend open and WAL replay. done means run ends,
+// with err.
+func (r *runner) open(ctx context.Context) (done bool, err error) {
+	ec := r.c.Etcd
 	type started struct {
 		e   *embed.Etcd
 		err error
@@ -124,49 +148,57 @@ func (r *runner) run(ctx context.Context) error {
 	case s := <-sc:
 		if s.err != nil {
 			r.lc.setStatus("failed to start: %v", s.err)
-			return fmt.Errorf("starting etcd: %w", s.err)
+			return true, fmt.Errorf("starting etcd: %w", s.err)
 		}
 		r.e = s.e
+		return false, nil
 	case <-ctx.Done():
 		// Leaving mid-replay is as safe as a crash; waiting could outlast
 		// TimeoutStopSec=.
 		r.lc.stopping("stopping: interrupted while opening the backend")
-		return nil
+		return true, nil
 	case <-r.deadline:
 		r.lc.setStatus("gave up after %s: opening the backend and replaying the WAL in %s did not finish; "+
 			"raise ETCD_START_TIMEOUT if the WAL is that large", r.c.StartTimeout, ec.Dir)
-		return fmt.Errorf("%w (%s) while opening the backend", ErrStartTimeout, r.c.StartTimeout)
+		return true, fmt.Errorf("%w (%s) while opening the backend", ErrStartTimeout, r.c.StartTimeout)
 	}
-	srv := r.e.Server
+}
 
-	tick := time.NewTicker(r.o.Tick)
-	defer tick.Stop()
-	errc := r.e.Err()
+// waitQuorum waits until the member has joined its cluster (ReadyNotify:
+// its attributes are committed, which needs quorum), saying for whom it
+// waits. done means run ends, with err.
+func (r *runner) waitQuorum(ctx context.Context, tick <-chan time.Time) (done bool, err error) {
+	srv := r.e.Server
 	readyc := srv.ReadyNotify()
 	r.lc.setStatus("%s", waitingStatus(r.name(), srv))
-	for readyc != nil {
+	for {
 		select {
 		case <-readyc:
-			readyc = nil
-		case <-tick.C:
+			return false, nil
+		case <-tick:
 			r.lc.setStatus("%s", waitingStatus(r.name(), srv))
 		case <-srv.StopNotify():
-			return r.stopped()
-		case err, ok := <-errc:
+			return true, r.stopped()
+		case err, ok := <-r.errc:
 			if ok {
-				return r.failed(err)
+				return true, r.failed(err)
 			}
-			errc = nil
+			r.errc = nil
 		case <-ctx.Done():
-			return r.shutdown()
+			return true, r.shutdown()
 		case <-r.deadline:
-			return r.gaveUp(waitingStatus(r.name(), srv))
+			return true, r.gaveUp(waitingStatus(r.name(), srv))
 		}
 	}
+}
 
-	probe, err := newReadinessProbe(ec, srv)
+// waitReadiness polls the member's own /readyz over its client listener:
+// ReadyNotify fires before the client port answers.
+func (r *runner) waitReadiness(ctx context.Context, tick <-chan time.Time) (done bool, err error) {
+	srv := r.e.Server
+	probe, err := newReadinessProbe(r.c.Etcd, srv)
 	if err != nil {
-		return r.failed(err)
+		return true, r.failed(err)
 	}
 	poll := time.NewTicker(probeEvery)
 	defer poll.Stop()
@@ -175,30 +207,31 @@ func (r *runner) run(ctx context.Context) error {
 		err := probe.check(pctx)
 		cancel()
 		if err == nil {
-			break
+			return false, nil
 		}
 		select {
 		case <-poll.C:
-		case <-tick.C:
+		case <-tick:
 			r.lc.setStatus("waiting for readiness: %v", err)
 		case <-srv.StopNotify():
-			return r.stopped()
-		case err, ok := <-errc:
+			return true, r.stopped()
+		case err, ok := <-r.errc:
 			if ok {
-				return r.failed(err)
+				return true, r.failed(err)
 			}
-			errc = nil
+			r.errc = nil
 		case <-ctx.Done():
-			return r.shutdown()
+			return true, r.shutdown()
 		case <-r.deadline:
-			return r.gaveUp("readiness check failing: " + err.Error())
+			return true, r.gaveUp("readiness check failing: " + err.Error())
 		}
 	}
-	close(startDone)
-	r.serving = true
-	r.lc.ready(servingStatus(r.name(), srv))
-	r.lg.Info("member is ready", zap.Duration("took", time.Since(r.start)))
+}
 
+// serve keeps STATUS current until the member stops, fails or is asked to
+// stop.
+func (r *runner) serve(ctx context.Context, tick <-chan time.Time) error {
+	srv := r.e.Server
 	if r.o.Watchdog > 0 {
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -206,15 +239,15 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	for {
 		select {
-		case <-tick.C:
+		case <-tick:
 		case <-srv.LeaderChangedNotify():
 		case <-srv.StopNotify():
 			return r.stopped()
-		case err, ok := <-errc:
+		case err, ok := <-r.errc:
 			if ok {
 				return r.failed(err)
 			}
-			errc = nil
+			r.errc = nil
 		case <-ctx.Done():
 			return r.shutdown()
 		}

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"maps"
 	"net"
 	"strings"
 
@@ -18,30 +19,54 @@ const (
 	DiscoveryFile  = "discovery.sh"
 )
 
-func renderCluster(inv *inventory.Inventory) ([]ClusterFile, error) {
-	var out []ClusterFile
-	add := func(name, tmplName string, mode uint32, data any) error {
-		var buf bytes.Buffer
-		if err := tmpl.ExecuteTemplate(&buf, tmplName, data); err != nil {
-			return err
-		}
-		out = append(out, ClusterFile{Name: name, Mode: fsMode(mode), Data: buf.Bytes()})
-		return nil
-	}
-	base := map[string]any{"Cluster": inv.Cluster.Name, "Source": comment(inv.Source)}
-	with := func(extra map[string]any) map[string]any {
-		m := map[string]any{}
-		for k, v := range base {
-			m[k] = v
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
+// clusterFiles collects cluster-wide artefacts, each rendered from a
+// template with the cluster's name and source added to its data.
+type clusterFiles struct {
+	inv *inventory.Inventory
+	out []ClusterFile
+}
 
-	// Prometheus: the metrics listener when there is one (plain HTTP),
-	// else /metrics on the client URLs.
+func (c *clusterFiles) add(name, tmplName string, mode uint32, data map[string]any) error {
+	m := map[string]any{"Cluster": c.inv.Cluster.Name, "Source": comment(c.inv.Source)}
+	maps.Copy(m, data)
+	var buf bytes.Buffer
+	if err := tmpl.ExecuteTemplate(&buf, tmplName, m); err != nil {
+		return err
+	}
+	c.out = append(c.out, ClusterFile{Name: name, Mode: fsMode(mode), Data: buf.Bytes()})
+	return nil
+}
+
+func renderCluster(inv *inventory.Inventory) ([]ClusterFile, error) {
+	c := &clusterFiles{inv: inv}
+	if err := c.prometheus(); err != nil {
+		return nil, err
+	}
+	if inv.Loopback() {
+		if err := c.procfile(); err != nil {
+			return nil, err
+		}
+	}
+	switch inv.Cluster.Bootstrap {
+	case inventory.BootstrapDNSSRV:
+		if err := c.dnsRecords(); err != nil {
+			return nil, err
+		}
+	case inventory.BootstrapDiscovery:
+		d := inv.Cluster.Discovery
+		if err := c.add(DiscoveryFile, "discovery.sh.tmpl", 0o755, map[string]any{
+			"Endpoints": strings.Join(d.Endpoints, ","), "Token": d.Token, "Size": len(inv.Members),
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return c.out, nil
+}
+
+// prometheus scrapes the metrics listener when there is one (plain HTTP),
+// else /metrics on the client URLs.
+func (c *clusterFiles) prometheus() error {
+	inv := c.inv
 	var targets []string
 	scheme := inv.Scheme()
 	metrics := false
@@ -59,88 +84,78 @@ func renderCluster(inv *inventory.Inventory) ([]ClusterFile, error) {
 	} else if inv.TLSEnabled() {
 		tlsFiles = inv.TLS
 	}
-	if err := add(PrometheusFile, "prometheus.yml.tmpl", 0o644, with(map[string]any{
+	return c.add(PrometheusFile, "prometheus.yml.tmpl", 0o644, map[string]any{
 		"Job": "etcd-" + inv.Cluster.Name, "Scheme": scheme, "Targets": targets, "TLS": tlsFiles,
-	})); err != nil {
-		return nil, err
-	}
+	})
+}
 
-	if inv.Loopback() {
-		type proc struct{ Name, Command string }
-		var members, proxies []proc
-		for i := range inv.Members {
-			m := &inv.Members[i]
-			vars, err := MemberEnv(inv, m, MemberOptions{})
-			if err != nil {
-				return nil, err
-			}
-			if inv.Cluster.DataDir == layout.DataDir {
-				// On a laptop, data stays where goreman runs: etcd's
-				// default NAME.etcd, as in etcd's own Procfile.
-				vars = dropVar(vars, "ETCD_DATA_DIR")
-			}
-			members = append(members, proc{m.Name, "etcd " + strings.Join(shellFlags(vars), " ")})
+// procfile runs a loopback inventory's members and proxies with goreman.
+func (c *clusterFiles) procfile() error {
+	inv := c.inv
+	type proc struct{ Name, Command string }
+	var members, proxies []proc
+	for i := range inv.Members {
+		m := &inv.Members[i]
+		vars, err := MemberEnv(inv, m, MemberOptions{})
+		if err != nil {
+			return err
 		}
-		for i := range inv.Proxies {
-			p := &inv.Proxies[i]
-			var quoted []string
-			for _, f := range proxyFlags(inv, p, p.Name+".proxy") {
-				quoted = append(quoted, shellQuote(f))
-			}
-			proxies = append(proxies, proc{p.Name, "etcd grpc-proxy start " + strings.Join(quoted, " ")})
+		if inv.Cluster.DataDir == layout.DataDir {
+			// On a laptop, data stays where goreman runs: etcd's default
+			// NAME.etcd, as in etcd's own Procfile.
+			vars = dropVar(vars, "ETCD_DATA_DIR")
 		}
-		if err := add(ProcfileFile, "Procfile.tmpl", 0o644, with(map[string]any{"Members": members, "Proxies": proxies})); err != nil {
-			return nil, err
-		}
+		members = append(members, proc{m.Name, "etcd " + strings.Join(shellFlags(vars), " ")})
 	}
+	for i := range inv.Proxies {
+		p := &inv.Proxies[i]
+		var quoted []string
+		for _, f := range proxyFlags(inv, p, p.Name+".proxy") {
+			quoted = append(quoted, shellQuote(f))
+		}
+		proxies = append(proxies, proc{p.Name, "etcd grpc-proxy start " + strings.Join(quoted, " ")})
+	}
+	return c.add(ProcfileFile, "Procfile.tmpl", 0o644, map[string]any{"Members": members, "Proxies": proxies})
+}
 
-	switch inv.Cluster.Bootstrap {
-	case inventory.BootstrapDNSSRV:
-		d := inv.Cluster.DNSSRV
-		suffix := ""
-		if d.ServiceName != "" {
-			suffix = "-" + d.ServiceName
-		}
-		server, client := "_etcd-server", "_etcd-client"
-		if inv.TLSEnabled() {
-			server, client = "_etcd-server-ssl", "_etcd-client-ssl"
-		}
-		type srv struct {
-			Service, Target string
-			Port            int
-		}
-		type host struct{ Name, IP, Type string }
-		var srvs []srv
-		var hosts []host
-		for _, m := range inv.Members {
-			srvs = append(srvs, srv{server + suffix + "._tcp." + d.Domain, m.Address, m.PeerPort})
-		}
-		for _, m := range inv.Members {
-			srvs = append(srvs, srv{client + suffix + "._tcp." + d.Domain, m.Address, m.ClientPort})
-		}
-		for _, m := range inv.Members {
-			h := host{Name: m.Address, IP: m.IP, Type: "A"}
-			if ip := net.ParseIP(m.IP); ip != nil && ip.To4() == nil {
-				h.Type = "AAAA"
-			}
-			hosts = append(hosts, h)
-		}
-		data := with(map[string]any{"SRV": srvs, "Hosts": hosts, "Domain": d.Domain})
-		if err := add(DnsmasqFile, "dnsmasq.conf.tmpl", 0o644, data); err != nil {
-			return nil, err
-		}
-		if err := add(BindZoneFile, "bind.zone.tmpl", 0o644, data); err != nil {
-			return nil, err
-		}
-	case inventory.BootstrapDiscovery:
-		d := inv.Cluster.Discovery
-		if err := add(DiscoveryFile, "discovery.sh.tmpl", 0o755, with(map[string]any{
-			"Endpoints": strings.Join(d.Endpoints, ","), "Token": d.Token, "Size": len(inv.Members),
-		})); err != nil {
-			return nil, err
-		}
+// dnsRecords are the SRV and address records of dns-srv bootstrap, for
+// dnsmasq and for a BIND zone.
+func (c *clusterFiles) dnsRecords() error {
+	inv := c.inv
+	d := inv.Cluster.DNSSRV
+	suffix := ""
+	if d.ServiceName != "" {
+		suffix = "-" + d.ServiceName
 	}
-	return out, nil
+	server, client := "_etcd-server", "_etcd-client"
+	if inv.TLSEnabled() {
+		server, client = "_etcd-server-ssl", "_etcd-client-ssl"
+	}
+	type srv struct {
+		Service, Target string
+		Port            int
+	}
+	type host struct{ Name, IP, Type string }
+	var srvs []srv
+	var hosts []host
+	for _, m := range inv.Members {
+		srvs = append(srvs, srv{server + suffix + "._tcp." + d.Domain, m.Address, m.PeerPort})
+	}
+	for _, m := range inv.Members {
+		srvs = append(srvs, srv{client + suffix + "._tcp." + d.Domain, m.Address, m.ClientPort})
+	}
+	for _, m := range inv.Members {
+		h := host{Name: m.Address, IP: m.IP, Type: "A"}
+		if ip := net.ParseIP(m.IP); ip != nil && ip.To4() == nil {
+			h.Type = "AAAA"
+		}
+		hosts = append(hosts, h)
+	}
+	data := map[string]any{"SRV": srvs, "Hosts": hosts, "Domain": d.Domain}
+	if err := c.add(DnsmasqFile, "dnsmasq.conf.tmpl", 0o644, data); err != nil {
+		return err
+	}
+	return c.add(BindZoneFile, "bind.zone.tmpl", 0o644, data)
 }
 
 // shellFlags turns ETCD_* variables into the equivalent flags.

@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/etcd-appliance/appliance/e2e"
+	"github.com/etcd-appliance/appliance/e2e/writer"
 )
 
-func main() { os.Exit(e2e.WriterMain(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(writer.Main(os.Args[1:], os.Stdout, os.Stderr)) }

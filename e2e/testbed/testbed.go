@@ -1,7 +1,6 @@
-// Package e2e boots real systemd hosts in containers on this machine and
-// runs the appliance on them: packages installed with dpkg and rpm,
-// clusters provisioned over SSH, faults injected (kills, power cuts,
-// partitions). Each host is a systemd-nspawn container on an overlay of a
+// Package testbed boots real systemd hosts in containers on this machine
+// for the system test, and breaks them on request: power cuts, links down,
+// silent partitions. Each host is a systemd-nspawn container on an overlay of a
 // cached debootstrap image, in a network namespace of its own, on a bridge
 // in a separate "switch" namespace (see ../shared/TESTBED.md).
 //
@@ -9,7 +8,7 @@
 // host (Node.Exec), never in this machine's namespace, where the test
 // addresses would be routed out of the machine. As a safety net the test
 // subnet is unreachable from the host's namespace while a testbed exists.
-package e2e
+package testbed
 
 import (
 	"bytes"
@@ -310,6 +309,12 @@ func (n *Node) initPID() (int, error) {
 		return 0, errors.New(n.Name + ": nspawn has no child yet")
 	}
 	return strconv.Atoi(f[0])
+}
+
+// Running reports whether the host is booted (not powered off).
+func (n *Node) Running() bool {
+	_, err := n.initPID()
+	return err == nil
 }
 
 // Exec runs argv inside the host, in all its namespaces, and returns its

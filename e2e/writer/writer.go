@@ -1,4 +1,7 @@
-package e2e
+// Package writer is the system test's client, run inside a test host: it
+// puts sequential keys through every fault and records every acknowledged
+// one, so that the suite can prove that none was lost.
+package writer
 
 import (
 	"bufio"
@@ -17,8 +20,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// WriterStats is what the writer reports while it runs.
-type WriterStats struct {
+// Stats is what the writer reports while it runs.
+type Stats struct {
 	Acked int64 `json:"acked"`
 	// Failed writes could not complete within the 10 s deadline.
 	Failed int64 `json:"failed"`
@@ -27,11 +30,11 @@ type WriterStats struct {
 	LastErr string `json:"lastErr,omitempty"`
 }
 
-// WriterMain is a client for the system test, run inside a test host: it
+// Main is a client for the system test, run inside a test host: it
 // puts sequential keys until a stop file appears (or its bounds end it), appends every key the
 // cluster acknowledged to a log, and keeps counters in a stats file;
 // `verify` reads every logged key back. It returns the exit code.
-func WriterMain(args []string, stdout, stderr io.Writer) int {
+func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("e2e-writer", flag.ContinueOnError)
 	eps := fs.String("endpoints", "", "comma-separated client URLs")
 	logPath := fs.String("log", "/root/acked.log", "acknowledged keys")
@@ -83,7 +86,7 @@ func WriterMain(args []string, stdout, stderr io.Writer) int {
 	var lastErr atomic.Value
 	lastErr.Store("")
 	writeStats := func() {
-		b, _ := json.Marshal(WriterStats{Acked: acked.Load(), Failed: failed.Load(), Retried: retried.Load(), LastErr: lastErr.Load().(string)})
+		b, _ := json.Marshal(Stats{Acked: acked.Load(), Failed: failed.Load(), Retried: retried.Load(), LastErr: lastErr.Load().(string)})
 		os.WriteFile(*stats+".tmp", b, 0o644)
 		os.Rename(*stats+".tmp", *stats)
 	}
