@@ -171,49 +171,50 @@ func (r *runner) waitQuorum(ctx context.Context, tick <-chan time.Time) (done bo
 	srv := r.e.Server
 	readyc := srv.ReadyNotify()
 	r.lc.setStatus("%s", waitingStatus(r.name(), srv))
-	for {
+	return await(r, ctx, tick, readyc, func() (bool, string) {
 		select {
 		case <-readyc:
-			return false, nil
-		case <-tick:
-			r.lc.setStatus("%s", waitingStatus(r.name(), srv))
-		case <-srv.StopNotify():
-			return true, r.stopped()
-		case err, ok := <-r.errc:
-			if ok {
-				return true, r.failed(err)
-			}
-			r.errc = nil
-		case <-ctx.Done():
-			return true, r.shutdown()
-		case <-r.deadline:
-			return true, r.gaveUp(waitingStatus(r.name(), srv))
+			return true, ""
+		default:
+			return false, waitingStatus(r.name(), srv)
 		}
-	}
+	})
 }
 
 // waitReadiness polls the member's own /readyz over its client listener:
 // ReadyNotify fires before the client port answers.
 func (r *runner) waitReadiness(ctx context.Context, tick <-chan time.Time) (done bool, err error) {
-	srv := r.e.Server
-	probe, err := newReadinessProbe(r.c.Etcd, srv)
+	probe, err := newReadinessProbe(r.c.Etcd, r.e.Server)
 	if err != nil {
 		return true, r.failed(err)
 	}
 	poll := time.NewTicker(probeEvery)
 	defer poll.Stop()
-	for {
+	return await(r, ctx, tick, poll.C, func() (bool, string) {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := probe.check(pctx)
-		cancel()
-		if err == nil {
+		defer cancel()
+		if err := probe.check(pctx); err != nil {
+			return false, "waiting for readiness: " + err.Error()
+		}
+		return true, ""
+	})
+}
+
+// await is a start-up phase: it runs check until it reports done, again
+// each time wake fires, with STATUS set to what check says at every tick.
+// The server stopping or failing, a stop request and the start deadline
+// end the phase and run (done).
+func await[T any](r *runner, ctx context.Context, tick <-chan time.Time, wake <-chan T, check func() (ok bool, status string)) (done bool, err error) {
+	for {
+		ok, status := check()
+		if ok {
 			return false, nil
 		}
 		select {
-		case <-poll.C:
+		case <-wake:
 		case <-tick:
-			r.lc.setStatus("waiting for readiness: %v", err)
-		case <-srv.StopNotify():
+			r.lc.setStatus("%s", status)
+		case <-r.e.Server.StopNotify():
 			return true, r.stopped()
 		case err, ok := <-r.errc:
 			if ok {
@@ -223,7 +224,7 @@ func (r *runner) waitReadiness(ctx context.Context, tick <-chan time.Time) (done
 		case <-ctx.Done():
 			return true, r.shutdown()
 		case <-r.deadline:
-			return true, r.gaveUp("readiness check failing: " + err.Error())
+			return true, r.gaveUp(status)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/etcd-appliance/appliance/render"
 	"github.com/etcd-appliance/appliance/units"
 	"github.com/etcd-appliance/appliance/workflow"
+	"github.com/etcd-appliance/appliance/workflow/certs"
 )
 
 // Paths of a node package's files that differ from apply's: the etcd
@@ -34,9 +35,9 @@ type NodeOptions struct {
 	Out               string
 	// Hosts limits the build to these hosts; empty means all.
 	Hosts []string
-	// Extra are files added to a host's package, by host name: its
-	// certificates and keys (the package is then as secret as the keys).
-	Extra map[string][]render.File
+	// Certs hands each host's package its certificates and keys (the
+	// package is then as secret as the keys).
+	Certs certs.Source
 	// Plan records every package written and is the dry-run guard.
 	Plan *workflow.Plan
 }
@@ -64,7 +65,11 @@ func NodePackages(inv *inventory.Inventory, o NodeOptions, etcdVersion string) (
 		if len(want) > 0 && !want[hf.Host.Name] {
 			continue
 		}
-		paths, err := nodePackage(inv, hf, o, etcdVersion)
+		extra, err := o.Certs.For(hf.Host.Name)
+		if err != nil {
+			return nil, err
+		}
+		paths, err := nodePackage(inv, hf, extra, o, etcdVersion)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", hf.Host.Name, err)
 		}
@@ -73,7 +78,7 @@ func NodePackages(inv *inventory.Inventory, o NodeOptions, etcdVersion string) (
 	return out, nil
 }
 
-func nodePackage(inv *inventory.Inventory, hf render.HostFiles, o NodeOptions, etcdVersion string) ([]string, error) {
+func nodePackage(inv *inventory.Inventory, hf render.HostFiles, extra []render.File, o NodeOptions, etcdVersion string) ([]string, error) {
 	s, err := newStage()
 	if err != nil {
 		return nil, err
@@ -85,7 +90,7 @@ func nodePackage(inv *inventory.Inventory, hf render.HostFiles, o NodeOptions, e
 		unit = units.Etcd
 	}
 	marker := nodeMarkerDir + "/" + hf.Host.Name
-	c, err := nodeContents(s, inv, hf, o, marker)
+	c, err := nodeContents(s, inv, hf, extra, o.MTime, marker)
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +127,8 @@ func nodePackage(inv *inventory.Inventory, hf render.HostFiles, o NodeOptions, e
 // nodeContents are a host's rendered files and certificates (its env file
 // moved to NodeConfPath, with a drop-in pointing the unit at it), and a
 // marker that tells removal from upgrade.
-func nodeContents(s *stage, inv *inventory.Inventory, hf render.HostFiles, o NodeOptions, marker string) (files.Contents, error) {
-	c := &contents{s: s, mt: o.MTime}
+func nodeContents(s *stage, inv *inventory.Inventory, hf render.HostFiles, extra []render.File, mt time.Time, marker string) (files.Contents, error) {
+	c := &contents{s: s, mt: mt}
 	add := func(dst string, data []byte, mode os.FileMode, owner, group, typ string) error {
 		p, err := s.write(path.Join("root", dst), data)
 		if err != nil {
@@ -136,10 +141,10 @@ func nodeContents(s *stage, inv *inventory.Inventory, hf render.HostFiles, o Nod
 	if hf.Host.Member != nil {
 		dirs["/etc/etcd/node"], dirs[layout.EtcdDropInDir] = true, true
 	}
-	for _, f := range o.Extra[hf.Host.Name] {
+	for _, f := range extra {
 		dirs[path.Dir(f.Path)] = true
 	}
-	for _, f := range slices.Concat(hf.Files, o.Extra[hf.Host.Name]) {
+	for _, f := range slices.Concat(hf.Files, extra) {
 		dst := f.Path
 		if dst == layout.EtcdConf {
 			dst = NodeConfPath

@@ -77,10 +77,11 @@ func newRestoreCmd(e *env) *cobra.Command {
 			"  etcd-installer restore prod.toml /backup/prod-2026-11-21.db",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			i, err := load(args[0])
+			i, hosts, err := loadHosts(args[0], &ssh)
 			if err != nil {
 				return err
 			}
+			defer hosts.Close()
 			info, err := backup.ReadInfo(args[1])
 			if err != nil {
 				return err
@@ -94,8 +95,6 @@ func newRestoreCmd(e *env) *cobra.Command {
 					return errors.New("not confirmed: nothing changed")
 				}
 			}
-			hosts := ssh.hosts(i)
-			defer hosts.Close()
 			var targets []workflow.Target
 			for _, m := range i.Members {
 				t, err := hosts.Target(m.Name)

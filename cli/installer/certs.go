@@ -2,7 +2,6 @@ package installer
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -117,25 +116,12 @@ func printCertActions(e *env, dir string, acts []certs.CertAction) {
 		map[bool]string{true: " (nothing to do)", false: ""}[changed == 0])
 }
 
-// hostCerts returns a function giving each host's certificate files from
-// the certificate directory, when TLS is on and the directory exists (or
-// was named); nil otherwise, and apply then expects the files on the host.
-func hostCerts(i *inventory.Inventory, dirFlag string) (func(host string) ([]render.File, error), error) {
-	if !i.TLSEnabled() {
-		return nil, nil
+// certFiles are host's certificate files from the certificate directory
+// dirFlag (certs/ beside the inventory when empty), if any.
+func certFiles(i *inventory.Inventory, dirFlag, host string) ([]render.File, error) {
+	src, err := certs.From(i, dirFlag)
+	if err != nil {
+		return nil, err
 	}
-	dir := pki.Dir(dirFlag, i.Dir)
-	if _, err := os.Stat(filepath.Join(dir, "ca.crt")); err != nil {
-		if dirFlag != "" {
-			return nil, fmt.Errorf("--certs %s: no ca.crt there; fix: run `etcd-installer certs %s --dir %s` first", dir, i.Source, dir)
-		}
-		return nil, nil
-	}
-	return func(host string) ([]render.File, error) {
-		fs, err := certs.HostFiles(dir, i, host)
-		if err != nil {
-			return nil, fmt.Errorf("certificates for %s: %w", host, err)
-		}
-		return fs, nil
-	}, nil
+	return src.For(host)
 }

@@ -56,3 +56,13 @@ func addDryRunFlag(cmd *cobra.Command, dryRun *bool) {
 
 // plan is the dry-run guard of one command run.
 func (e *env) plan(dryRun bool) *workflow.Plan { return workflow.NewPlan(dryRun, e.log) }
+
+// loadHosts loads an inventory and reaches its hosts with the SSH flags;
+// the caller closes the hosts.
+func loadHosts(path string, ssh *sshFlags) (*inventory.Inventory, *workflow.Hosts, error) {
+	i, err := load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return i, ssh.hosts(i), nil
+}

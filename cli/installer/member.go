@@ -33,11 +33,10 @@ func newMemberAddCmd(e *env) *cobra.Command {
 		Example: "  etcd-installer member add prod.toml etcd3 --dry-run\n  etcd-installer member add prod.toml etcd3",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			i, err := load(args[0])
+			i, hosts, err := loadHosts(args[0], &ssh)
 			if err != nil {
 				return err
 			}
-			hosts := ssh.hosts(i)
 			defer hosts.Close()
 			t, err := hosts.Target(args[1])
 			if err != nil {
@@ -45,14 +44,8 @@ func newMemberAddCmd(e *env) *cobra.Command {
 			}
 			plan := e.plan(dryRun)
 			o := member.Options{Dial: cf.files().Dialer(i), Wait: wait, Force: force, Plan: plan}
-			certs, err := hostCerts(i, cf.certs)
-			if err != nil {
+			if o.Extra, err = certFiles(i, cf.certs, args[1]); err != nil {
 				return err
-			}
-			if certs != nil {
-				if o.Extra, err = certs(args[1]); err != nil {
-					return err
-				}
 			}
 			if err := member.Add(cmd.Context(), i, args[1], t, o, e.log); err != nil {
 				return err
@@ -81,11 +74,10 @@ func newMemberRemoveCmd(e *env) *cobra.Command {
 		Example: "  etcd-installer member remove prod.toml etcd3 --dry-run\n  etcd-installer member remove prod.toml etcd3",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			i, err := load(args[0])
+			i, hosts, err := loadHosts(args[0], &ssh)
 			if err != nil {
 				return err
 			}
-			hosts := ssh.hosts(i)
 			defer hosts.Close()
 			var tp *workflow.Target
 			if t, err := hosts.Target(args[1]); err == nil {

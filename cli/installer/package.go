@@ -2,14 +2,13 @@ package installer
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/etcd-appliance/appliance/internal/version"
 	"github.com/etcd-appliance/appliance/packaging"
-	"github.com/etcd-appliance/appliance/render"
+	"github.com/etcd-appliance/appliance/workflow/certs"
 )
 
 func newPackageCmd(e *env) *cobra.Command {
@@ -39,23 +38,12 @@ func newPackageCmd(e *env) *cobra.Command {
 			if mtime != 0 {
 				mt = time.Unix(mtime, 0)
 			}
-			plan := e.plan(dryRun)
-			o := packaging.NodeOptions{Version: ver, Revision: rev, MTime: mt.UTC(), Out: out, Hosts: hosts, Plan: plan}
-			certs, err := hostCerts(i, certsFlag)
+			src, err := certs.From(i, certsFlag)
 			if err != nil {
 				return err
 			}
-			if certs != nil {
-				o.Extra = map[string][]render.File{}
-				for _, h := range i.Hosts() {
-					if len(hosts) > 0 && !slices.Contains(hosts, h.Name) {
-						continue
-					}
-					if o.Extra[h.Name], err = certs(h.Name); err != nil {
-						return err
-					}
-				}
-			}
+			plan := e.plan(dryRun)
+			o := packaging.NodeOptions{Version: ver, Revision: rev, MTime: mt.UTC(), Out: out, Hosts: hosts, Plan: plan, Certs: src}
 			paths, err := packaging.NodePackages(i, o, version.Etcd)
 			if err != nil {
 				return err

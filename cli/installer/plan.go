@@ -68,17 +68,11 @@ func newPlanCmd(e *env) *cobra.Command {
 
 // planHost prints the diff of every file apply would write on t.
 func planHost(ctx context.Context, e *env, i *inventory.Inventory, t workflow.Target) error {
-	certs, err := hostCerts(i, "")
+	extra, err := certFiles(i, "", t.Host.Name)
 	if err != nil {
 		return err
 	}
-	var o apply.Options
-	if certs != nil {
-		if o.Extra, err = certs(t.Host.Name); err != nil {
-			return err
-		}
-	}
-	res, err := apply.Diff(ctx, i, t, o)
+	res, err := apply.Diff(ctx, i, t, apply.Options{Extra: extra})
 	if err != nil {
 		return fmt.Errorf("%s: %w", t.Host.Name, err)
 	}

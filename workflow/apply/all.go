@@ -10,8 +10,8 @@ import (
 
 	"github.com/etcd-appliance/appliance/cluster"
 	"github.com/etcd-appliance/appliance/inventory"
-	"github.com/etcd-appliance/appliance/render"
 	"github.com/etcd-appliance/appliance/workflow"
+	"github.com/etcd-appliance/appliance/workflow/certs"
 )
 
 // ErrRollingStopped marks hosts a rolling restart left alone because an
@@ -34,9 +34,8 @@ type Outcome struct {
 // AllOptions tune All.
 type AllOptions struct {
 	Options
-	// Extra returns the host's extra files (its certificates); nil for
-	// none.
-	Extra func(host string) ([]render.File, error)
+	// Extra hands each host its extra files (its certificates).
+	Extra certs.Source
 	// WaitReady waits for every started host. Hosts restarted one at a
 	// time are always waited for: the next restart needs them serving.
 	WaitReady bool
@@ -82,9 +81,7 @@ func All(ctx context.Context, inv *inventory.Inventory, targets []workflow.Targe
 		opts[i] = o.Options
 	}
 	_ = workflow.OnEvery(targets, func(i int, t workflow.Target) error {
-		if o.Extra != nil {
-			opts[i].Extra, out[i].Err = o.Extra(t.Host.Name)
-		}
+		opts[i].Extra, out[i].Err = o.Extra.For(t.Host.Name)
 		return out[i].Err
 	})
 

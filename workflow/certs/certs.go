@@ -245,3 +245,39 @@ func LoadCA(dir string) (*pki.CA, error) {
 	}
 	return pki.LoadCA(c, k)
 }
+
+// Source hands hosts their certificates from an inventory's certificate
+// directory.
+type Source func(host string) ([]render.File, error)
+
+// From is the Source of the certificate directory dirFlag (certs/ beside
+// the inventory when empty): nil when TLS is off, or when the default
+// directory does not exist (apply then expects the files on the hosts).
+// A named directory without a CA is an error.
+func From(inv *inventory.Inventory, dirFlag string) (Source, error) {
+	if !inv.TLSEnabled() {
+		return nil, nil
+	}
+	dir := pki.Dir(dirFlag, inv.Dir)
+	if _, err := os.Stat(filepath.Join(dir, "ca.crt")); err != nil {
+		if dirFlag != "" {
+			return nil, fmt.Errorf("--certs %s: no ca.crt there; fix: run `etcd-installer certs %s --dir %s` first", dir, inv.Source, dir)
+		}
+		return nil, nil
+	}
+	return func(host string) ([]render.File, error) {
+		fs, err := HostFiles(dir, inv, host)
+		if err != nil {
+			return nil, fmt.Errorf("certificates for %s: %w", host, err)
+		}
+		return fs, nil
+	}, nil
+}
+
+// For is host's files from the Source; none from a nil Source.
+func (s Source) For(host string) ([]render.File, error) {
+	if s == nil {
+		return nil, nil
+	}
+	return s(host)
+}

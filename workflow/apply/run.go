@@ -1,0 +1,121 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/workflow"
+	"github.com/etcd-appliance/appliance/workflow/certs"
+)
+
+// Request is one `etcd-installer apply`.
+type Request struct {
+	Options
+	// This names the inventory host this machine is; "" finds it, or,
+	// when this machine is none of the hosts and every host has an ssh
+	// target, applies every host from here through Hosts.
+	This string
+	// Root is where this machine's files are written ("/" but in tests).
+	Root  string
+	Hosts *workflow.Hosts
+	// Certs hands each host its certificates (nil: none to hand out).
+	Certs certs.Source
+	// WaitReady waits until every started unit is ready, then enables
+	// auth when the inventory asks for it.
+	WaitReady bool
+	Wait      time.Duration
+}
+
+// Report is what Run did: one outcome per host applied, in inventory
+// order; Remote when they were reached from here rather than this machine
+// being one of them.
+type Report struct {
+	Outcomes []Outcome
+	Remote   bool
+}
+
+// Run applies the inventory as req says: this machine as one of its hosts,
+// or every host from here over SSH. With WaitReady it waits for the units
+// and then enables auth (auth = true): from here with the root password
+// file, or on a host where the password may not be, with a warning.
+func Run(ctx context.Context, inv *inventory.Inventory, req Request, log logrus.FieldLogger) (Report, error) {
+	if req.This == "" {
+		if _, err := workflow.This(inv, ""); err != nil {
+			if !workflow.AllHaveSSH(inv) {
+				return Report{}, fmt.Errorf("%w; or give every host an ssh target to provision them all from here", err)
+			}
+			outs := Every(ctx, inv, req.Hosts, AllOptions{Options: req.Options, Extra: req.Certs, WaitReady: req.WaitReady, Wait: req.Wait}, log)
+			rep := Report{Outcomes: outs, Remote: true}
+			for _, o := range outs {
+				if o.Err != nil {
+					return rep, fmt.Errorf("%d of %d hosts failed (the others are applied as shown); fix and re-run apply: it resumes", failed(outs), len(outs))
+				}
+			}
+			if req.WaitReady {
+				return rep, ensureAuth(ctx, inv, req.Dial, log)
+			}
+			return rep, nil
+		}
+	}
+	h, err := workflow.This(inv, req.This)
+	if err != nil {
+		return Report{}, err
+	}
+	o := req.Options
+	if o.Extra, err = req.Certs.For(h.Name); err != nil {
+		return Report{}, err
+	}
+	t := workflow.Local(h)
+	t.FS = host.LocalFS{Root: req.Root}
+	rep := Report{Outcomes: []Outcome{{Name: h.Name, Stage: "apply"}}}
+	out := &rep.Outcomes[0]
+	if out.Res, out.Err = Host(ctx, inv, t, o, log); out.Err != nil {
+		return rep, fmt.Errorf("%s: %w", h.Name, out.Err)
+	}
+	if !req.WaitReady {
+		return rep, nil
+	}
+	out.Stage = "ready"
+	if out.Took, out.Err = workflow.WaitReady(ctx, t, req.Wait, log); out.Err != nil {
+		return rep, out.Err
+	}
+	if err := ensureAuth(ctx, inv, req.Dial, log); errors.Is(err, cluster.ErrNoPassword) {
+		// Per-host applies run where the password may not be: the
+		// operator enables auth from their machine.
+		log.Warn("auth not enabled yet: " + err.Error())
+	} else if err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func failed(outs []Outcome) int {
+	n := 0
+	for _, o := range outs {
+		if o.Err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// ensureAuth enables auth once the cluster serves, when the inventory
+// asks for it.
+func ensureAuth(ctx context.Context, inv *inventory.Inventory, dial cluster.Dialer, log logrus.FieldLogger) error {
+	if !inv.Cluster.Auth {
+		return nil
+	}
+	m, err := dial(inv.ClientURLs())
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return cluster.EnsureAuth(ctx, inv, m, log)
+}
