@@ -10,25 +10,13 @@ import (
 	"time"
 
 	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/inventory/inventorytest"
 )
 
-const inventoryText = `version = 1
-[cluster]
-name = "prod"
-[[member]]
-name = "etcd0"
-address = "10.0.0.10"
-[[member]]
-name = "etcd1"
-address = "etcd1.example.com"
-[[member]]
-name = "etcd2"
-address = "fd00::12"
-[[proxy]]
-name = "proxy0"
-address = "10.0.0.20"
-listen = "10.0.0.21:23790"
-`
+// inventoryText names its members by IPv4, DNS name and IPv6, with a
+// proxy listening on an address of its own.
+var inventoryText = inventorytest.Text("prod", "", []string{"10.0.0.10", "etcd1.example.com", "fd00::12"}, nil) +
+	"[[proxy]]\nname = \"proxy0\"\naddress = \"10.0.0.20\"\nlisten = \"10.0.0.21:23790\"\n"
 
 func testInventory(t *testing.T) *inventory.Inventory {
 	t.Helper()

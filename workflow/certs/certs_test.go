@@ -14,22 +14,9 @@ import (
 	"github.com/etcd-appliance/appliance/pki"
 )
 
-const certsInventory = `version = 1
-[cluster]
-name = "prod"
-[[member]]
-name = "etcd0"
-address = "10.0.0.10"
-[[member]]
-name = "etcd1"
-address = "10.0.0.11"
-[[member]]
-name = "etcd2"
-address = "10.0.0.12"
-[[proxy]]
-name = "proxy0"
-address = "10.0.0.20"
-`
+// certsInventory is three members and a proxy.
+var certsInventory = inventorytest.Text("prod", "", []string{"10.0.0.10", "10.0.0.11", "10.0.0.12"}, nil) +
+	"[[proxy]]\nname = \"proxy0\"\naddress = \"10.0.0.20\"\n"
 
 func snapshotDir(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
