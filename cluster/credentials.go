@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/pki"
@@ -20,6 +21,8 @@ type ClientFiles struct {
 	// CertsDir is the certificate directory ("" for certs/ beside the
 	// inventory).
 	CertsDir string
+	// Root is where the host's files are ("" for /; tests use another).
+	Root string
 }
 
 func readable(paths ...string) bool {
@@ -52,7 +55,7 @@ func (c ClientFiles) Resolve(inv *inventory.Inventory) (ca, cert, key string) {
 		}
 		return def
 	}
-	host := [3]string{inv.TLS.CAFile, inv.TLS.ClientCertFile, inv.TLS.ClientKeyFile}
+	host := [3]string{filepath.Join("/", c.Root, inv.TLS.CAFile), filepath.Join("/", c.Root, inv.TLS.ClientCertFile), filepath.Join("/", c.Root, inv.TLS.ClientKeyFile)}
 	// A proxy host's client certificate has no common name: with auth on
 	// it names no user, so the operator's certificate serves better.
 	if c.CA == "" && c.Cert == "" && c.Key == "" && (!readable(host[:]...) || !namesUser(host[1])) {

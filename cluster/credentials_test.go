@@ -16,13 +16,10 @@ import (
 // proxy host its client certificate names no user, so the operator's is.
 func TestClientFilesSkipsAProxysCertificate(t *testing.T) {
 	dir := t.TempDir()
-	hostPKI := filepath.Join(dir, "pki")
+	root := filepath.Join(dir, "host")
+	hostPKI := filepath.Join(root, "/etc/etcd/pki")
 	os.MkdirAll(hostPKI, 0o700)
-	text := inventorytest.Three("") + `[tls]
-ca_file = "` + hostPKI + `/ca.crt"
-client_cert_file = "` + hostPKI + `/client.crt"
-client_key_file = "` + hostPKI + `/client.key"
-[[proxy]]
+	text := inventorytest.Three("") + `[[proxy]]
 name = "gw"
 address = "10.0.0.20"
 `
@@ -46,7 +43,7 @@ address = "10.0.0.20"
 		host, want string
 	}{{"etcd1", filepath.Join(hostPKI, "client.crt")}, {"gw", operator}} {
 		place(c.host)
-		if _, cert, _ := (cluster.ClientFiles{}).Resolve(i); cert != c.want {
+		if _, cert, _ := (cluster.ClientFiles{Root: root}).Resolve(i); cert != c.want {
 			t.Errorf("on %s: client certificate %s, want %s", c.host, cert, c.want)
 		}
 	}

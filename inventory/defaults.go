@@ -134,14 +134,14 @@ func (inv *Inventory) EffectiveTuning() Tuning {
 		LogLevel: etcdDefaults.LogLevel, CompactionMode: etcdDefaults.AutoCompactionMode,
 		CompactionRetention: etcdDefaults.AutoCompactionRetention,
 	}
-	if c.HeartbeatIntervalMs > 0 {
+	if c.HeartbeatIntervalMs > 0 && c.HeartbeatIntervalMs <= MaxHeartbeatMs {
 		t.HeartbeatMs = uint(c.HeartbeatIntervalMs)
 	}
-	if c.ElectionTimeoutMs > 0 {
+	if c.ElectionTimeoutMs > 0 && c.ElectionTimeoutMs <= MaxElectionMs {
 		t.ElectionMs = uint(c.ElectionTimeoutMs)
 	}
 	if c.SnapshotCount > 0 {
-		t.SnapshotCount = c.SnapshotCount
+		t.SnapshotCount = uint64(c.SnapshotCount)
 	}
 	if q, err := ParseQuota(c.QuotaBackend); err == nil && q > 0 {
 		t.QuotaBytes = q

@@ -74,7 +74,7 @@ type Cluster struct {
 	// Tuning; zero means etcd's own default (embed.NewConfig).
 	HeartbeatIntervalMs     int    `toml:"heartbeat_interval_ms"`
 	ElectionTimeoutMs       int    `toml:"election_timeout_ms"`
-	SnapshotCount           uint64 `toml:"snapshot_count"`
+	SnapshotCount           int64  `toml:"snapshot_count"`
 	QuotaBackend            string `toml:"quota_backend"`
 	AutoCompactionMode      string `toml:"auto_compaction_mode"`
 	AutoCompactionRetention string `toml:"auto_compaction_retention"`

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -134,44 +135,7 @@ func (v *validator) cluster() {
 	default:
 		v.l.add("cluster.tls", `use "auto", "on" or "off"`, "unknown tls mode %q", c.TLS)
 	}
-	if c.HeartbeatIntervalMs < 0 {
-		v.l.add("cluster.heartbeat_interval_ms", "use a positive number of milliseconds (etcd's default is 100)", "negative heartbeat")
-	}
-	if c.ElectionTimeoutMs < 0 {
-		v.l.add("cluster.election_timeout_ms", "use a positive number of milliseconds (etcd's default is 1000)", "negative election timeout")
-	}
-	t := v.inv.EffectiveTuning()
-	if t.ElectionMs < electionPerTick*t.HeartbeatMs {
-		v.l.add(firstSet("cluster.election_timeout_ms", c.ElectionTimeoutMs, "cluster.heartbeat_interval_ms"),
-			fmt.Sprintf("raise election_timeout_ms to at least %d or lower heartbeat_interval_ms", electionPerTick*t.HeartbeatMs),
-			"election timeout %d ms is less than %d times the heartbeat interval %d ms (etcd refuses to start)", t.ElectionMs, electionPerTick, t.HeartbeatMs)
-	}
-	if t.ElectionMs > MaxElectionMs {
-		v.l.add("cluster.election_timeout_ms", "use at most 50000 ms", "election timeout %d ms exceeds etcd's maximum of 50 s", t.ElectionMs)
-	}
-	if c.QuotaBackend != "" {
-		q, err := ParseQuota(c.QuotaBackend)
-		switch {
-		case err != nil:
-			v.l.add("cluster.quota_backend", `write a size such as "2GiB" or "8GiB"`, "%v", err)
-		case q <= 0 || q > MaxQuotaBytes:
-			v.l.add("cluster.quota_backend", "use a size up to 8GiB, etcd's suggested maximum", "%q is outside etcd's limits", c.QuotaBackend)
-		}
-	}
-	if c.AutoCompactionMode != "" && c.AutoCompactionMode != "periodic" && c.AutoCompactionMode != "revision" {
-		v.l.add("cluster.auto_compaction_mode", `use "periodic" or "revision"`, "unknown compaction mode %q", c.AutoCompactionMode)
-	}
-	if r := c.AutoCompactionRetention; r != "" {
-		if t.CompactionMode == "revision" {
-			if _, err := strconv.ParseInt(r, 10, 64); err != nil {
-				v.l.add("cluster.auto_compaction_retention", `with mode "revision", write a number of revisions such as "1000"`, "%q is not a revision count", r)
-			}
-		} else if _, err := time.ParseDuration(r); err != nil {
-			if _, err := strconv.Atoi(r); err != nil {
-				v.l.add("cluster.auto_compaction_retention", `write a duration such as "1h" or "30m"`, "%q is not a duration", r)
-			}
-		}
-	}
+	v.tuning()
 	if c.Auth && c.RootPasswordFile == "" {
 		v.l.add("cluster.root_password_file", "name a file holding the root password, such as /root/etcd-root-password (it is never copied to hosts or logged)",
 			"auth = true needs the root user's password")
@@ -180,6 +144,89 @@ func (v *validator) cluster() {
 		v.l.add("cluster.root_password_file", "use an absolute path", "%q is not an absolute path", c.RootPasswordFile)
 	}
 	v.options()
+}
+
+// Ranges of the tuning keys, each with its reason.
+const (
+	MinHeartbeatMs     = 10    // below, the leader floods its peers with heartbeats
+	MaxHeartbeatMs     = 10000 // above, the election timeout (5x) passes etcd's 50 s limit
+	MinSnapshotCount   = 100   // below, members snapshot all the time
+	MaxSnapshotCount   = 10_000_000
+	MinQuotaBytes      = 64 << 20 // below, the space alarm fires after a few thousand keys
+	MaxRetentionPeriod = 365 * 24 * time.Hour
+	MaxRetentionRevs   = 1 << 40
+)
+
+// tuning checks every number against a sane range before any arithmetic,
+// so that nothing overflows and etcd starts with what validates.
+func (v *validator) tuning() {
+	c := v.inv.Cluster
+	hb, el := c.HeartbeatIntervalMs, c.ElectionTimeoutMs
+	if hb != 0 && (hb < MinHeartbeatMs || hb > MaxHeartbeatMs) {
+		v.l.add("cluster.heartbeat_interval_ms", fmt.Sprintf("use %d to %d ms (etcd's default is %d): about the round trip between members", MinHeartbeatMs, MaxHeartbeatMs, etcdDefaults.TickMs),
+			"%d ms is outside %d..%d", hb, MinHeartbeatMs, MaxHeartbeatMs)
+		hb = -1
+	}
+	if el != 0 && (el < 1 || el > MaxElectionMs) {
+		v.l.add("cluster.election_timeout_ms", fmt.Sprintf("use at most %d ms (etcd's default is %d)", MaxElectionMs, etcdDefaults.ElectionMs),
+			"%d ms is outside 1..%d: etcd's maximum is 50 s", el, MaxElectionMs)
+		el = -1
+	}
+	if hb >= 0 && el >= 0 {
+		t := v.inv.EffectiveTuning()
+		if t.ElectionMs < electionPerTick*t.HeartbeatMs {
+			v.l.add(firstSet("cluster.election_timeout_ms", c.ElectionTimeoutMs, "cluster.heartbeat_interval_ms"),
+				fmt.Sprintf("raise election_timeout_ms to at least %d or lower heartbeat_interval_ms", electionPerTick*t.HeartbeatMs),
+				"election timeout %d ms is less than %d times the heartbeat interval %d ms (etcd refuses to start)", t.ElectionMs, electionPerTick, t.HeartbeatMs)
+		}
+	}
+	if n := c.SnapshotCount; n != 0 && (n < MinSnapshotCount || n > MaxSnapshotCount) {
+		v.l.add("cluster.snapshot_count", fmt.Sprintf("use %d to %d (etcd's default is %d): members keep that many entries in memory", MinSnapshotCount, MaxSnapshotCount, etcdDefaults.SnapshotCount),
+			"%d is outside %d..%d", n, MinSnapshotCount, MaxSnapshotCount)
+	}
+	if c.QuotaBackend != "" {
+		q, err := ParseQuota(c.QuotaBackend)
+		switch {
+		case err != nil:
+			v.l.add("cluster.quota_backend", `write a size such as "2GiB" or "8GiB"`, "%v", err)
+		case q < MinQuotaBytes || q > MaxQuotaBytes:
+			v.l.add("cluster.quota_backend", `use 64MiB to 8GiB: less raises the space alarm after a few thousand keys, more is beyond etcd's suggested maximum`,
+				"%q is outside 64MiB..8GiB", c.QuotaBackend)
+		}
+	}
+	v.compaction()
+}
+
+// compaction checks auto_compaction_mode and auto_compaction_retention.
+func (v *validator) compaction() {
+	c := v.inv.Cluster
+	if c.AutoCompactionMode != "" && c.AutoCompactionMode != "periodic" && c.AutoCompactionMode != "revision" {
+		v.l.add("cluster.auto_compaction_mode", `use "periodic" or "revision"`, "unknown compaction mode %q", c.AutoCompactionMode)
+		return
+	}
+	r := c.AutoCompactionRetention
+	if r == "" {
+		return
+	}
+	if c.AutoCompactionMode == "revision" {
+		if n, err := strconv.ParseInt(r, 10, 64); err != nil || n < 0 || n > MaxRetentionRevs {
+			v.l.add("cluster.auto_compaction_retention", `with mode "revision", write a number of revisions such as "1000" (0 turns compaction off)`, "%q is not a revision count from 0 to %d", r, int64(MaxRetentionRevs))
+		}
+		return
+	}
+	d, err := time.ParseDuration(r)
+	if err != nil {
+		// etcd reads a bare number as hours.
+		var h int64
+		if h, err = strconv.ParseInt(r, 10, 64); err == nil && h >= 0 && h <= int64(MaxRetentionPeriod/time.Hour) {
+			d = time.Duration(h) * time.Hour
+		} else if err == nil {
+			d = -1
+		}
+	}
+	if err != nil || d < 0 || d > MaxRetentionPeriod {
+		v.l.add("cluster.auto_compaction_retention", `write a duration from "0" (off) to "8760h", such as "1h" or "30m"`, "%q is not a duration from 0 to a year", r)
+	}
 }
 
 func firstSet(path string, value int, other string) string {
@@ -215,6 +262,10 @@ func (v *validator) options() {
 		}
 		if _, err := envfile.Quote(value); err != nil || strings.ContainsAny(value, "\n\r") {
 			v.l.add(p, "write the value on one line without control characters", "value of %q cannot go into an env file", name)
+			continue
+		}
+		if err := node.CheckOption(name, value); err != nil {
+			v.l.add(p, "write a value of the type `etcd --help` gives for --"+name, "%q is not a valid value of --%s: %v", value, name, err)
 		}
 	}
 }
@@ -351,8 +402,9 @@ func (v *validator) bootstrap() {
 			v.l.add("cluster.discovery.endpoints", `add endpoints = ["http://discovery-etcd:2379"] under [cluster.discovery]: an etcd cluster that serves as discovery service`, "discovery bootstrap needs endpoints")
 		}
 		for i, e := range d.Endpoints {
-			if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				v.l.add(fmt.Sprintf("cluster.discovery.endpoints[%d]", i), `write a URL such as "http://10.0.0.5:2379"`, "%q is not an http(s) URL", e)
+			if err := endpointURL(e); err != nil {
+				v.l.add(fmt.Sprintf("cluster.discovery.endpoints[%d]", i), `write a client URL such as "https://10.0.0.5:2379" or "http://discovery.example.com:2379": scheme, host, port, nothing else`,
+					"%q is not a client URL: %v", e, err)
 			}
 		}
 		if d.Token == "" {
@@ -368,13 +420,29 @@ func (v *validator) tls() {
 		return
 	}
 	t := v.inv.TLS
-	for key, p := range map[string]string{
-		"ca_file": t.CAFile, "cert_file": t.CertFile, "key_file": t.KeyFile,
-		"peer_cert_file": t.PeerCertFile, "peer_key_file": t.PeerKeyFile,
-		"client_cert_file": t.ClientCertFile, "client_key_file": t.ClientKeyFile,
+	// apply and package write these files as root: a path outside the
+	// appliance's directory could overwrite a system file (/etc/shadow),
+	// one of its own files, or another certificate.
+	reserved := map[string]bool{layout.EtcdConf: true, layout.EtcdctlEnv: true, layout.ProxyConf: true, layout.NodeConf: true}
+	seen := map[string]string{}
+	for _, f := range []struct{ key, p string }{
+		{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile},
+		{"peer_cert_file", t.PeerCertFile}, {"peer_key_file", t.PeerKeyFile},
+		{"client_cert_file", t.ClientCertFile}, {"client_key_file", t.ClientKeyFile},
 	} {
-		if !path.IsAbs(p) || !pathRE.MatchString(p) {
-			v.l.add("tls."+key, "write an absolute path on the hosts, such as "+layout.PKIDir+"/ca.crt", "%q is not a usable absolute path", p)
+		key := "tls." + f.key
+		switch {
+		case !path.IsAbs(f.p) || !pathRE.MatchString(f.p) || path.Clean(f.p) != f.p:
+			v.l.add(key, "write an absolute path under "+layout.ConfDir+"/ on the hosts, such as "+layout.PKIDir+"/ca.crt", "%q is not a usable absolute path", f.p)
+		case !strings.HasPrefix(f.p, layout.ConfDir+"/"):
+			v.l.add(key, "keep certificates and keys under "+layout.ConfDir+"/ (the default is "+layout.PKIDir+"/): apply and package write them as root",
+				"%q is outside %s: writing it could overwrite a system file", f.p, layout.ConfDir)
+		case reserved[f.p]:
+			v.l.add(key, "choose another file: "+f.p+" is written by apply itself", "%q is one of the appliance's own files", f.p)
+		case seen[f.p] != "":
+			v.l.add(key, "give each certificate and key a file of its own", "%q is also %s", f.p, seen[f.p])
+		default:
+			seen[f.p] = key
 		}
 	}
 }
@@ -411,19 +479,83 @@ func (v *validator) port(p string, n int) {
 	}
 }
 
+// listener records that host listens on port, and reports a listener
+// already there. Addresses are compared as what they are, not as text
+// (::1, 0::1 and 0:0::1 are one address; localhost is 127.0.0.1 and ::1).
+// In a loopback inventory every member runs on this one machine, where a
+// wildcard takes the port on every address.
 func (v *validator) listener(host string, port int, p string) {
-	key := net.JoinHostPort(host, strconv.Itoa(port))
-	if other, dup := v.listeners[key]; dup {
-		v.l.add(p, "give each listener on a host its own port", "%s is also used by %s", key, other)
-		return
+	for _, addr := range listenAddrs(host) {
+		key := net.JoinHostPort(addr, strconv.Itoa(port))
+		other, dup := v.listeners[key]
+		if !dup && v.inv.Loopback() {
+			for _, k := range slices.Sorted(maps.Keys(v.listeners)) {
+				ka, kp, _ := net.SplitHostPort(k)
+				if kp == strconv.Itoa(port) && (ka == "*" || addr == "*") {
+					other, dup = v.listeners[k], true
+					break
+				}
+			}
+		}
+		if dup {
+			v.l.add(p, "give each listener on a host its own port", "%s is also used by %s", net.JoinHostPort(host, strconv.Itoa(port)), other)
+			return
+		}
 	}
-	v.listeners[key] = p
+	for _, addr := range listenAddrs(host) {
+		v.listeners[net.JoinHostPort(addr, strconv.Itoa(port))] = p
+	}
+}
+
+// listenAddrs are the addresses a listener on host takes: an IP in its
+// canonical form, both loopback addresses for localhost, "*" for a
+// wildcard, else the name in lower case.
+func listenAddrs(host string) []string {
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsUnspecified() {
+			return []string{"*"}
+		}
+		return []string{ip.String()}
+	}
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return []string{"127.0.0.1", "::1"}
+	}
+	return []string{h}
 }
 
 func (v *validator) ssh(p, target string) {
 	if target != "" && !sshRE.MatchString(target) {
 		v.l.add(p, `write [user@]host[:port], such as "root@10.0.0.10" or "admin@etcd0.example.com:2222"`, "%q is not an SSH target", target)
 	}
+}
+
+// endpointURL checks that s is a client URL and nothing else: http or
+// https, an IP or DNS name, an optional port. It goes into env files and
+// the discovery script, so no other character may pass.
+func endpointURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return errors.New("it does not parse")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("the scheme must be http or https")
+	case u.Opaque != "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "#"):
+		return errors.New("only scheme, host and port are allowed")
+	}
+	host, port := u.Hostname(), u.Port()
+	if net.ParseIP(host) == nil && !isDNSName(host) {
+		return fmt.Errorf("%q is not an IP address or DNS name", host)
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q is not a port", port)
+		}
+	}
+	if want := u.Scheme + "://" + u.Host; s != want && s != want+"/" {
+		return errors.New("only scheme, host and port are allowed")
+	}
+	return nil
 }
 
 func isDNSName(s string) bool {

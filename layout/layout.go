@@ -7,6 +7,11 @@ package layout
 
 // Files on every host.
 const (
+	// ConfDir holds every file the appliance writes outside data dirs.
+	ConfDir = "/etc/etcd"
+	// NodeConf is an etcd-node-HOST package's env file (the etcd package
+	// owns EtcdConf).
+	NodeConf = "/etc/etcd/node/etcd.conf"
 	// EtcdConf is the member's environment file (EnvironmentFile= of
 	// etcd.service).
 	EtcdConf = "/etc/etcd/etcd.conf"

@@ -101,6 +101,17 @@ func FlagNames() []string {
 	return names
 }
 
+// CheckOption parses value as etcd's own flag name would, so that a value
+// of the wrong type is refused where it is written (an inventory), not
+// when the member starts.
+func CheckOption(name, value string) error {
+	c := newConfig()
+	if c.fs.Lookup(name) == nil {
+		return fmt.Errorf("no flag --%s", name)
+	}
+	return c.fs.Set(name, value)
+}
+
 // PrintDefaults writes the flag reference, as `etcd --help` shows it.
 func PrintDefaults(w io.Writer) {
 	c := newConfig()

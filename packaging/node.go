@@ -23,7 +23,7 @@ import (
 // package owns /etc/etcd/etcd.conf, so a node package brings its own env
 // file and a drop-in pointing the unit at it.
 const (
-	NodeConfPath   = "/etc/etcd/node/etcd.conf"
+	NodeConfPath   = layout.NodeConf
 	NodeDropInPath = layout.EtcdDropInDir + "/50-etcd-node.conf"
 	nodeMarkerDir  = "/usr/share/etcd-node"
 )
@@ -119,9 +119,10 @@ func nodePackage(inv *inventory.Inventory, hf render.HostFiles, extra []render.F
 			RPM:      nfpm.RPM{Compression: "xz", BuildHost: "etcd-appliance", Group: "Applications/Databases", Packager: maintainer},
 		},
 	}
+	secret := slices.ContainsFunc(extra, func(f render.File) bool { return f.Secret })
 	return buildAll(info, map[string]func(*nfpm.Info){
 		"rpm": func(i *nfpm.Info) { i.Depends = []string{"etcd >= " + etcdVersion} },
-	}, o.Out, o.Plan)
+	}, o.Out, secret, o.Plan)
 }
 
 // nodeContents are a host's rendered files and certificates (its env file
@@ -143,6 +144,9 @@ func nodeContents(s *stage, inv *inventory.Inventory, hf render.HostFiles, extra
 	}
 	for _, f := range extra {
 		dirs[path.Dir(f.Path)] = true
+	}
+	if err := render.CheckPaths(slices.Concat(hf.Files, extra)); err != nil {
+		return nil, err
 	}
 	for _, f := range slices.Concat(hf.Files, extra) {
 		dst := f.Path

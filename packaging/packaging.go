@@ -10,8 +10,10 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -297,12 +299,14 @@ func EtcdPackages(o EtcdOptions) ([]string, error) {
 			i.Depends = append(i.Depends, "shadow-utils", "/bin/sh")
 		},
 	}
-	return buildAll(info, per, o.Out, nil)
+	return buildAll(info, per, o.Out, false, nil)
 }
 
 // buildAll builds info in every format, each adjusted by per[format],
-// into dir; every package written goes through plan.
-func buildAll(info *nfpm.Info, per map[string]func(*nfpm.Info), dir string, plan *workflow.Plan) ([]string, error) {
+// into dir; every package written goes through plan. A secret package
+// (one carrying private keys) is written 0600 into a directory only its
+// owner can read.
+func buildAll(info *nfpm.Info, per map[string]func(*nfpm.Info), dir string, secret bool, plan *workflow.Plan) ([]string, error) {
 	var out []string
 	for _, format := range Formats {
 		i := *info
@@ -310,7 +314,7 @@ func buildAll(info *nfpm.Info, per map[string]func(*nfpm.Info), dir string, plan
 		if f := per[format]; f != nil {
 			f(&i)
 		}
-		p, err := build(format, &i, dir, plan)
+		p, err := build(format, &i, dir, secret, plan)
 		if err != nil {
 			return nil, err
 		}
@@ -320,7 +324,7 @@ func buildAll(info *nfpm.Info, per map[string]func(*nfpm.Info), dir string, plan
 }
 
 // build writes one package into dir through plan and returns its path.
-func build(format string, info *nfpm.Info, dir string, plan *workflow.Plan) (string, error) {
+func build(format string, info *nfpm.Info, dir string, secret bool, plan *workflow.Plan) (string, error) {
 	info = nfpm.WithDefaults(info)
 	pkg, err := nfpm.Get(format)
 	if err != nil {
@@ -328,12 +332,22 @@ func build(format string, info *nfpm.Info, dir string, plan *workflow.Plan) (str
 	}
 	target := filepath.Join(dir, pkg.ConventionalFileName(info))
 	what := fmt.Sprintf("build %s (%d files)", target, len(info.Contents))
+	mode := os.FileMode(0o644)
+	if secret {
+		what = fmt.Sprintf("build %s (%d files; it holds private keys: mode 0600)", target, len(info.Contents))
+		mode = 0o600
+	}
 	return target, plan.Do("", what, func() error {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := outDir(dir, secret); err != nil {
 			return err
 		}
 		tmp := target + ".part"
-		f, err := os.Create(tmp)
+		// A stale or planted .part goes; O_EXCL then never follows a link
+		// and the mode holds from the first byte.
+		if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 		if err != nil {
 			return err
 		}
@@ -348,6 +362,32 @@ func build(format string, info *nfpm.Info, dir string, plan *workflow.Plan) (str
 		}
 		return os.Rename(tmp, target)
 	})
+}
+
+// ErrSecretsExposed means packages holding private keys would go where
+// others can read them.
+var ErrSecretsExposed = errors.New("private keys would be readable by others")
+
+// outDir makes sure dir exists; for secret packages it is created 0700,
+// and an existing one others can read or enter is refused.
+func outDir(dir string, secret bool) error {
+	mode := os.FileMode(0o755)
+	if secret {
+		mode = 0o700
+	}
+	fi, err := os.Lstat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return os.MkdirAll(dir, mode)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	case secret && fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("%w: %s has mode %04o and the packages carry private keys; fix: chmod 700 %s, or use a new --out directory (it is created 0700)",
+			ErrSecretsExposed, dir, fi.Mode().Perm(), dir)
+	}
+	return nil
 }
 
 // WriteSHA256SUMS writes, in sha256sum's format, the checksum of every

@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -70,7 +71,10 @@ type MemberOptions struct {
 //go:embed templates/*.tmpl
 var templates embed.FS
 
-var tmpl = template.Must(template.New("").Option("missingkey=error").ParseFS(templates, "templates/*.tmpl"))
+var tmpl = template.Must(template.New("").Option("missingkey=error").Funcs(template.FuncMap{
+	// sh quotes a value for a POSIX shell: data never becomes code.
+	"sh": shellQuote,
+}).ParseFS(templates, "templates/*.tmpl"))
 
 // Render renders every host and the cluster files. inv must have been
 // through Defaults and Validate.
@@ -239,7 +243,7 @@ func MemberEnv(inv *inventory.Inventory, m *inventory.Member, opts MemberOptions
 		vars = append(vars, Var{"ETCD_ELECTION_TIMEOUT", strconv.Itoa(c.ElectionTimeoutMs)})
 	}
 	if c.SnapshotCount > 0 {
-		vars = append(vars, Var{"ETCD_SNAPSHOT_COUNT", strconv.FormatUint(c.SnapshotCount, 10)})
+		vars = append(vars, Var{"ETCD_SNAPSHOT_COUNT", strconv.FormatInt(c.SnapshotCount, 10)})
 	}
 	if c.QuotaBackend != "" {
 		q, err := inventory.ParseQuota(c.QuotaBackend)
@@ -322,3 +326,20 @@ func EtcdctlEnv(inv *inventory.Inventory) []Var {
 }
 
 func fsMode(m uint32) fs.FileMode { return fs.FileMode(m) }
+
+// ErrSamePath means two files of one host would be written to one path.
+var ErrSamePath = errors.New("two files share a path")
+
+// CheckPaths refuses files of one host that share a path: one would
+// silently replace the other (a key over a configuration file, say).
+func CheckPaths(files []File) error {
+	seen := map[string]bool{}
+	var errs []error
+	for _, f := range files {
+		if seen[f.Path] {
+			errs = append(errs, fmt.Errorf("%w: %s", ErrSamePath, f.Path))
+		}
+		seen[f.Path] = true
+	}
+	return errors.Join(errs...)
+}

@@ -184,9 +184,28 @@ func TestCertsAndPackages(t *testing.T) {
 	}
 	var deb string
 	for _, l := range strings.Fields(out) {
+		if strings.HasSuffix(l, ".deb") || strings.HasSuffix(l, ".rpm") {
+			if fi, err := os.Stat(l); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s holds private keys: mode %v (%v), want 0600", l, fi.Mode(), err)
+			}
+		}
 		if strings.HasSuffix(l, ".deb") {
 			deb = l
 		}
+	}
+	if fi, err := os.Stat(pkgs); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("%s holds private keys: mode %v (%v), want 0700", pkgs, fi.Mode(), err)
+	}
+	if !strings.Contains(errOut, "hold the hosts' private keys") {
+		t.Errorf("package does not say the packages are secrets:\n%s", errOut)
+	}
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o755)
+	if _, errOut, code := run(t, "package", inv, "--out", open, "--host", "etcd1"); code == 0 || !strings.Contains(errOut, "chmod 700 "+open) {
+		t.Errorf("package into a world-readable directory: %d %s", code, errOut)
+	}
+	if entries, _ := os.ReadDir(open); len(entries) != 0 {
+		t.Errorf("package wrote into a world-readable directory: %v", entries)
 	}
 	listing, err := exec.Command("dpkg-deb", "-c", deb).CombinedOutput()
 	if err != nil {

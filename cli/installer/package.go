@@ -54,6 +54,10 @@ func newPackageCmd(e *env) *cobra.Command {
 			for _, p := range paths {
 				fmt.Fprintln(e.stdout, p)
 			}
+			if src != nil && len(paths) > 0 {
+				fmt.Fprintf(e.stderr, "warning: these packages hold the hosts' private keys (files 0600 in %s, 0700): "+
+					"publish them only to a repository as private as the keys\n", out)
+			}
 			return nil
 		},
 	}

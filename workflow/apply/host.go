@@ -151,7 +151,7 @@ func (r *hostRun) render(context.Context) error {
 		return err
 	}
 	r.files = append(files, r.o.Extra...)
-	return nil
+	return render.CheckPaths(r.files)
 }
 
 // preflight refuses a data dir that belongs to another cluster or member,
