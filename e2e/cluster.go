@@ -92,7 +92,7 @@ func (c *ClusterTest) Setup() error {
 	}); err != nil {
 		return err
 	}
-	return c.R.Step("SSH: control's key on the members, their host keys in control's known_hosts", func() error {
+	return c.R.Step("SSH: control's key on the members; control's known_hosts written by ssh (hashed) and ssh-keyscan -t ecdsa, as operators do", func() error {
 		if _, err := c.ctl("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/root/.ssh/id_ed25519"); err != nil {
 			return err
 		}
@@ -100,22 +100,29 @@ func (c *ClusterTest) Setup() error {
 		if err != nil {
 			return err
 		}
-		var known strings.Builder
 		for _, m := range c.Members {
 			if err := m.WriteFile("root/.ssh/authorized_keys", pub, 0o600); err != nil {
 				return err
 			}
-			key, err := m.HostKey()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(&known, "%s %s\n", m.IP, key)
 			if _, err := m.Exec(c.Ctx, "systemctl", "restart", "ssh"); err != nil {
 				return err
 			}
 		}
-		if err := c.Control.WriteFile("root/.ssh/known_hosts", []byte(known.String()), 0o600); err != nil {
+		// Each host has three host keys; known_hosts holds one per host:
+		// the one ssh negotiates, hashed (Debian's ssh_config), for most,
+		// an ecdsa line from ssh-keyscan for the last.
+		for _, m := range c.Members[:len(c.Members)-1] {
+			if out, err := c.ctl("ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "root@"+m.IP, "true"); err != nil {
+				return fmt.Errorf("ssh to %s: %w\n%s", m.Name, err, out)
+			}
+		}
+		last := c.Members[len(c.Members)-1]
+		if _, err := c.Control.Sh(c.Ctx, "ssh-keyscan -t ecdsa "+last.IP+" 2>/dev/null >> /root/.ssh/known_hosts"); err != nil {
 			return err
+		}
+		known, _ := c.Control.ReadFile("root/.ssh/known_hosts")
+		if n := strings.Count(string(known), "\n"); n != len(c.Members) || !strings.HasPrefix(string(known), "|1|") {
+			return fmt.Errorf("control's known_hosts: want one line per member, hashed by ssh:\n%s", known)
 		}
 		if err := c.Control.WriteFile(passwordPath[1:], []byte("e2e-"+fmt.Sprint(time.Now().UnixNano())+"\n"), 0o600); err != nil {
 			return err

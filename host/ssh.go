@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skeema/knownhosts"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
-	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // ErrSSH is wrapped by connection and authentication failures.
@@ -59,7 +59,12 @@ func DialSSH(target string, cfg SSHConfig) (*SSHRunner, error) {
 	if len(files) == 0 {
 		files = []string{filepath.Join(home, ".ssh", "known_hosts")}
 	}
-	hostKeys, err := knownhosts.New(files...)
+	// skeema/knownhosts (a well-kept wrapper of x/crypto's) also says which
+	// key types known_hosts holds for this host: negotiating those, not
+	// x/crypto's default preference, avoids a false "host key changed"
+	// when the server has several keys (every distribution generates
+	// rsa, ecdsa and ed25519) and known_hosts holds one of them.
+	db, err := knownhosts.NewDB(files...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading known hosts %v: %w (add the host's key after checking its fingerprint: ssh-keyscan HOST >> ~/.ssh/known_hosts)", ErrSSH, files, err)
 	}
@@ -71,18 +76,19 @@ func DialSSH(target string, cfg SSHConfig) (*SSHRunner, error) {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
+	check := db.HostKeyCallback()
 	client, err := ssh.Dial("tcp", hostPort, &ssh.ClientConfig{
 		User: userName, Auth: auth, Timeout: timeout,
+		HostKeyAlgorithms: db.HostKeyAlgorithms(hostPort),
 		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-			err := hostKeys(hostname, remote, key)
-			var ke *knownhosts.KeyError
-			if errors.As(err, &ke) && len(ke.Want) == 0 {
+			err := check(hostname, remote, key)
+			switch {
+			case knownhosts.IsHostUnknown(err):
 				return fmt.Errorf("host key of %s (%s %s) is not in %s: check the fingerprint, then add it: ssh-keyscan -p %s %s >> %s",
 					hostname, key.Type(), ssh.FingerprintSHA256(key), strings.Join(files, ", "), portOf(hostPort), hostOf(hostPort), files[0])
-			}
-			if errors.As(err, &ke) {
-				return fmt.Errorf("host key of %s changed (%s): someone may be intercepting the connection, or the host was reinstalled; check, then fix %s",
-					hostname, ssh.FingerprintSHA256(key), files[0])
+			case knownhosts.IsHostKeyChanged(err):
+				return fmt.Errorf("host key of %s changed (%s %s is not the key %s holds): someone may be intercepting the connection, or the host was reinstalled; check, then fix %s",
+					hostname, key.Type(), ssh.FingerprintSHA256(key), files[0], files[0])
 			}
 			return err
 		},

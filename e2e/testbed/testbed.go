@@ -216,14 +216,8 @@ func (n *Node) prepare(ctx context.Context, octet int) error {
 			return err
 		}
 	}
-	return run(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", n.Name,
-		"-f", filepath.Join(n.root, "etc/ssh/ssh_host_ed25519_key"))
-}
-
-// HostKey is the host's SSH public key, for known_hosts.
-func (n *Node) HostKey() (string, error) {
-	b, err := os.ReadFile(filepath.Join(n.root, "etc/ssh/ssh_host_ed25519_key.pub"))
-	return strings.TrimSpace(string(b)), err
+	// The host keys a distribution generates: rsa, ecdsa and ed25519.
+	return run(ctx, "ssh-keygen", "-A", "-f", n.root)
 }
 
 // Root is the host's root directory as seen from this machine.
