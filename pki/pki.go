@@ -8,6 +8,7 @@ package pki
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -85,6 +86,16 @@ func HostLeaves(inv *inventory.Inventory, h inventory.Host) []Leaf {
 	}
 }
 
+// leafNotAfter is a leaf's expiry: a year on, or the CA's expiry if
+// sooner, since a leaf cannot outlive its CA (an adopted one may expire
+// soon).
+func leafNotAfter(now time.Time, ca *x509.Certificate) time.Time {
+	if t := now.Add(LeafValidity); t.Before(ca.NotAfter) {
+		return t
+	}
+	return ca.NotAfter
+}
+
 // OperatorDir is where a certificate directory keeps the workstation's
 // client certificate (host names cannot start with '_').
 const OperatorDir = "_operator"
@@ -160,8 +171,10 @@ func ipOf(h inventory.Host) string {
 // CA is a certificate authority with its key.
 type CA struct {
 	Cert *x509.Certificate
-	Key  *ecdsa.PrivateKey
-	PEM  []byte
+	// Key signs leaves: an ECDSA key of ours, or an adopted CA's ECDSA,
+	// RSA or Ed25519 key.
+	Key crypto.Signer
+	PEM []byte
 }
 
 // NewCA creates the cluster CA.
@@ -193,24 +206,62 @@ func NewCA(cluster string, now time.Time) (*CA, []byte, error) {
 	return &CA{Cert: cert, Key: key, PEM: encodeCert(der)}, keyPEM, nil
 }
 
-// LoadCA parses a CA certificate and key.
+// ErrCAUnusable means a CA certificate or key cannot sign leaves.
+var ErrCAUnusable = errors.New("CA unusable")
+
+// LoadCA parses a CA certificate and its key: SEC 1 ("EC PRIVATE KEY"),
+// PKCS#8 ("PRIVATE KEY": ECDSA, RSA or Ed25519) or PKCS#1 ("RSA PRIVATE
+// KEY"). An encrypted key, a key of another certificate, or a certificate
+// that is not a CA is refused with the fix.
 func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 	cert, err := ParseCert(certPEM)
 	if err != nil {
 		return nil, err
 	}
+	if !cert.IsCA || cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("%w: ca.crt (%s) is not a CA certificate (no CA basic constraint or certSign usage); fix: use a CA certificate, or start over in an empty directory",
+			ErrCAUnusable, cert.Subject)
+	}
 	b, _ := pem.Decode(keyPEM)
 	if b == nil {
-		return nil, errors.New("CA key: no PEM block")
+		return nil, fmt.Errorf("%w: ca.key holds no PEM block; fix: put the CA's private key there in PEM", ErrCAUnusable)
 	}
-	key, err := x509.ParseECPrivateKey(b.Bytes)
+	if b.Type == "ENCRYPTED PRIVATE KEY" || b.Headers["Proc-Type"] != "" {
+		return nil, fmt.Errorf("%w: ca.key is encrypted; fix: decrypt it into a file only you can read (openssl pkey -in ca.key -out ca.key.plain), and keep the encrypted copy offline", ErrCAUnusable)
+	}
+	var key any
+	switch b.Type {
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(b.Bytes)
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+	default:
+		err = fmt.Errorf("a %q block is not a private key", b.Type)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("CA key: %w", err)
+		return nil, fmt.Errorf("%w: ca.key: %v; fix: write the key as PEM (openssl pkey -in ca.key -out ca.key.pem)", ErrCAUnusable, err)
 	}
-	if !key.PublicKey.Equal(cert.PublicKey) {
-		return nil, errors.New("the CA key does not belong to the CA certificate")
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%w: ca.key holds a %T, which cannot sign", ErrCAUnusable, key)
 	}
-	return &CA{Cert: cert, Key: key, PEM: certPEM}, nil
+	if pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("%w: ca.key does not belong to ca.crt; fix: put the matching key there, or start over in an empty directory", ErrCAUnusable)
+	}
+	return &CA{Cert: cert, Key: signer, PEM: certPEM}, nil
+}
+
+// Fingerprint is the SHA-256 fingerprint of a certificate, as openssl
+// x509 -fingerprint -sha256 prints it.
+func Fingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	parts := make([]string, len(sum))
+	for i, b := range sum {
+		parts[i] = fmt.Sprintf("%02X", b)
+	}
+	return strings.Join(parts, ":")
 }
 
 func subject(l Leaf) pkix.Name {
@@ -231,7 +282,7 @@ func (ca *CA) Issue(l Leaf, now time.Time) (certPEM, keyPEM []byte, err error) {
 		SerialNumber:   serial(),
 		Subject:        subject(l),
 		NotBefore:      now.Add(-time.Hour),
-		NotAfter:       now.Add(LeafValidity),
+		NotAfter:       leafNotAfter(now, ca.Cert),
 		KeyUsage:       x509.KeyUsageDigitalSignature,
 		DNSNames:       l.DNSNames,
 		IPAddresses:    l.IPs,

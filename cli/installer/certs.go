@@ -3,6 +3,7 @@ package installer
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -100,7 +101,10 @@ func printCertActions(e *env, dir string, acts []certs.CertAction) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	kept := 0
 	for _, a := range acts {
-		if a.Action == "kept" {
+		if strings.HasPrefix(a.Action, "kept: the existing CA") {
+			fmt.Fprintf(e.stdout, "CA: using %s (%s)\n", filepath.Join(dir, a.Path), strings.TrimPrefix(a.Action, "kept: "))
+		}
+		if strings.HasPrefix(a.Action, "kept") {
 			kept++
 			continue
 		}

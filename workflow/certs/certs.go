@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/etcd-appliance/appliance/internal/atomicfile"
@@ -39,10 +40,12 @@ type CertAction struct {
 // goes through plan: a dry run lists what would be issued.
 func Ensure(dir string, inv *inventory.Inventory, now time.Time, renew bool, plan *workflow.Plan) ([]CertAction, error) {
 	var acts []CertAction
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := plan.Do("", "create "+dir+" (0700)", func() error { return os.MkdirAll(dir, 0o700) }); err != nil {
 			return nil, err
 		}
+	} else if err := Trusted(dir); err != nil {
+		return nil, err
 	}
 	caCert, caKey := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
 	var ca *pki.CA
@@ -54,7 +57,8 @@ func Ensure(dir string, inv *inventory.Inventory, now time.Time, renew bool, pla
 		if ca, err = pki.LoadCA(certPEM, keyPEM); err != nil {
 			return nil, fmt.Errorf("%s: %w", dir, err)
 		}
-		acts = append(acts, CertAction{"ca.crt", "kept"})
+		acts = append(acts, CertAction{"ca.crt", fmt.Sprintf("kept: the existing CA %q, SHA-256 %s, valid until %s",
+			ca.Cert.Subject.String(), pki.Fingerprint(ca.Cert), ca.Cert.NotAfter.Format(time.DateOnly))})
 	case errors.Is(cerr, fs.ErrNotExist) && errors.Is(kerr, fs.ErrNotExist):
 		c, k, err := pki.NewCA(inv.Cluster.Name, now)
 		if err != nil {
@@ -133,6 +137,49 @@ func Ensure(dir string, inv *inventory.Inventory, now time.Time, renew bool, pla
 		return acts, err
 	}
 	return acts, copyCA(dir, pki.OperatorDir, ca.PEM, plan)
+}
+
+// ErrUntrusted means a certificate directory could have been changed by
+// someone else: its CA would sign whatever they planted.
+var ErrUntrusted = errors.New("certificate directory not trusted")
+
+// Trusted checks that the certificate directory dir and the CA material
+// in it are only this user's: owned by them (or root), the directory and
+// certificates writable by no one else, private keys readable by no one
+// else, and none of them a symbolic link.
+func Trusted(dir string) error {
+	uid := os.Geteuid()
+	check := func(p string, private bool) error {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		fix := fmt.Sprintf("chown %d %s && chmod go-w %s", uid, p, p)
+		if private {
+			fix = fmt.Sprintf("chown %d %s && chmod 600 %s", uid, p, p)
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%w: %s is a symbolic link; fix: put the file itself there", ErrUntrusted, p)
+		case st != nil && int(st.Uid) != uid && st.Uid != 0:
+			return fmt.Errorf("%w: %s belongs to uid %d, not to you (%d): they could have planted it; fix: check it, then %s", ErrUntrusted, p, st.Uid, uid, fix)
+		case fi.Mode().Perm()&0o022 != 0:
+			return fmt.Errorf("%w: %s has mode %04o: others can change it; fix: check it, then %s", ErrUntrusted, p, fi.Mode().Perm(), fix)
+		case private && fi.Mode().Perm()&0o077 != 0:
+			return fmt.Errorf("%w: %s has mode %04o: others can read the private key; fix: %s, and issue a new CA if others may have copied it", ErrUntrusted, p, fi.Mode().Perm(), fix)
+		}
+		return nil
+	}
+	errs := []error{check(dir, false), check(filepath.Join(dir, "ca.crt"), false), check(filepath.Join(dir, "ca.key"), true)}
+	keys, _ := filepath.Glob(filepath.Join(dir, "*", "*.key"))
+	for _, k := range keys {
+		errs = append(errs, check(filepath.Dir(k), false), check(k, true))
+	}
+	return errors.Join(errs...)
 }
 
 // copyCA puts the CA certificate into a host's directory, unless it is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,7 +101,7 @@ func TestEnsureCertsLayoutPermissionsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range acts {
-		if a.Action != "kept" {
+		if !strings.HasPrefix(a.Action, "kept") {
 			t.Errorf("second run: %s %s", a.Path, a.Action)
 		}
 	}
@@ -318,4 +319,104 @@ func mustLoadCA(t *testing.T, dir string) *pki.CA {
 		t.Fatal(err)
 	}
 	return ca
+}
+
+// A certificate directory someone else could have changed is refused
+// before anything is read from it, with the fix; nothing is written.
+func TestEnsureRefusesAnUntrustedDirectory(t *testing.T) {
+	inv := inventorytest.Parse(t, certsInventory)
+	for _, c := range []struct {
+		name  string
+		plant func(dir string)
+		want  string
+	}{
+		{"world-writable directory", func(dir string) { os.Chmod(dir, 0o777) }, "others can change it"},
+		{"CA key readable by others", func(dir string) { os.Chmod(filepath.Join(dir, "ca.key"), 0o644) }, "others can read the private key"},
+		{"CA certificate writable by others", func(dir string) { os.Chmod(filepath.Join(dir, "ca.crt"), 0o666) }, "others can change it"},
+		{"CA owned by another user", func(dir string) { os.Chown(filepath.Join(dir, "ca.crt"), 4242, 4242) }, "belongs to uid 4242"},
+		{"CA key a symbolic link", func(dir string) {
+			os.Rename(filepath.Join(dir, "ca.key"), filepath.Join(dir, "real.key"))
+			os.Symlink("real.key", filepath.Join(dir, "ca.key"))
+		}, "is a symbolic link"},
+		{"a host key readable by others", func(dir string) { os.Chmod(filepath.Join(dir, "etcd1", "peer.key"), 0o644) }, "etcd1/peer.key has mode 0644"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, err := Ensure(dir, inv, time.Now(), false, nil); err != nil {
+				t.Fatal(err)
+			}
+			c.plant(dir)
+			before := snapshotDir(t, dir)
+			_, err := Ensure(dir, inv, time.Now(), true, nil)
+			if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "fix: ") {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+			if !sameFiles(before, snapshotDir(t, dir)) {
+				t.Error("files changed although the directory was refused")
+			}
+		})
+	}
+}
+
+// An existing CA is adopted when its key is PKCS#8 (what openssl writes)
+// or PKCS#1 RSA, and named; a certificate that is not a CA, an encrypted
+// key or another certificate's key is refused with the fix.
+func TestEnsureAdoptsOrRefusesAnExistingCA(t *testing.T) {
+	inv := inventorytest.Parse(t, certsInventory)
+	adopt := func(t *testing.T, keyArgs ...string) (string, error) {
+		dir := t.TempDir()
+		os.Chmod(dir, 0o700)
+		args := append([]string{"req", "-x509", "-nodes", "-days", "400", "-subj", "/CN=corporate CA", "-keyout", filepath.Join(dir, "ca.key"), "-out", filepath.Join(dir, "ca.crt")}, keyArgs...)
+		if out, err := exec.Command("openssl", args...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl: %v %s", err, out)
+		}
+		_, err := Ensure(dir, inv, time.Now(), false, nil)
+		return dir, err
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"ECDSA PKCS#8", []string{"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"}},
+		{"RSA PKCS#8", []string{"-newkey", "rsa:2048"}},
+		{"Ed25519 PKCS#8", []string{"-newkey", "ed25519"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir, err := adopt(t, c.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ca, err := LoadCA(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, _ := inv.Host("etcd0")
+			crt, _ := os.ReadFile(filepath.Join(dir, "etcd0", "server.crt"))
+			if why := ca.Check(crt, pki.HostLeaves(inv, h)[0], time.Now()); why != "" {
+				t.Errorf("leaf from the adopted CA: %s", why)
+			}
+		})
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o700)
+	exec.Command("openssl", "req", "-x509", "-nodes", "-days", "30", "-subj", "/CN=leaf", "-addext", "basicConstraints=critical,CA:FALSE",
+		"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-keyout", filepath.Join(dir, "ca.key"), "-out", filepath.Join(dir, "ca.crt")).Run()
+	if _, err := Ensure(dir, inv, time.Now(), false, nil); !errors.Is(err, pki.ErrCAUnusable) || !strings.Contains(err.Error(), "not a CA certificate") {
+		t.Errorf("a leaf as CA: %v", err)
+	}
+	exec.Command("openssl", "pkey", "-in", filepath.Join(dir, "ca.key"), "-aes256", "-passout", "pass:x", "-out", filepath.Join(dir, "enc.key")).Run()
+	dir2 := t.TempDir()
+	os.Chmod(dir2, 0o700)
+	exec.Command("openssl", "req", "-x509", "-nodes", "-days", "30", "-subj", "/CN=ca", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+		"-keyout", filepath.Join(dir2, "own.key"), "-out", filepath.Join(dir2, "ca.crt")).Run()
+	b, _ := os.ReadFile(filepath.Join(dir, "enc.key"))
+	os.WriteFile(filepath.Join(dir2, "ca.key"), b, 0o600)
+	if _, err := Ensure(dir2, inv, time.Now(), false, nil); !errors.Is(err, pki.ErrCAUnusable) || !strings.Contains(err.Error(), "encrypted") {
+		t.Errorf("an encrypted key: %v", err)
+	}
+	b, _ = exec.Command("openssl", "genpkey", "-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1").Output()
+	os.WriteFile(filepath.Join(dir2, "ca.key"), b, 0o600)
+	if _, err := Ensure(dir2, inv, time.Now(), false, nil); !errors.Is(err, pki.ErrCAUnusable) || !strings.Contains(err.Error(), "does not belong to ca.crt") {
+		t.Errorf("another key: %v", err)
+	}
 }
