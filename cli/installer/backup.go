@@ -18,7 +18,7 @@ import (
 func newBackupCmd(e *env) *cobra.Command {
 	var cf clientFlags
 	var out string
-	var dryRun bool
+	var dryRun, force bool
 	cmd := &cobra.Command{
 		Use:   "backup INVENTORY --out FILE",
 		Short: "Save a snapshot from a healthy member, with its checksum and cluster metadata in FILE.json",
@@ -40,7 +40,7 @@ func newBackupCmd(e *env) *cobra.Command {
 			}
 			defer m.Close()
 			plan := e.plan(dryRun)
-			info, err := backup.Save(cmd.Context(), i, m, cr, out, plan, e.log)
+			info, err := backup.Save(cmd.Context(), i, m, cr, backup.SaveOptions{Out: out, Force: force, Plan: plan}, e.log)
 			if err != nil {
 				return err
 			}
@@ -54,7 +54,8 @@ func newBackupCmd(e *env) *cobra.Command {
 	}
 	cf.add(cmd)
 	addDryRunFlag(cmd, &dryRun)
-	cmd.Flags().StringVar(&out, "out", "", "snapshot file to write (required)")
+	cmd.Flags().StringVar(&out, "out", "", "snapshot file to write (required; FILE.json beside it holds its metadata)")
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing backup at --out (once the new snapshot checks out)")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }

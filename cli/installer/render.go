@@ -1,9 +1,12 @@
 package installer
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -48,14 +51,14 @@ func newRenderCmd(e *env) *cobra.Command {
 					continue
 				}
 				for _, f := range hf.Files {
-					if err := writeOut(e, filepath.Join(out, hf.Host.Name, f.Path), f.Data, f.Mode); err != nil {
+					if err := writeOut(e, out, filepath.Join(out, hf.Host.Name, f.Path), f.Data, f.Mode); err != nil {
 						return err
 					}
 				}
 			}
 			if len(want) == 0 {
 				for _, f := range r.Cluster {
-					if err := writeOut(e, filepath.Join(out, ClusterDir, f.Name), f.Data, f.Mode); err != nil {
+					if err := writeOut(e, out, filepath.Join(out, ClusterDir, f.Name), f.Data, f.Mode); err != nil {
 						return err
 					}
 				}
@@ -69,11 +72,11 @@ func newRenderCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-func writeOut(e *env, path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+func writeOut(e *env, out, path string, data []byte, mode os.FileMode) error {
+	if err := mkdirNoLinks(out, filepath.Dir(path)); err != nil {
 		return err
 	}
-	res, err := atomicfile.Write(path, data, atomicfile.Options{Mode: mode, UID: -1, GID: -1})
+	res, err := atomicfile.Write(path, data, atomicfile.Options{Mode: mode, UID: -1, GID: -1, Within: out})
 	if err != nil {
 		return err
 	}
@@ -82,5 +85,38 @@ func writeOut(e *env, path string, data []byte, mode os.FileMode) error {
 		state = "written"
 	}
 	e.log.WithField("file", path).Info(state)
+	return nil
+}
+
+// mkdirNoLinks creates dir and its parents below out, refusing a symbolic
+// link on the way: MkdirAll would follow one into another tree.
+func mkdirNoLinks(out, dir string) error {
+	rel, err := filepath.Rel(out, dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	p := out
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		if part == "." {
+			continue
+		}
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(p, 0o755); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%w: %s; fix: remove the link, render writes only into real directories", atomicfile.ErrSymlink, p)
+		case !fi.IsDir():
+			return fmt.Errorf("%s is not a directory", p)
+		}
+	}
 	return nil
 }

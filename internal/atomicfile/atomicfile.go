@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -17,6 +18,46 @@ import (
 type Options struct {
 	Mode     fs.FileMode
 	UID, GID int
+	// Within, when set, is a directory above path whose subdirectories on
+	// the way to path must be real directories, not symbolic links (an
+	// output tree someone else could have prepared).
+	Within string
+}
+
+// ErrSymlink means a symbolic link stands where a file (or a directory on
+// its way) is written: writing through it, or fixing its mode, would
+// change whatever it points to.
+var ErrSymlink = errors.New("a symbolic link is in the way")
+
+// noLinks refuses a symbolic link at path, or at any directory between
+// within and path.
+func noLinks(path, within string) error {
+	check := func(p string) error {
+		fi, err := os.Lstat(p)
+		if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(p)
+			return fmt.Errorf("%w: %s points to %s; fix: remove the link (a file or directory belongs there)", ErrSymlink, p, target)
+		}
+		return nil
+	}
+	if err := check(path); err != nil {
+		return err
+	}
+	if within == "" {
+		return nil
+	}
+	rel, err := filepath.Rel(within, filepath.Dir(path))
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return nil
+	}
+	p := within
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		if err := check(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Result says what Write did.
@@ -31,8 +72,12 @@ type Result struct {
 // content is not rewritten (its mtime stays), so callers can decide on a
 // restart from Result.Changed. New content goes to a temporary file in the
 // same directory, is fsynced and renamed over path, and the directory is
-// fsynced, so a crash leaves either the old file or the new one.
+// fsynced, so a crash leaves either the old file or the new one. A
+// symbolic link at path (or, with Within, on the way to it) is refused.
 func Write(path string, data []byte, o Options) (Result, error) {
+	if err := noLinks(path, o.Within); err != nil {
+		return Result{}, err
+	}
 	old, err := os.ReadFile(path)
 	switch {
 	case err == nil && bytes.Equal(old, data):
@@ -81,7 +126,7 @@ func Write(path string, data []byte, o Options) (Result, error) {
 }
 
 func fixMeta(path string, o Options) (Result, error) {
-	fi, err := os.Stat(path)
+	fi, err := os.Lstat(path)
 	if err != nil {
 		return Result{}, fmt.Errorf("checking %s: %w", path, err)
 	}

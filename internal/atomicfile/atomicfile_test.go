@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -69,5 +70,33 @@ func TestWriteFailureLeavesOldFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(p); string(b) != "old\n" {
 		t.Errorf("old file damaged: %q", b)
+	}
+}
+
+// A symbolic link where the file goes, or on the way to it below Within,
+// is refused: writing through it (or fixing its mode) would change what
+// it points to.
+func TestWriteRefusesSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("data"), 0o600)
+	link := filepath.Join(dir, "link")
+	os.Symlink(victim, link)
+	// Same content, other mode: before the fix, fixMeta chmodded the target.
+	if _, err := Write(link, []byte("data"), Options{Mode: 0o644, UID: -1, GID: -1}); !errors.Is(err, ErrSymlink) {
+		t.Errorf("write over a link: %v", err)
+	}
+	if fi, _ := os.Stat(victim); fi.Mode().Perm() != 0o600 {
+		t.Errorf("the link's target was chmodded to %v", fi.Mode())
+	}
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	elsewhere := t.TempDir()
+	os.Symlink(elsewhere, filepath.Join(out, "host"))
+	if _, err := Write(filepath.Join(out, "host", "f"), []byte("x"), Options{Mode: 0o644, UID: -1, GID: -1, Within: out}); !errors.Is(err, ErrSymlink) {
+		t.Errorf("write through a linked directory: %v", err)
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("written through the link: %v", entries)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/internal/atomicfile"
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/workflow"
 )
@@ -51,11 +53,49 @@ type Member struct {
 	PeerURLs []string `json:"peerURLs"`
 }
 
+// SaveOptions say where Save writes.
+type SaveOptions struct {
+	// Out is the snapshot file; its metadata goes to Out.json.
+	Out string
+	// Force replaces an existing backup (once the new one checks out).
+	Force bool
+	// Plan records the files written and is the dry-run guard.
+	Plan *workflow.Plan
+}
+
+// ErrDestination means a backup cannot be written where asked.
+var ErrDestination = errors.New("backup destination refused")
+
+// destination refuses what a backup must not replace: anything but a
+// regular file (a device, a directory, a symbolic link), and without force
+// an existing backup.
+func destination(p string, force bool) error {
+	fi, err := os.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrDestination, err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%w: %s is not a regular file (%s): a backup is written only to a file; fix: choose another --out", ErrDestination, p, fi.Mode().Type())
+	case !force:
+		return fmt.Errorf("%w: %s exists; fix: choose another --out, or pass --force to replace it (it is replaced only once the new snapshot checks out)", ErrDestination, p)
+	}
+	return nil
+}
+
 // Save saves a snapshot from a healthy member (the leader if it is
-// healthy) to out, with its checksum and the cluster's metadata in
-// out.json. Writing both files goes through plan: a dry run says which
-// member it would take the snapshot from.
-func Save(ctx context.Context, inv *inventory.Inventory, c cluster.Membership, cr cluster.Credentials, out string, plan *workflow.Plan, log logrus.FieldLogger) (Info, error) {
+// healthy) to o.Out, with its checksum and the cluster's metadata in
+// o.Out.json. It refuses, before asking the cluster, a destination that is
+// not a regular file, or an existing one without o.Force. Writing both
+// files goes through o.Plan: a dry run says which member it would take
+// the snapshot from.
+func Save(ctx context.Context, inv *inventory.Inventory, c cluster.Membership, cr cluster.Credentials, o SaveOptions, log logrus.FieldLogger) (Info, error) {
+	out := o.Out
+	if err := errors.Join(destination(out, o.Force), destination(out+".json", o.Force), destination(out+".part", true)); err != nil {
+		return Info{}, err
+	}
+	plan := o.Plan
 	cs := cluster.Status(ctx, inv, c)
 	var from *cluster.EndpointRow
 	for i := range cs.Rows {
@@ -83,6 +123,11 @@ func Save(ctx context.Context, inv *inventory.Inventory, c cluster.Membership, c
 
 func save(ctx context.Context, inv *inventory.Inventory, c cluster.Membership, cr cluster.Credentials, from *cluster.EndpointRow, out string, log logrus.FieldLogger) (Info, error) {
 	log = log.WithFields(logrus.Fields{"member": from.Name, "file": out})
+	// The client writes OUT.part, then renames it: a stale one goes
+	// first, so that the write never follows what was left there.
+	if err := os.Remove(out + ".part"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Info{}, err
+	}
 	version, err := clientsnap.SaveWithVersion(ctx, zap.NewNop(), cr.Config([]string{from.Endpoint}), out)
 	if err != nil {
 		return Info{}, fmt.Errorf("%w: saving a snapshot from %s: %w", ErrBackup, from.Name, err)
@@ -110,7 +155,7 @@ func save(ctx context.Context, inv *inventory.Inventory, c cluster.Membership, c
 		}
 	}
 	meta, _ := json.MarshalIndent(info, "", "  ")
-	if err := os.WriteFile(out+".json", append(meta, '\n'), 0o600); err != nil {
+	if _, err := atomicfile.Write(out+".json", append(meta, '\n'), atomicfile.Options{Mode: 0o600, UID: -1, GID: -1}); err != nil {
 		return info, err
 	}
 	log.WithFields(logrus.Fields{"revision": info.Revision, "size": size, "sha256": sum}).Info("snapshot saved")

@@ -33,7 +33,7 @@ func TestBackupWipeRestore(t *testing.T) {
 		}
 	}
 	file := filepath.Join(t.TempDir(), "backup.db")
-	info, err := backup.Save(ctx, lc.Inv, c, cluster.Credentials{}, file, nil, localclustertest.Log(t))
+	info, err := backup.Save(ctx, lc.Inv, c, cluster.Credentials{}, backup.SaveOptions{Out: file, Plan: nil}, localclustertest.Log(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,13 +2,17 @@ package backup_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/cluster/clustertest"
+	"github.com/etcd-appliance/appliance/inventory/inventorytest"
 	"github.com/etcd-appliance/appliance/workflow"
 	"github.com/etcd-appliance/appliance/workflow/backup"
 	"github.com/etcd-appliance/appliance/workflow/localcluster/localclustertest"
@@ -31,7 +35,7 @@ func TestBackupRestoreDryRunChangesNothing(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "backup.db")
 	dry := workflow.NewPlan(true, localclustertest.Log(t))
-	if _, err := backup.Save(ctx, lc.Inv, c, cluster.Credentials{}, file, dry, localclustertest.Log(t)); err != nil {
+	if _, err := backup.Save(ctx, lc.Inv, c, cluster.Credentials{}, backup.SaveOptions{Out: file, Plan: dry}, localclustertest.Log(t)); err != nil {
 		t.Fatal(err)
 	}
 	if got := localclustertest.Actions(dry, ""); !strings.HasPrefix(got, "save a snapshot of cluster it from m") || !strings.Contains(got, "(the leader) to "+file) {
@@ -40,8 +44,14 @@ func TestBackupRestoreDryRunChangesNothing(t *testing.T) {
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Fatalf("a dry run wrote %s: %v", file, err)
 	}
-	if _, err := backup.Save(ctx, lc.Inv, c, cluster.Credentials{}, file, nil, localclustertest.Log(t)); err != nil {
+	if _, err := backup.Save(ctx, lc.Inv, c, cluster.Credentials{}, backup.SaveOptions{Out: file}, localclustertest.Log(t)); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := backup.Save(ctx, lc.Inv, c, cluster.Credentials{}, backup.SaveOptions{Out: file}, localclustertest.Log(t)); !errors.Is(err, backup.ErrDestination) {
+		t.Errorf("a second backup to the same file without --force: %v", err)
+	}
+	if _, err := backup.Save(ctx, lc.Inv, c, cluster.Credentials{}, backup.SaveOptions{Out: file, Force: true}, localclustertest.Log(t)); err != nil {
+		t.Errorf("--force: %v", err)
 	}
 	if _, err := kv.Put(ctx, "after", "kept by a dry run"); err != nil {
 		t.Fatal(err)
@@ -90,5 +100,48 @@ func TestBackupRestoreDryRunChangesNothing(t *testing.T) {
 	}
 	if r, err := kv.Get(ctx, "after"); err != nil || r.Count != 1 {
 		t.Errorf("a key written after the backup: %v %v", r, err)
+	}
+}
+
+// backup --out writes only a regular file, and replaces an existing one
+// only with --force: a device node, a directory, a FIFO or a symbolic
+// link (which would redirect the write) is refused before the cluster is
+// asked, and each is left as it was.
+func TestSaveRefusesDestinations(t *testing.T) {
+	inv := inventorytest.Parse(t, inventorytest.Three(`tls = "off"`))
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("not a backup"), 0o644)
+	link := filepath.Join(dir, "link.db")
+	os.Symlink(victim, link)
+	existing := filepath.Join(dir, "old.db")
+	os.WriteFile(existing, []byte("an older backup"), 0o600)
+	jsonOnly := filepath.Join(dir, "meta.db")
+	os.Symlink(victim, jsonOnly+".json")
+	fake := &clustertest.Membership{}
+	for _, c := range []struct {
+		out, want string
+		force     bool
+	}{
+		{fifo, "is not a regular file", true},
+		{dir, "is not a regular file", true},
+		{link, "is not a regular file", true},
+		{jsonOnly, "meta.db.json is not a regular file", true},
+		{existing, "pass --force to replace it", false},
+	} {
+		_, err := backup.Save(context.Background(), inv, fake, cluster.Credentials{}, backup.SaveOptions{Out: c.out, Force: c.force}, localclustertest.Log(t))
+		if !errors.Is(err, backup.ErrDestination) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("--out %s: %v, want %q", c.out, err, c.want)
+		}
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "not a backup" {
+		t.Errorf("the link's target changed: %q", b)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "an older backup" {
+		t.Errorf("an existing backup was replaced without --force: %q", b)
 	}
 }

@@ -321,7 +321,7 @@ func TestAuthOnTLSCluster(t *testing.T) {
 	// Day-2 work that needs root keeps working as the operator: a backup
 	// (snapshot and key-space hash) and EnsureAuth finding auth on.
 	file := filepath.Join(t.TempDir(), "snap.db")
-	info, err := backup.Save(ctx, inv, c, c.(*cluster.Client).Credentials(), file, nil, localclustertest.Log(t))
+	info, err := backup.Save(ctx, inv, c, c.(*cluster.Client).Credentials(), backup.SaveOptions{Out: file}, localclustertest.Log(t))
 	if err != nil || info.Revision == 0 {
 		t.Errorf("backup with auth on: %+v %v", info, err)
 	}
