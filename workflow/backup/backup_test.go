@@ -1,7 +1,10 @@
 package backup_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -92,12 +95,39 @@ func TestBackupWipeRestore(t *testing.T) {
 		}
 	}
 
-	// A damaged backup is refused before anything is stopped.
+	// A damaged backup is refused before anything is stopped: one whose
+	// checksum file does not match, and one damaged inside whose checksum
+	// file was updated to match (etcdutl's integrity check on a scratch
+	// copy catches it).
+	pids := func() map[string]int {
+		out := map[string]int{}
+		for _, tg := range lc.Targets {
+			st, _ := tg.Services.State(ctx, tg.Unit())
+			out[tg.Host.Name] = st.MainPID
+		}
+		return out
+	}
+	before := pids()
+	good, _ := os.ReadFile(file)
 	f, _ := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
 	f.Write([]byte("x"))
 	f.Close()
 	if err := backup.Restore(ctx, lc.Inv, file, lc.Targets, backup.RestoreOptions{Dial: lc.Dial, Wait: time.Minute}, localclustertest.Log(t)); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("damaged snapshot: %v", err)
+	}
+	inside := append([]byte(nil), good...)
+	inside[len(inside)/2] ^= 0xff
+	os.WriteFile(file, inside, 0o600)
+	sum := sha256.Sum256(inside)
+	meta, _ := os.ReadFile(file + ".json")
+	meta = bytes.Replace(meta, []byte(info.SHA256), []byte(hex.EncodeToString(sum[:])), 1)
+	os.WriteFile(file+".json", meta, 0o600)
+	if err := backup.Restore(ctx, lc.Inv, file, lc.Targets, backup.RestoreOptions{Dial: lc.Dial, Wait: time.Minute}, localclustertest.Log(t)); err == nil ||
+		!strings.Contains(err.Error(), "nothing was stopped") {
+		t.Errorf("a snapshot damaged inside, checksum updated: %v", err)
+	}
+	if after := pids(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("members restarted by a refused restore: %v, before %v", after, before)
 	}
 	if cs := localclustertest.Status(t, lc); !cs.Healthy {
 		t.Errorf("cluster disturbed by a refused restore: %s", cs.Verdict())

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,7 +43,8 @@ type restoreRun struct {
 }
 
 // Restore replaces every member's data with the snapshot in file, in
-// steps: check (the file against its checksum, every member reachable),
+// steps: check (the file against its checksum, and restored into a
+// scratch directory here and hashed: see Verify; every member reachable),
 // stop (every member), restore (each data dir moved aside, kept, and the
 // snapshot restored with the member's name, peer URL and the inventory's
 // initial cluster by etcdutl on the host), start (all together), verify
@@ -64,6 +66,9 @@ func (r *restoreRun) check(context.Context) error {
 	info, err := ReadInfo(r.file)
 	if err != nil {
 		return err
+	}
+	if err := Verify(r.file, info, filepath.Dir(r.file)); err != nil {
+		return fmt.Errorf("%w (nothing was stopped)", err)
 	}
 	r.info = info
 	if info.Cluster != r.inv.Cluster.Name {
