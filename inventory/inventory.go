@@ -156,6 +156,9 @@ func Parse(source string, data []byte) (*Inventory, error) {
 // type or an unknown key is an error naming the line. It does not apply
 // defaults or validate.
 func Load(source string, data []byte) (*Inventory, error) {
+	if err := checkBounds(source, data); err != nil {
+		return nil, err
+	}
 	inv := &Inventory{Source: source, pos: locate(string(data))}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(inv)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/sirupsen/logrus"
@@ -86,7 +85,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // load reads, defaults and validates an inventory file.
 func load(path string) (*inventory.Inventory, error) {
-	data, err := os.ReadFile(path)
+	data, err := inventory.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
