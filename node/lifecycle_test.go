@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -246,6 +248,16 @@ func filter(ss []string, f func(string) bool) []string {
 	return out
 }
 
+// notADir is a regular file: no directory can be made under it, not even
+// by root.
+func notADir(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestConfigErrorExitCode(t *testing.T) {
 	cases := []struct {
 		args, env []string
@@ -254,6 +266,10 @@ func TestConfigErrorExitCode(t *testing.T) {
 		{env: []string{"ETCD_NAEM=x"}, want: "ETCD_NAEM"},
 		{args: []string{"--enable-v2"}, want: "v2 API was removed"},
 		{env: []string{"ETCD_PROXY=on"}, want: "grpc-proxy"},
+		// These failed inside etcd's start-up with exit status 1, so
+		// systemd restarted the member every 5 s forever.
+		{env: []string{"ETCD_INITIAL_CLUSTER=bad=not a url"}, want: "ETCD_INITIAL_CLUSTER"},
+		{args: []string{"--data-dir=" + notADir(t) + "/data"}, want: "cannot create the data dir"},
 	}
 	for _, tc := range cases {
 		m := etcdtest.NewMember(t, "bad", tc.args, tc.env)

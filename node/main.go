@@ -70,6 +70,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		c.Etcd.Dir = c.Etcd.Name + ".etcd"
 		lg.Warn("'data-dir' was empty; using default", zap.String("data-dir", c.Etcd.Dir))
 	}
+	if err := c.Preflight(); err != nil {
+		return configFailure(stderr, err)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -89,7 +92,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 func configFailure(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "etcd: %v\n", err)
-	msg := strings.TrimPrefix(err.Error(), ErrConfig.Error()+":")
+	msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), ErrConfig.Error()+":"), ErrEnvironment.Error()+":")
 	_ = SystemdNotifier{}.Notify("STATUS=configuration error: " + oneLine(msg))
 	return ExitConfig
 }

@@ -60,16 +60,23 @@ func NodePackages(inv *inventory.Inventory, o NodeOptions, etcdVersion string) (
 		}
 		want[h] = true
 	}
+	// Every host's certificates are checked before any package is built:
+	// a stale one stops the build with nothing written.
+	extra := map[string][]render.File{}
+	for _, hf := range r.Hosts {
+		if len(want) > 0 && !want[hf.Host.Name] {
+			continue
+		}
+		if extra[hf.Host.Name], err = o.Certs.For(hf.Host.Name); err != nil {
+			return nil, err
+		}
+	}
 	var out []string
 	for _, hf := range r.Hosts {
 		if len(want) > 0 && !want[hf.Host.Name] {
 			continue
 		}
-		extra, err := o.Certs.For(hf.Host.Name)
-		if err != nil {
-			return nil, err
-		}
-		paths, err := nodePackage(inv, hf, extra, o, etcdVersion)
+		paths, err := nodePackage(inv, hf, extra[hf.Host.Name], o, etcdVersion)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", hf.Host.Name, err)
 		}

@@ -70,7 +70,9 @@ func newPlanCmd(e *env) *cobra.Command {
 func planHost(ctx context.Context, e *env, i *inventory.Inventory, t workflow.Target) error {
 	extra, err := certFiles(i, "", t.Host.Name)
 	if err != nil {
-		return err
+		// The rendered files are still worth seeing; apply refuses these
+		// certificates until `certs` re-issues them.
+		e.log.WithField("host", t.Host.Name).Warn("not comparing certificates: " + err.Error())
 	}
 	res, err := apply.Diff(ctx, i, t, apply.Options{Extra: extra})
 	if err != nil {

@@ -351,13 +351,20 @@ func compare(f host.FS, file render.File) (ch FileChange, old []byte, changed bo
 	case err != nil:
 		return ch, nil, false, err
 	}
-	if ch.New || !bytes.Equal(old, file.Data) {
-		ch.Diff = diff(file, string(old), ch.New)
+	if ch.New {
+		ch.Diff = diff(file, "", true)
 		return ch, old, true, nil
 	}
 	fi, err := f.Stat(file.Path)
 	if err != nil {
 		return ch, old, false, err
+	}
+	if !bytes.Equal(old, file.Data) {
+		ch.Diff = diff(file, string(old), false)
+		if fi.Mode().Perm() != file.Mode.Perm() {
+			ch.Diff += fmt.Sprintf("%s: mode %04o -> %04o\n", file.Path, fi.Mode().Perm(), file.Mode.Perm())
+		}
+		return ch, old, true, nil
 	}
 	owner, group, err := f.Owner(file.Path)
 	if err != nil {

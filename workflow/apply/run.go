@@ -46,6 +46,8 @@ type Report struct {
 // and then enables auth (auth = true): from here with the root password
 // file, or on a host where the password may not be, with a warning.
 func Run(ctx context.Context, inv *inventory.Inventory, req Request, log logrus.FieldLogger) (Report, error) {
+	// A dry run starts nothing, so there is nothing to wait for.
+	req.WaitReady = req.WaitReady && !req.Plan.DryRun()
 	if req.This == "" {
 		if _, err := workflow.This(inv, ""); err != nil {
 			if !workflow.AllHaveSSH(inv) {
@@ -59,7 +61,7 @@ func Run(ctx context.Context, inv *inventory.Inventory, req Request, log logrus.
 				}
 			}
 			if req.WaitReady {
-				return rep, ensureAuth(ctx, inv, req.Dial, log)
+				return rep, ensureAuth(ctx, inv, req.Dial, req.Plan, log)
 			}
 			return rep, nil
 		}
@@ -86,7 +88,7 @@ func Run(ctx context.Context, inv *inventory.Inventory, req Request, log logrus.
 	if out.Took, out.Err = workflow.WaitReady(ctx, t, req.Wait, log); out.Err != nil {
 		return rep, out.Err
 	}
-	if err := ensureAuth(ctx, inv, req.Dial, log); errors.Is(err, cluster.ErrNoPassword) {
+	if err := ensureAuth(ctx, inv, req.Dial, req.Plan, log); errors.Is(err, cluster.ErrNoPassword) {
 		// Per-host applies run where the password may not be: the
 		// operator enables auth from their machine.
 		log.Warn("auth not enabled yet: " + err.Error())
@@ -108,14 +110,16 @@ func failed(outs []Outcome) int {
 
 // ensureAuth enables auth once the cluster serves, when the inventory
 // asks for it.
-func ensureAuth(ctx context.Context, inv *inventory.Inventory, dial cluster.Dialer, log logrus.FieldLogger) error {
+func ensureAuth(ctx context.Context, inv *inventory.Inventory, dial cluster.Dialer, plan *workflow.Plan, log logrus.FieldLogger) error {
 	if !inv.Cluster.Auth {
 		return nil
 	}
-	m, err := dial(inv.ClientURLs())
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	return cluster.EnsureAuth(ctx, inv, m, log)
+	return plan.Do("", "enable auth unless it is on (users root and reader, role readonly)", func() error {
+		m, err := dial(inv.ClientURLs())
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		return cluster.EnsureAuth(ctx, inv, m, log)
+	})
 }

@@ -53,13 +53,21 @@ type restoreRun struct {
 func Restore(ctx context.Context, inv *inventory.Inventory, file string, targets []workflow.Target, o RestoreOptions, log logrus.FieldLogger) error {
 	r := &restoreRun{inv: inv, file: file, targets: targets, o: o, log: log,
 		stamp: time.Now().Format("20060102-150405"), moved: make([]bool, len(targets))}
-	return workflow.Run(ctx,
+	if err := workflow.Run(ctx,
 		workflow.Step{Name: "check", Run: r.check},
 		workflow.Step{Name: "stop", Run: r.stop},
+	); err != nil {
+		return err
+	}
+	// Once the members are stopped, a cancelled context must not leave
+	// them so: restoring and starting (or rolling back) run to the end.
+	if err := workflow.Run(context.WithoutCancel(ctx),
 		workflow.Step{Name: "restore", Run: r.restore},
 		workflow.Step{Name: "start", Run: r.start},
-		workflow.Step{Name: "verify", Run: r.verify},
-	)
+	); err != nil {
+		return err
+	}
+	return workflow.Run(ctx, workflow.Step{Name: "verify", Run: r.verify})
 }
 
 func (r *restoreRun) check(context.Context) error {
@@ -87,7 +95,9 @@ func (r *restoreRun) each(f func(i int, t workflow.Target) error) error {
 }
 
 func (r *restoreRun) stop(ctx context.Context) error {
-	r.log.Info("stopping every member")
+	if !r.o.Plan.DryRun() {
+		r.log.Info("stopping every member")
+	}
 	err := r.each(func(_ int, t workflow.Target) error {
 		return r.o.Plan.Do(t.Host.Name, "stop "+t.Unit(), func() error { return t.Services.Stop(ctx, t.Unit()) })
 	})
@@ -156,7 +166,9 @@ func (r *restoreRun) restoreHost(ctx context.Context, i int, t workflow.Target) 
 }
 
 func (r *restoreRun) start(ctx context.Context) error {
-	r.log.Info("starting every member")
+	if !r.o.Plan.DryRun() {
+		r.log.Info("starting every member")
+	}
 	if err := r.each(func(_ int, t workflow.Target) error {
 		return r.o.Plan.Do(t.Host.Name, "start "+t.Unit(), func() error { return t.Services.Start(ctx, t.Unit()) })
 	}); err != nil {
