@@ -64,6 +64,7 @@ var managedOptions = map[string]string{
 	"auto-compaction-mode": "cluster.auto_compaction_mode", "auto-compaction-retention": "cluster.auto_compaction_retention",
 	"cert-file": "[tls]", "key-file": "[tls]", "trusted-ca-file": "[tls]", "client-cert-auth": "[tls]",
 	"peer-cert-file": "[tls]", "peer-key-file": "[tls]", "peer-trusted-ca-file": "[tls]", "peer-client-cert-auth": "[tls]",
+	"peer-cert-allowed-cn": "[tls] (members' peer certificates share one common name)",
 	"config-file": "the inventory itself", "version": "", "start-timeout": "",
 }
 

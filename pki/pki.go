@@ -60,6 +60,10 @@ type Leaf struct {
 	IPs      []net.IP
 }
 
+// PeerCN is the common name of every member's peer certificate, and the
+// only one a peer listener accepts.
+const PeerCN = "etcd-peer"
+
 // OperatorCN is the common name of operator client certificates: with
 // auth on, etcd takes it as the user name, and root may do everything.
 const OperatorCN = "root"
@@ -72,7 +76,11 @@ func HostLeaves(inv *inventory.Inventory, h inventory.Host) []Leaf {
 	if h.Member != nil {
 		return []Leaf{
 			{Name: "server", Usage: Server, CommonName: h.Name, DNSNames: dns, IPs: ips},
-			{Name: "peer", Usage: Peer, CommonName: h.Name, DNSNames: dns, IPs: ips},
+			// Every member's peer certificate has one common name, the
+			// one peer listeners accept (ETCD_PEER_CERT_ALLOWED_CN): other
+			// certificates of the CA (clients, the operator's) are refused
+			// there, and adding a member changes no member's settings.
+			{Name: "peer", Usage: Peer, CommonName: PeerCN, Unit: "member " + h.Name, DNSNames: dns, IPs: ips},
 			client,
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/etcd-appliance/appliance/internal/envfile"
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/layout"
+	"github.com/etcd-appliance/appliance/pki"
 	"github.com/etcd-appliance/appliance/units"
 )
 
@@ -268,6 +269,9 @@ func MemberEnv(inv *inventory.Inventory, m *inventory.Member, opts MemberOptions
 			Var{"ETCD_TRUSTED_CA_FILE", t.CAFile}, Var{"ETCD_CLIENT_CERT_AUTH", "true"},
 			Var{"ETCD_PEER_CERT_FILE", t.PeerCertFile}, Var{"ETCD_PEER_KEY_FILE", t.PeerKeyFile},
 			Var{"ETCD_PEER_TRUSTED_CA_FILE", t.CAFile}, Var{"ETCD_PEER_CLIENT_CERT_AUTH", "true"},
+			// Only members' peer certificates on the peer port, not every
+			// certificate of the CA (an operator's could read /members).
+			Var{"ETCD_PEER_CERT_ALLOWED_CN", pki.PeerCN},
 		)
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Options)) {

@@ -122,10 +122,29 @@ func All(ctx context.Context, inv *inventory.Inventory, targets []workflow.Targe
 		})
 	}
 
+	// Certificates first, on every host that will restart: etcd reads them
+	// at each handshake, so a member restarted with new peer settings
+	// finds its peers already presenting what it now asks for.
+	_ = workflow.OnEvery(targets, func(i int, t workflow.Target) error {
+		if out[i].Err != nil || !rolling[i] || len(opts[i].Extra) == 0 {
+			return nil
+		}
+		co := opts[i]
+		co.CertsOnly = true
+		if _, err := Host(ctx, inv, t, co, log); err != nil {
+			out[i].Err = err
+		}
+		return out[i].Err
+	})
+
 	var stopped string
 	for _, i := range restartOrder(ctx, inv, targets, rolling, o.Dial) {
 		t := targets[i]
 		out[i].Rolling = true
+		if out[i].Err != nil {
+			stopped = t.Host.Name
+			continue
+		}
 		if stopped != "" {
 			out[i].Err = fmt.Errorf("%w (%s)", ErrRollingStopped, stopped)
 			continue

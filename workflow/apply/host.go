@@ -41,6 +41,9 @@ type Options struct {
 	// Plan records every change and is the dry-run guard; nil changes
 	// without recording.
 	Plan *workflow.Plan
+	// CertsOnly writes the Extra files (certificates) and nothing else:
+	// no rendered file, no unit change, no restart.
+	CertsOnly bool
 }
 
 // FileChange is a file Host wrote, or would write in a dry run.
@@ -121,6 +124,14 @@ type hostRun struct {
 // several hosts start together).
 func Host(ctx context.Context, inv *inventory.Inventory, t workflow.Target, o Options, log logrus.FieldLogger) (Result, error) {
 	r := &hostRun{inv: inv, t: t, o: o, log: log.WithField("host", t.Host.Name), unit: t.Unit(), res: Result{Host: t.Host.Name}}
+	if o.CertsOnly {
+		r.files = o.Extra
+		err := workflow.Run(ctx,
+			workflow.Step{Name: "compare", Run: r.compare},
+			workflow.Step{Name: "files", Run: r.writeFiles},
+		)
+		return r.res, err
+	}
 	err := workflow.Run(ctx,
 		workflow.Step{Name: "render", Run: r.render},
 		workflow.Step{Name: "preflight", Run: r.preflight},

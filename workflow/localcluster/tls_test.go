@@ -22,6 +22,7 @@ import (
 	"github.com/etcd-appliance/appliance/inventory/inventorytest"
 	"github.com/etcd-appliance/appliance/layout"
 	"github.com/etcd-appliance/appliance/pki"
+	"github.com/etcd-appliance/appliance/workflow/apply"
 	"github.com/etcd-appliance/appliance/workflow/backup"
 	"github.com/etcd-appliance/appliance/workflow/certs"
 	"github.com/etcd-appliance/appliance/workflow/localcluster"
@@ -82,6 +83,12 @@ func clientWith(t *testing.T, lc *localcluster.Cluster, certPEM, keyPEM []byte) 
 // handshakeAlert asks /version with a client certificate (or none) and
 // returns the error the server's TLS layer gives.
 func handshakeAlert(t *testing.T, lc *localcluster.Cluster, certPEM, keyPEM []byte) error {
+	return getWith(t, lc, lc.Inv.ClientURLs()[0]+"/version", certPEM, keyPEM)
+}
+
+// getWith GETs url with the cluster's CA and a client certificate (or
+// none).
+func getWith(t *testing.T, lc *localcluster.Cluster, url string, certPEM, keyPEM []byte) error {
 	t.Helper()
 	caPEM, _ := os.ReadFile(filepath.Join(lc.Certs, "ca.crt"))
 	pool := x509.NewCertPool()
@@ -97,12 +104,111 @@ func handshakeAlert(t *testing.T, lc *localcluster.Cluster, certPEM, keyPEM []by
 	}
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 	defer hc.CloseIdleConnections()
-	resp, err := hc.Get(lc.Inv.ClientURLs()[0] + "/version")
+	resp, err := hc.Get(url)
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
 	return nil
+}
+
+// The peer port accepts members' peer certificates only: the operator's
+// client certificate (CN root), a member's client certificate and a
+// proxy's, all from the same CA, are refused there.
+func TestPeerPortAcceptsPeerCertificatesOnly(t *testing.T) {
+	inv := localclustertest.TLSInventory(t, 1, "")
+	inv = inventorytest.Parse(t, localclustertest.TLSText(t, 3, "")+"[[proxy]]\nname = \"px\"\naddress = \"127.0.0.1\"\nlisten = \"127.0.0.1:"+
+		fmt.Sprint(etcdtest.FreePorts(t, 1)[0])+"\"\n")
+	lc := startTLS(t, inv)
+	peer := inv.PeerURL(&inv.Members[0]) + "/members"
+	read := func(p ...string) ([]byte, []byte) {
+		c, _ := os.ReadFile(filepath.Join(append([]string{lc.Certs}, p...)...) + ".crt")
+		k, _ := os.ReadFile(filepath.Join(append([]string{lc.Certs}, p...)...) + ".key")
+		return c, k
+	}
+	if c, k := read("m1", "peer"); getWith(t, lc, peer, c, k) != nil {
+		t.Fatalf("a member's peer certificate refused on the peer port: %v", getWith(t, lc, peer, c, k))
+	}
+	for _, who := range [][]string{{pki.OperatorDir, "client"}, {"m1", "client"}, {"m1", "server"}, {"px", "client"}} {
+		c, k := read(who...)
+		if err := getWith(t, lc, peer, c, k); err == nil {
+			t.Errorf("%s read /members on the peer port", filepath.Join(who...))
+		}
+	}
+}
+
+// A cluster from before peer certificates shared one common name (each
+// had its member's, and the peer port took any certificate of the CA)
+// moves over with certs and apply: certificates reach every host before
+// the first restart, the members restart one at a time, and no write
+// fails.
+func TestPeerCommonNameUpgrade(t *testing.T) {
+	lc := startTLS(t, localclustertest.TLSInventory(t, 3, ""))
+	ctx := context.Background()
+	ca := mustLoadCA(t, lc.Certs)
+	// The old state: peer certificates named after their member, and no
+	// ETCD_PEER_CERT_ALLOWED_CN.
+	if err := lc.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range lc.Targets {
+		leaf := pki.HostLeaves(lc.Inv, tg.Host)[1]
+		leaf.CommonName, leaf.Unit = tg.Host.Name, ""
+		crt, key, err := ca.Issue(leaf, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, b := range map[string][]byte{"peer.crt": crt, "peer.key": key} {
+			os.WriteFile(filepath.Join(lc.Certs, tg.Host.Name, p), b, 0o600)
+		}
+		os.WriteFile(tg.FS.Path(lc.Inv.TLS.PeerKeyFile), key, 0o600)
+		os.WriteFile(tg.FS.Path(lc.Inv.TLS.PeerCertFile), crt, 0o644)
+		conf := tg.FS.Path(layout.EtcdConf)
+		b, _ := os.ReadFile(conf)
+		os.WriteFile(conf, []byte(strings.Replace(string(b), "ETCD_PEER_CERT_ALLOWED_CN=etcd-peer\n", "", 1)), 0o640)
+	}
+	for _, tg := range lc.Targets {
+		if err := tg.Services.Start(ctx, tg.Unit()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := lc.WaitReady(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	w := localclustertest.StartWriter(t, lc, lc.Inv.ClientURLs())
+	acts, err := certs.Ensure(lc.Certs, lc.Inv, time.Now(), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reissued := 0
+	for _, a := range acts {
+		if strings.HasSuffix(a.Path, "peer.crt") && strings.Contains(a.Action, "common name") {
+			reissued++
+		}
+	}
+	if reissued != 3 {
+		t.Fatalf("certs re-issued %d peer certificates: %+v", reissued, acts)
+	}
+	src, err := certs.From(lc.Inv, lc.Certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := apply.All(ctx, lc.Inv, lc.Targets, apply.AllOptions{Options: apply.Options{Dial: lc.Dial}, Extra: src, WaitReady: true, Wait: time.Minute}, localclustertest.Log(t))
+	for _, o := range out {
+		if o.Err != nil || !o.Rolling {
+			t.Errorf("%s: rolling=%v %v", o.Name, o.Rolling, o.Err)
+		}
+	}
+	acked, failed := w.Finish()
+	if len(failed) > 0 {
+		t.Errorf("%d of %d writes failed during the move, first: %v", len(failed), len(acked)+len(failed), failed[0])
+	}
+	if cs := localclustertest.Status(t, lc); !cs.Healthy {
+		t.Errorf("after the move: %s %v", cs.Verdict(), cs.Problems)
+	}
 }
 
 func TestTLSClusterRefusesClientsWithoutAValidCertificate(t *testing.T) {
