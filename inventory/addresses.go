@@ -15,16 +15,16 @@ func (inv *Inventory) Scheme() string {
 	return "http"
 }
 
-// ListenIP is where a member binds: its ip, its address when that is an
-// IP, else every interface.
-func (m Member) ListenIP() string {
+// ListenHost is where a member binds: its ip (a wildcard only when the
+// inventory says so), else its address. An address that is a DNS name is
+// resolved on the host when the member starts, and the member listens on
+// the addresses of that host the name resolves to, never on every
+// interface.
+func (m Member) ListenHost() string {
 	if m.IP != "" {
 		return m.IP
 	}
-	if net.ParseIP(m.Address) != nil {
-		return m.Address
-	}
-	return "0.0.0.0"
+	return m.Address
 }
 
 // HostPort joins a host (name or IP) and a port, bracketing IPv6.

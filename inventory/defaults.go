@@ -76,11 +76,9 @@ func Defaults(in *Inventory) *Inventory {
 			}
 		}
 		if p.Listen == "" {
-			host := "0.0.0.0"
-			if ip := net.ParseIP(p.Address); ip != nil {
-				host = p.Address
-			}
-			p.Listen = net.JoinHostPort(host, strconv.Itoa(DefaultProxyPort))
+			// Where the proxy is reached, never every interface unless
+			// the inventory says so (a name binds what it resolves to).
+			p.Listen = net.JoinHostPort(p.Address, strconv.Itoa(DefaultProxyPort))
 		}
 	}
 	if inv.TLSEnabled() {

@@ -116,7 +116,8 @@ type Member struct {
 	// DNS name.
 	Address string `toml:"address"`
 	// IP is the address to listen on (and the A record for dns-srv);
-	// defaults to Address when that is an IP, else all interfaces.
+	// defaults to Address (a DNS name is resolved on the host at start);
+	// "0.0.0.0" or "::" listens on every interface.
 	IP          string `toml:"ip"`
 	ClientPort  int    `toml:"client_port"`
 	PeerPort    int    `toml:"peer_port"`
@@ -129,7 +130,7 @@ type Member struct {
 type Proxy struct {
 	Name    string `toml:"name"`
 	Address string `toml:"address"`
-	// Listen is host:port; defaults to Address (or all interfaces) :23790.
+	// Listen is host:port; defaults to Address:23790.
 	Listen string `toml:"listen"`
 	// Endpoints are member names; default every member.
 	Endpoints []string `toml:"endpoints"`

@@ -291,7 +291,7 @@ func (v *validator) members() {
 		v.name(p+".name", m.Name, names)
 		v.address(p+".address", m.Address)
 		if ip := net.ParseIP(m.Address); ip != nil && ip.IsUnspecified() {
-			v.l.add(p+".address", "write the address peers and clients use to reach this host; listening on all interfaces is the default when address is a DNS name", "%s is a wildcard, not an address others can reach", m.Address)
+			v.l.add(p+".address", `write the address peers and clients use to reach this host; to listen on every interface, say so with ip = "0.0.0.0"`, "%s is a wildcard, not an address others can reach", m.Address)
 		} else if n > 1 && !allLoop && isLoopback(m.Address) {
 			v.l.add(p+".address", "write the host's address on the network; loopback is only for an inventory whose members all run on one machine",
 				"%s is loopback: the other members (and clients told about it) cannot reach it", m.Address)
@@ -300,9 +300,9 @@ func (v *validator) members() {
 			ip := net.ParseIP(m.IP)
 			switch {
 			case ip == nil:
-				v.l.add(p+".ip", "write an IPv4 or IPv6 address of this host", "%q is not an IP address", m.IP)
-			case ip.IsUnspecified():
-				v.l.add(p+".ip", "leave ip unset to listen on all interfaces", "%s is a wildcard", m.IP)
+				v.l.add(p+".ip", `write an IPv4 or IPv6 address of this host (or "0.0.0.0" to listen on every interface)`, "%q is not an IP address", m.IP)
+			case ip.IsUnspecified() && v.inv.Cluster.Bootstrap == BootstrapDNSSRV:
+				v.l.add(p+".ip", "write the member's address: dns-srv records point at it", "%s is a wildcard", m.IP)
 			}
 		}
 		v.port(p+".client_port", m.ClientPort)
@@ -343,8 +343,8 @@ func (v *validator) proxies() {
 		v.address(pp+".address", p.Address)
 		host, port, err := net.SplitHostPort(p.Listen)
 		pn, perr := strconv.Atoi(port)
-		if err != nil || perr != nil || pn < 1 || pn > 65535 || (net.ParseIP(host) == nil && host != "localhost") {
-			v.l.add(pp+".listen", `write IP:port, such as "0.0.0.0:23790" or "[::]:23790"`, "%q is not an IP:port to listen on", p.Listen)
+		if err != nil || perr != nil || pn < 1 || pn > 65535 || (net.ParseIP(host) == nil && !isDNSName(host)) {
+			v.l.add(pp+".listen", `write HOST:port, such as "10.0.0.20:23790", "proxy0.example.com:23790" or "0.0.0.0:23790" (every interface)`, "%q is not an address and port to listen on", p.Listen)
 		} else {
 			key := host
 			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
@@ -612,6 +612,18 @@ func Warnings(inv *Inventory) []string {
 	}
 	if inv.Cluster.Auth && !inv.TLSEnabled() && !inv.Loopback() {
 		w = append(w, at("cluster.auth")+": auth without TLS sends passwords and tokens in clear text")
+	}
+	for i, m := range inv.Members {
+		if ip := net.ParseIP(m.IP); ip != nil && ip.IsUnspecified() {
+			w = append(w, at(fmt.Sprintf("member[%d].ip", i))+fmt.Sprintf(": %s listens on every interface of its host (%s), as the inventory asks", m.Name, m.IP))
+		}
+	}
+	for i, p := range inv.Proxies {
+		if host, _, err := net.SplitHostPort(p.Listen); err == nil {
+			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+				w = append(w, at(fmt.Sprintf("proxy[%d].listen", i))+fmt.Sprintf(": %s listens on every interface of its host (%s), as the inventory asks", p.Name, p.Listen))
+			}
+		}
 	}
 	return w
 }

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -483,7 +485,26 @@ func (c *Config) Validate() error {
 	if c.fallback.String() == "proxy" {
 		return fmt.Errorf("%w: --discovery-fallback=proxy: %s", ErrConfig, fixV2Proxy)
 	}
-	if err := c.Etcd.Validate(); err != nil {
+	// A DNS name in a listen URL is resolved on the host when the member
+	// starts (ResolveListen); etcd checks an address in its place.
+	saved := make([][]url.URL, 0, 4)
+	for _, list := range c.listenLists() {
+		saved = append(saved, *list)
+		var stand []url.URL
+		for _, u := range *list {
+			if named(u) {
+				_, port, _ := net.SplitHostPort(u.Host)
+				u.Host = net.JoinHostPort("192.0.2.1", port)
+			}
+			stand = append(stand, u)
+		}
+		*list = stand
+	}
+	err := c.Etcd.Validate()
+	for i, list := range c.listenLists() {
+		*list = saved[i]
+	}
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil

@@ -73,6 +73,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err := c.Preflight(); err != nil {
 		return configFailure(stderr, err)
 	}
+	if err := c.ResolveListen(context.Background(), SystemResolver{}); errors.Is(err, ErrConfig) {
+		return configFailure(stderr, err)
+	} else if err != nil {
+		fmt.Fprintf(stderr, "etcd: %v\n", err)
+		_ = SystemdNotifier{}.Notify("STATUS=" + oneLine(err.Error()))
+		return ExitFailure
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -193,7 +193,7 @@ func envFile(inv *inventory.Inventory, p, what string, vars []Var) (File, error)
 func MemberEnv(inv *inventory.Inventory, m *inventory.Member, opts MemberOptions) ([]Var, error) {
 	c := inv.Cluster
 	s := inv.Scheme()
-	ip := m.ListenIP()
+	ip := m.ListenHost()
 	listenClient := []string{s + "://" + inventory.HostPort(ip, m.ClientPort)}
 	if parsed := net.ParseIP(ip); parsed != nil && !parsed.IsLoopback() && !parsed.IsUnspecified() {
 		// Local tools (etcdctl, health checks) reach the member on loopback.
