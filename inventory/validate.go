@@ -127,6 +127,9 @@ func (v *validator) cluster() {
 		v.l.add("cluster.data_dir", "use an absolute path of letters, digits and ._/+@- such as /var/lib/etcd", "%q is not a usable absolute path", c.DataDir)
 	case path.Clean(c.DataDir) == "/" || strings.HasPrefix(path.Clean(c.DataDir)+"/", "/etc/") || strings.HasPrefix(path.Clean(c.DataDir)+"/", "/usr/"):
 		v.l.add("cluster.data_dir", "use a directory on a data disk, such as /var/lib/etcd", "%q is not a place for data", c.DataDir)
+	case sandboxed(c.DataDir) != "":
+		v.l.add("cluster.data_dir", "use a directory on a data disk, such as /var/lib/etcd or /srv/etcd",
+			"%q is %s", c.DataDir, sandboxed(c.DataDir))
 	}
 	if c.LogLevel != "" && !contains(logLevels, c.LogLevel) {
 		v.l.add("cluster.log_level", "use one of "+strings.Join(logLevels, ", "), "unknown log level %q", c.LogLevel)
@@ -448,6 +451,33 @@ func (v *validator) tls() {
 	}
 }
 
+// sandboxed says why etcd.service cannot keep data under dir: its
+// sandbox gives the unit a private /tmp and /var/tmp (PrivateTmp=, data
+// gone at every restart) and no /home, /root or /run/user (ProtectHome=);
+// /run is a tmpfs, emptied at boot. "" when it can.
+func sandboxed(dir string) string {
+	d := path.Clean(dir) + "/"
+	for _, p := range []struct{ prefix, why string }{
+		{"/tmp/", "private to the unit (PrivateTmp=): its data would be gone at every restart"},
+		{"/var/tmp/", "private to the unit (PrivateTmp=): its data would be gone at every restart"},
+		{"/home/", "hidden from the unit (ProtectHome=): etcd could not reach it"},
+		{"/root/", "hidden from the unit (ProtectHome=): etcd could not reach it"},
+		{"/run/", "a tmpfs: its data would be gone at every boot"},
+		{"/dev/", "not a place for data"},
+		{"/proc/", "not a place for data"},
+		{"/sys/", "not a place for data"},
+	} {
+		if strings.HasPrefix(d, p.prefix) {
+			return p.why
+		}
+	}
+	return ""
+}
+
+// reservedNames would collide with the certificate directory's own files
+// (DIR/ca.crt, DIR/ca.key) as DIR/NAME/.
+var reservedNames = map[string]bool{"ca.crt": true, "ca.key": true}
+
 func (v *validator) name(p, name string, seen map[string]string) {
 	switch {
 	case name == "":
@@ -455,6 +485,10 @@ func (v *validator) name(p, name string, seen map[string]string) {
 		return
 	case !nameRE.MatchString(name):
 		v.l.add(p, nameFix, "%q is not a safe name", name)
+		return
+	case reservedNames[name] || strings.HasSuffix(name, ".key") || strings.HasSuffix(name, ".crt"):
+		v.l.add(p, "choose a name that does not end in .crt or .key: each host's certificates go to certs/NAME/, beside the CA's files",
+			"%q would collide with the certificate directory's files", name)
 		return
 	}
 	if other, dup := seen[name]; dup {

@@ -27,6 +27,9 @@ import (
 // quorum.
 var ErrQuorumRisk = errors.New("membership change would risk quorum")
 
+// ErrNoSuchMember means the name is not a member anywhere.
+var ErrNoSuchMember = errors.New("no such member")
+
 // Options tune Add and Remove.
 type Options struct {
 	Dial cluster.Dialer
@@ -258,6 +261,14 @@ func Remove(ctx context.Context, inv *inventory.Inventory, name string, t *workf
 				}
 			}
 			if target == nil {
+				if _, ok := inv.Member(name); !ok {
+					var names []string
+					for _, m := range members {
+						names = append(names, m.Name)
+					}
+					return fmt.Errorf("%w: %s is neither a member of the running cluster (%s) nor of %s; fix: check the name",
+						ErrNoSuchMember, name, strings.Join(names, ", "), inv.Source)
+				}
 				log.Info("not a member of the running cluster (already removed?); cleaning up its host only")
 				return nil
 			}

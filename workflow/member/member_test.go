@@ -2,6 +2,7 @@ package member_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,6 +103,11 @@ func TestMemberRemoveRefusesQuorumLoss(t *testing.T) {
 	}
 	if got := localclustertest.Voting(t, lc); len(got) != 3 {
 		t.Errorf("a member was removed anyway: %v", got)
+	}
+	// A name that is nowhere (a typo) is an error, not a quiet success.
+	if err := member.Remove(ctx, lc.Inv, "m9", nil, member.Options{Dial: lc.Dial}, localclustertest.Log(t)); !errors.Is(err, member.ErrNoSuchMember) ||
+		!strings.Contains(err.Error(), "m0, m1, m2") {
+		t.Errorf("removing a typo: %v", err)
 	}
 }
 
