@@ -172,7 +172,7 @@ func shellFlags(vars []Var) []string {
 func shellQuote(s string) string {
 	safe := true
 	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.,:/=@+%[]", c)) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.,:/=@+%", c)) {
 			safe = false
 			break
 		}

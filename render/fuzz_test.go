@@ -3,10 +3,12 @@ package render
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/etcd-appliance/appliance/internal/envfile"
 	"github.com/etcd-appliance/appliance/inventory"
@@ -52,27 +54,37 @@ func checkEnvFile(f File, allowed map[string]bool) error {
 	return nil
 }
 
+// FuzzInventory: no input panics or takes long to load, and every input
+// that validates renders to exactly the files meant (checkRendering).
+// Run it with `go test ./render -run '^$' -fuzz FuzzInventory -fuzztime 60s`.
 func FuzzInventory(f *testing.F) {
-	for _, pattern := range []string{"testdata/golden/*/inventory.toml", "testdata/invalid/*.toml"} {
+	for _, pattern := range []string{"testdata/golden/*/inventory.toml", "../inventory/testdata/invalid/*.toml", "../examples/*.toml"} {
 		files, _ := filepath.Glob(pattern)
 		for _, p := range files {
 			b, _ := os.ReadFile(p)
 			f.Add(b)
 		}
 	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 50 {
+		f.Add([]byte(genInventory(rnd)))
+	}
 	allowed := allowedKeys()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		inv, err := inventory.Load("fuzz.toml", data)
+		start := time.Now()
+		inv, err := inventory.Parse("fuzz.toml", data)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("loading %d bytes took %s", len(data), took)
+		}
 		if err != nil {
 			return
 		}
-		d := inventory.Defaults(inv)
-		if inventory.Validate(d) != nil {
-			return
-		}
-		r, err := Render(d)
+		r, err := Render(inv)
 		if err != nil {
 			t.Fatalf("a valid inventory failed to render: %v", err)
+		}
+		if err := checkRendering(inv, r); err != nil {
+			t.Fatal(err)
 		}
 		for _, h := range r.Hosts {
 			for _, file := range h.Files {
