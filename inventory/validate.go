@@ -65,7 +65,7 @@ var managedOptions = map[string]string{
 	"cert-file": "[tls]", "key-file": "[tls]", "trusted-ca-file": "[tls]", "client-cert-auth": "[tls]",
 	"peer-cert-file": "[tls]", "peer-key-file": "[tls]", "peer-trusted-ca-file": "[tls]", "peer-client-cert-auth": "[tls]",
 	"peer-cert-allowed-cn": "[tls] (members' peer certificates share one common name)",
-	"config-file": "the inventory itself", "version": "", "start-timeout": "",
+	"config-file":          "the inventory itself", "version": "", "start-timeout": "",
 }
 
 // Validate checks a defaulted inventory and returns every problem at once,
