@@ -128,7 +128,7 @@ func TestKeyUsageAndValidity(t *testing.T) {
 		cn             string
 	}
 	cases := map[string]map[string]want{
-		"etcd0":  {"server": {true, true, "etcd0"}, "peer": {true, true, "etcd0"}, "client": {false, true, OperatorCN}},
+		"etcd0":  {"server": {true, true, "etcd0"}, "peer": {true, true, PeerCN}, "client": {false, true, OperatorCN}},
 		"proxy0": {"server": {true, true, "proxy0"}, "client": {false, true, ""}},
 	}
 	for host, byLeaf := range cases {
