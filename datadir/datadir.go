@@ -5,6 +5,9 @@
 package datadir
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +20,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Member is a cluster member as a backend records it. The field names are
@@ -39,6 +44,38 @@ type Info struct {
 	Locked bool `json:"locked"`
 	// Members are the cluster members recorded in the backend.
 	Members []Member `json:"members"`
+	// StorageVersion is the release of etcd that last wrote the backend,
+	// as far as the backend tells: what etcd 3.6 and later record
+	// ("3.6.0"), "3.5" for a backend with the fields 3.5 added, "3.4" for
+	// an older one; "" without a backend.
+	StorageVersion string `json:"storageVersion,omitempty"`
+	// V2 marks data of etcd 2.x: v2 snapshots and a WAL, no v3 backend.
+	V2 bool `json:"v2,omitempty"`
+	// Size is the backend's size in bytes.
+	Size int64 `json:"size,omitempty"`
+}
+
+// OlderThan reports whether the backend was last written by a release
+// older than major.minor (3.4 and 3.5 data are older than 3.6).
+func (i Info) OlderThan(major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(i.StorageVersion, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma < major || ma == major && mi < minor
+}
+
+// WrittenBy names the release that wrote the data, for messages.
+func (i Info) WrittenBy() string {
+	switch {
+	case i.V2:
+		return "etcd 2.x (v2 data only)"
+	case i.StorageVersion == "3.4":
+		return "etcd 3.4 or older"
+	case i.StorageVersion != "":
+		return "etcd " + i.StorageVersion
+	}
+	return "an unknown etcd"
 }
 
 // ErrForeign means a data dir belongs to another cluster or member.
@@ -52,27 +89,40 @@ var ErrForeign = errors.New("data dir belongs to another cluster")
 func Inspect(dir, path string) (Info, error) {
 	info := Info{Dir: dir}
 	if _, err := os.Stat(filepath.Join(path, "member")); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return info, nil
+		if !errors.Is(err, fs.ErrNotExist) {
+			return info, err
 		}
-		return info, err
+		// etcd 2.0 and 2.1 kept wal/ and snap/ at the top.
+		if _, werr := os.Stat(filepath.Join(path, "wal")); werr == nil {
+			info.Initialized, info.V2 = true, true
+		}
+		return info, nil
 	}
 	info.Initialized = true
 	db := filepath.Join(path, "member", "snap", "db")
+	fi, err := os.Stat(db)
+	if errors.Is(err, fs.ErrNotExist) {
+		// v2 snapshots without a backend: etcd 2.x. A WAL alone: etcd died
+		// during its first start.
+		snaps, _ := filepath.Glob(filepath.Join(path, "member", "snap", "*.snap"))
+		info.V2 = len(snaps) > 0
+		return info, nil
+	}
+	if err != nil {
+		return info, err
+	}
+	info.Size = fi.Size()
 	b, err := bolt.Open(db, 0o400, &bolt.Options{ReadOnly: true, Timeout: 300 * time.Millisecond})
 	if errors.Is(err, berrors.ErrTimeout) {
 		info.Locked = true
 		return info, nil
 	}
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			// A WAL without a backend: etcd died during its first start.
-			return info, nil
-		}
 		return info, fmt.Errorf("reading %s: %w", db, err)
 	}
 	defer b.Close()
 	err = b.View(func(tx *bolt.Tx) error {
+		info.StorageVersion = storageVersion(tx)
 		bk := tx.Bucket([]byte("members"))
 		if bk == nil {
 			return nil
@@ -94,6 +144,24 @@ func Inspect(dir, path string) (Info, error) {
 	})
 	sort.Slice(info.Members, func(i, j int) bool { return info.Members[i].Name < info.Members[j].Name })
 	return info, err
+}
+
+// storageVersion reads which release wrote a backend from its meta
+// bucket, as etcd's schema package does (DetectSchemaVersion): 3.6 and
+// later record it; 3.5 added the term and the conf state (either will do:
+// a 3.5 member may not have written the conf state yet).
+func storageVersion(tx *bolt.Tx) string {
+	meta := tx.Bucket([]byte("meta"))
+	if meta == nil {
+		return "3.4"
+	}
+	if v := meta.Get([]byte("storageVersion")); v != nil {
+		return string(v)
+	}
+	if meta.Get([]byte("confState")) != nil || meta.Get([]byte("term")) != nil {
+		return "3.5"
+	}
+	return "3.4"
 }
 
 // Check reports whether an initialized data dir belongs to the member named
@@ -125,4 +193,61 @@ func Check(info Info, name, peerURL string) error {
 		"etcd would start that cluster, not the inventory's (a single node started before the inventory was written?); "+
 		"fix: move the dir aside, it is kept: mv %s %s.old-%s",
 		ErrForeign, info.Dir, strings.Join(names, " "), name, info.Dir, info.Dir, time.Now().Format("20060102"))
+}
+
+// KeySpace sums up a backend's key space, read-only.
+type KeySpace struct {
+	// Revision is the latest revision a key was written at.
+	Revision int64
+	// Entries are the revisions of keys kept (compaction drops old ones).
+	Entries int
+	// Live are the keys that exist at Revision (not deleted).
+	Live int
+	// Digest is a SHA-256 over every entry, key and value, in order: two
+	// backends with the same key space have the same digest.
+	Digest string
+}
+
+// ReadKeySpace reads the key space of the backend at path (a data dir's
+// member/snap/db) without changing it.
+func ReadKeySpace(path string) (KeySpace, error) {
+	var ks KeySpace
+	b, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		return ks, fmt.Errorf("reading %s: %w", path, err)
+	}
+	defer b.Close()
+	h := sha256.New()
+	live := map[string]bool{}
+	err = b.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket([]byte("key"))
+		if bk == nil {
+			return nil
+		}
+		return bk.ForEach(func(k, v []byte) error {
+			ks.Entries++
+			h.Write(k)
+			h.Write(v)
+			// A revision key is 8 bytes of main revision, '_', 8 bytes of
+			// sub revision, and 't' when the entry deletes the key.
+			if len(k) >= 8 {
+				if rev := int64(binary.BigEndian.Uint64(k[:8])); rev > ks.Revision {
+					ks.Revision = rev
+				}
+			}
+			var kv mvccpb.KeyValue
+			if err := proto.Unmarshal(v, &kv); err != nil {
+				return fmt.Errorf("revision %x: %w", k, err)
+			}
+			live[string(kv.Key)] = len(k) != 18 || k[17] != 't'
+			return nil
+		})
+	})
+	for _, alive := range live {
+		if alive {
+			ks.Live++
+		}
+	}
+	ks.Digest = hex.EncodeToString(h.Sum(nil))
+	return ks, err
 }

@@ -151,3 +151,14 @@ func InspectDataDir(f FS, dir string) (datadir.Info, error) {
 	}
 	return datadir.Inspect(dir, f.Path(dir))
 }
+
+// IDs are the user ID and primary group ID of the user name.
+func IDs(name string) (uid, gid int, err error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, 0, fmt.Errorf("user %s: %w (is the etcd package installed?)", name, err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, nil
+}

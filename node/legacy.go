@@ -1,10 +1,12 @@
 package node
 
 import (
+	"flag"
 	"fmt"
 	"sort"
 	"strings"
 
+	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/features"
 )
 
@@ -153,4 +155,40 @@ func Legacy(name string) (replacement string, ok bool) {
 		return "replaced by log_level = \"debug\"", true
 	}
 	return o.fix, true
+}
+
+// Translate rewrites ETCD_* settings written for an older etcd (an env
+// file of a distribution's package) into etcd 3.7's, as Parse reads them:
+// renamed options get their new names, experimental booleans become
+// ETCD_FEATURE_GATES, ETCD_DEBUG becomes ETCD_LOG_LEVEL=debug, quotes an
+// env file left around values are dropped, empty ones omitted. An option
+// whose meaning is gone is an error naming its replacement. The result is
+// in etcd's flag order; warnings say what was translated.
+func Translate(environ []string) (out, warnings []string, err error) {
+	c := newConfig()
+	var errs configErrors
+	env, gates := c.readEnv(environ, map[string]bool{}, &errs)
+	if err := errs.err(); err != nil {
+		return nil, nil, err
+	}
+	var on []string
+	for _, g := range gates {
+		on = append(on, fmt.Sprintf("%s=%t", g.gate, g.on))
+	}
+	if len(on) > 0 {
+		fg := embed.ServerFeatureGateFlagName
+		if env[fg] != "" {
+			on = append([]string{env[fg]}, on...)
+		}
+		env[fg] = strings.Join(on, ",")
+	}
+	c.fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := env[f.Name]; ok {
+			out = append(out, flagToEnv(f.Name)+"="+v)
+		}
+	})
+	if _, err := Parse(nil, out); err != nil {
+		return nil, nil, err
+	}
+	return out, c.Warnings, nil
 }

@@ -30,6 +30,9 @@ const (
 	// ExitRemoved: the cluster removed this member; restarting cannot help
 	// until its data dir is moved aside.
 	ExitRemoved = 79
+	// ExitOldData: the data dir was written by an etcd too old to open
+	// without changing it; restarting cannot help until it is migrated.
+	ExitOldData = 80
 )
 
 // Main runs the etcd server with args as os.Args and returns the exit code.
@@ -69,6 +72,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if c.Etcd.Dir == "" {
 		c.Etcd.Dir = c.Etcd.Name + ".etcd"
 		lg.Warn("'data-dir' was empty; using default", zap.String("data-dir", c.Etcd.Dir))
+	}
+	// Before anything else touches the data dir (Preflight writes a
+	// probe file into it).
+	if err := c.GuardDataDir(); err != nil {
+		fmt.Fprintf(stderr, "etcd: %v\n", err)
+		lg.Error("refusing to open the data dir", zap.Error(err))
+		_ = SystemdNotifier{}.Notify("STATUS=refusing the data dir: " + oneLine(strings.TrimPrefix(err.Error(), ErrOldData.Error()+": ")))
+		return ExitOldData
 	}
 	if err := c.Preflight(); err != nil {
 		return configFailure(stderr, err)

@@ -65,6 +65,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newInspectCmd(e),
 		newPackageCmd(e),
 		newCertsCmd(e),
+		newMigrateCmd(e),
 	)
 	return root
 }
