@@ -44,22 +44,41 @@ type Info struct {
 	Locked bool `json:"locked"`
 	// Members are the cluster members recorded in the backend.
 	Members []Member `json:"members"`
-	// StorageVersion is the release of etcd that last wrote the backend,
-	// as far as the backend tells: what etcd 3.6 and later record
-	// ("3.6.0"), "3.5" for a backend with the fields 3.5 added, "3.4" for
-	// an older one; "" without a backend.
+	// StorageVersion is the storage schema etcd 3.6 and later record in
+	// the backend ("3.6.0"), "" when absent.
 	StorageVersion string `json:"storageVersion,omitempty"`
+	// ClusterVersion is the cluster version the backend records once the
+	// cluster has decided it ("3.4.0"; every release since 3.4 keeps it),
+	// "" when absent.
+	ClusterVersion string `json:"clusterVersion,omitempty"`
 	// V2 marks data of etcd 2.x: v2 snapshots and a WAL, no v3 backend.
 	V2 bool `json:"v2,omitempty"`
 	// Size is the backend's size in bytes.
 	Size int64 `json:"size,omitempty"`
 }
 
+// Release is the release of etcd that last wrote the backend, "3.5", as
+// far as the backend tells: its storage version when it has one, else its
+// cluster version, else "". etcd writes the storage version only seconds
+// after the cluster version is decided, and neither before, so a member of
+// 3.7 stopped early has neither (and the fields 3.5 added, term and conf
+// state, which is why they prove nothing): unknown is not old.
+func (i Info) Release() string {
+	for _, v := range []string{i.StorageVersion, i.ClusterVersion} {
+		var ma, mi int
+		if _, err := fmt.Sscanf(v, "%d.%d", &ma, &mi); err == nil {
+			return fmt.Sprintf("%d.%d", ma, mi)
+		}
+	}
+	return ""
+}
+
 // OlderThan reports whether the backend was last written by a release
-// older than major.minor (3.4 and 3.5 data are older than 3.6).
+// older than major.minor (3.4 and 3.5 data are older than 3.6); unknown
+// is not older.
 func (i Info) OlderThan(major, minor int) bool {
 	var ma, mi int
-	if _, err := fmt.Sscanf(i.StorageVersion, "%d.%d", &ma, &mi); err != nil {
+	if _, err := fmt.Sscanf(i.Release(), "%d.%d", &ma, &mi); err != nil {
 		return false
 	}
 	return ma < major || ma == major && mi < minor
@@ -70,12 +89,10 @@ func (i Info) WrittenBy() string {
 	switch {
 	case i.V2:
 		return "etcd 2.x (v2 data only)"
-	case i.StorageVersion == "3.4":
-		return "etcd 3.4 or older"
-	case i.StorageVersion != "":
-		return "etcd " + i.StorageVersion
+	case i.Release() != "":
+		return "etcd " + i.Release()
 	}
-	return "an unknown etcd"
+	return "an etcd that had not yet recorded its version"
 }
 
 // ErrForeign means a data dir belongs to another cluster or member.
@@ -122,7 +139,12 @@ func Inspect(dir, path string) (Info, error) {
 	}
 	defer b.Close()
 	err = b.View(func(tx *bolt.Tx) error {
-		info.StorageVersion = storageVersion(tx)
+		if meta := tx.Bucket([]byte("meta")); meta != nil {
+			info.StorageVersion = string(meta.Get([]byte("storageVersion")))
+		}
+		if c := tx.Bucket([]byte("cluster")); c != nil {
+			info.ClusterVersion = string(c.Get([]byte("clusterVersion")))
+		}
 		bk := tx.Bucket([]byte("members"))
 		if bk == nil {
 			return nil
@@ -144,24 +166,6 @@ func Inspect(dir, path string) (Info, error) {
 	})
 	sort.Slice(info.Members, func(i, j int) bool { return info.Members[i].Name < info.Members[j].Name })
 	return info, err
-}
-
-// storageVersion reads which release wrote a backend from its meta
-// bucket, as etcd's schema package does (DetectSchemaVersion): 3.6 and
-// later record it; 3.5 added the term and the conf state (either will do:
-// a 3.5 member may not have written the conf state yet).
-func storageVersion(tx *bolt.Tx) string {
-	meta := tx.Bucket([]byte("meta"))
-	if meta == nil {
-		return "3.4"
-	}
-	if v := meta.Get([]byte("storageVersion")); v != nil {
-		return string(v)
-	}
-	if meta.Get([]byte("confState")) != nil || meta.Get([]byte("term")) != nil {
-		return "3.5"
-	}
-	return "3.4"
 }
 
 // Check reports whether an initialized data dir belongs to the member named

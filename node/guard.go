@@ -45,7 +45,8 @@ func (c *Config) GuardDataDir() error {
 	if info.Size > 0 {
 		size = ", " + humanize.Bytes(uint64(info.Size))
 	}
-	fix := "migrate it with `etcd-installer migrate` (it keeps this dir as it is); docs/migration.md"
+	fix := "migrate it with `etcd-installer migrate` (it keeps this dir as it is); docs/migration.md. " +
+		"If you restored it yourself from an older release's snapshot with etcdutl, stamp it: `etcdutl migrate --data-dir " + dir + " --target-version 3.7`"
 	if info.V2 {
 		fix = "etcd 3.7 cannot read v2 data: convert it with etcd 3.4's `etcdctl migrate` first, as docs/migration.md explains"
 	}

@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/etcd-appliance/appliance/internal/etcdtest"
+	"go.etcd.io/etcd/server/v3/embed"
 )
 
 // hashTree is every file under dir with a hash of its content.
@@ -41,7 +43,7 @@ func TestGuardRefusesDataOfOlderReleases(t *testing.T) {
 		release, written string
 		refused          bool
 	}{
-		{etcdtest.DebianPackage, "etcd 3.4 or older", true},
+		{etcdtest.DebianPackage, "etcd 3.4", true},
 		{etcdtest.Release35, "etcd 3.5", true},
 		{etcdtest.Release36, "", false},
 	} {
@@ -87,5 +89,39 @@ func TestGuardRefusesDataOfOlderReleases(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A member of this release stopped before its cluster decided a version
+// (a member started before its peers, restarted by systemd) carries the
+// fields 3.5 added and no version: it must start again, not be refused.
+func TestGuardOpensThisReleaseStoppedEarly(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	m := c.Members[0]
+	m.Start()
+	applied := func(n int) func() bool {
+		return func() bool { return strings.Count(m.Log(), `"msg":"added member"`) >= n }
+	}
+	if !etcdtest.Eventually(30*time.Second, 50*time.Millisecond, applied(3)) {
+		t.Fatalf("the bootstrap's members were not applied in 30 s:\n%s", m.Log())
+	}
+	m.Signal(syscall.SIGTERM)
+	if _, exited := m.Wait(30 * time.Second); !exited {
+		t.Fatal("did not stop")
+	}
+	cfg := &Config{Etcd: embed.NewConfig()}
+	cfg.Etcd.Dir = m.DataDir
+	if err := cfg.GuardDataDir(); err != nil {
+		t.Fatalf("refused: %v", err)
+	}
+	// And the server itself gets past the guard to start etcd again.
+	m.Start()
+	if !etcdtest.Eventually(30*time.Second, 50*time.Millisecond, func() bool {
+		return strings.Count(m.Log(), `"msg":"starting an etcd server"`) >= 2
+	}) {
+		t.Fatalf("did not start again:\n%s", m.Log())
+	}
+	if !m.Running() {
+		t.Fatalf("exited:\n%s", m.Log())
 	}
 }

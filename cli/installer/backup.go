@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/workflow"
 	"github.com/etcd-appliance/appliance/workflow/backup"
 )
@@ -19,14 +20,30 @@ func newBackupCmd(e *env) *cobra.Command {
 	var cf clientFlags
 	var out string
 	var dryRun, force bool
+	var endpoints []string
 	cmd := &cobra.Command{
-		Use:   "backup INVENTORY --out FILE",
+		Use:   "backup {INVENTORY | --endpoints URLS} --out FILE",
 		Short: "Save a snapshot from a healthy member, with its checksum and cluster metadata in FILE.json",
+		Long: "backup saves a snapshot from a healthy member (the leader when it is healthy), checks it, and writes\n" +
+			"FILE.json beside it with its checksum and the cluster's metadata, which restore checks first.\n" +
+			"--endpoints backs up a cluster that has no inventory, such as one running a distribution's etcd\n" +
+			"3.4 or 3.5 (the v3 API is the same): restore the file into a cluster provisioned from an\n" +
+			"inventory (docs/migration.md).",
 		Example: `  etcd-installer backup prod.toml --out /backup/prod-$(date +%F).db
-  etcd-installer backup prod.toml --out /backup/prod.db --dry-run`,
-		Args: cobra.ExactArgs(1),
+  etcd-installer backup prod.toml --out /backup/prod.db --dry-run
+  etcd-installer backup --endpoints http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379 --out old.db`,
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			i, err := load(args[0])
+			if (len(args) == 1) == (len(endpoints) > 0) {
+				return errors.New("backup takes an inventory or --endpoints (one of them): etcd-installer backup prod.toml --out FILE")
+			}
+			var i *inventory.Inventory
+			var err error
+			if len(endpoints) > 0 {
+				i, err = inventory.ForEndpoints(endpoints)
+			} else {
+				i, err = load(args[0])
+			}
 			if err != nil {
 				return err
 			}
@@ -56,6 +73,7 @@ func newBackupCmd(e *env) *cobra.Command {
 	addDryRunFlag(cmd, &dryRun)
 	cmd.Flags().StringVar(&out, "out", "", "snapshot file to write (required; FILE.json beside it holds its metadata)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing backup at --out (once the new snapshot checks out)")
+	cmd.Flags().StringSliceVar(&endpoints, "endpoints", nil, "client URLs of a cluster that has no inventory (comma-separated), instead of INVENTORY")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }

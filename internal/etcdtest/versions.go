@@ -2,6 +2,7 @@ package etcdtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -153,6 +154,11 @@ func ReleaseDataDir(t testing.TB, release, parent string, keys int) string {
 		}
 	}
 	cli.Close()
+	// A cluster stopped before it decided its version leaves data that
+	// does not say which release wrote it: wait for the decision.
+	if !Eventually(30*time.Second, 100*time.Millisecond, func() bool { return ClusterVersion(m.ClientURL) != "" }) {
+		t.Fatalf("etcd %s did not decide its cluster version in 30 s", release)
+	}
 	m.Signal(syscall.SIGTERM)
 	if _, exited := m.Wait(30 * time.Second); !exited {
 		t.Fatalf("etcd %s did not stop", release)
@@ -169,4 +175,22 @@ func healthy(clientURL string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// ClusterVersion is the cluster version /version reports, "" while the
+// cluster has not decided it (or the member does not answer).
+func ClusterVersion(clientURL string) string {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(clientURL + "/version")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Cluster string `json:"etcdcluster"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&v) != nil || v.Cluster == "not_decided" {
+		return ""
+	}
+	return v.Cluster
 }

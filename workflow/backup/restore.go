@@ -1,6 +1,9 @@
 package backup
 
 import (
+	"github.com/coreos/go-semver/semver"
+	"go.etcd.io/etcd/api/v3/version"
+
 	"context"
 	"errors"
 	"fmt"
@@ -155,6 +158,12 @@ func (r *restoreRun) restoreHost(ctx context.Context, i int, t workflow.Target) 
 			"--initial-advertise-peer-urls", r.inv.PeerURL(m)); err != nil {
 			return fmt.Errorf("restoring: %w", err)
 		}
+		// etcdutl restores the backend as the snapshot had it: one taken
+		// from a 3.4 or 3.5 cluster reads as 3.5 data until stamped, and
+		// the server refuses that.
+		if _, err := t.Runner.Run(ctx, nil, t.EtcdutlCommand(), "migrate", "--data-dir", t.FS.Path(dir), "--target-version", storageVersion()); err != nil {
+			return fmt.Errorf("stamping the restored data for etcd %s: %w", storageVersion(), err)
+		}
 		if !t.NoChown {
 			if _, err := t.Runner.Run(ctx, nil, "chown", "-R", "etcd:etcd", t.FS.Path(dir)); err != nil {
 				return err
@@ -256,4 +265,10 @@ func (r *restoreRun) rollback(ctx context.Context, cause error) error {
 			cause, strings.Join(empty, ", "))
 	}
 	return fmt.Errorf("%w (nothing restored: every member was put back on its old data and started again)", cause)
+}
+
+// storageVersion is this release's storage schema, "3.7" for etcd 3.7.3.
+func storageVersion() string {
+	v := semver.New(version.Version)
+	return fmt.Sprintf("%d.%d", v.Major, v.Minor)
 }

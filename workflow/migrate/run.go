@@ -12,9 +12,13 @@ import (
 	"time"
 
 	udiff "github.com/aymanbagabas/go-udiff"
+	"github.com/coreos/go-semver/semver"
 	humanize "github.com/dustin/go-humanize"
 	"github.com/sirupsen/logrus"
+	"go.etcd.io/etcd/api/v3/version"
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
+	"go.etcd.io/etcd/server/v3/storage/backend"
+	"go.etcd.io/etcd/server/v3/storage/schema"
 	"go.uber.org/zap"
 
 	"github.com/etcd-appliance/appliance/datadir"
@@ -166,7 +170,7 @@ func (r *run) data(ctx context.Context) error {
 	}
 	dir := src.DataDir
 	next := dir + ".migrating"
-	kept := fmt.Sprintf("%s.etcd-%s-%s", dir, src.Data.StorageVersion, r.stamp)
+	kept := fmt.Sprintf("%s.etcd-%s-%s", dir, src.Data.Release(), r.stamp)
 	if _, err := r.f.Stat(next); err == nil {
 		aside := next + ".failed-" + r.stamp
 		if err := r.o.Plan.Do("", "keep "+next+", left by an interrupted migration, as "+aside, func() error { return r.f.Rename(next, aside) }); err != nil {
@@ -224,6 +228,9 @@ func (r *run) restore(dir, next string) error {
 		return fmt.Errorf("the restored key space differs from the old one (%d live keys at revision %d, %d entries; now %d at %d, %d): %s kept for a look, the old data is untouched",
 			was.Live, was.Revision, was.Entries, now.Live, now.Revision, now.Entries, next)
 	}
+	if err := stamp(r.f.Path(next)); err != nil {
+		return fmt.Errorf("stamping %s for etcd %s: %w (the old data is untouched)", next, version.Version, err)
+	}
 	r.res.Keys, r.res.Revision = now.Live, now.Revision
 	r.log.WithFields(logrus.Fields{"keys": now.Live, "revision": now.Revision}).Info("restored and checked: the same key space")
 	return nil
@@ -257,6 +264,22 @@ func (r *run) config(context.Context) error {
 		_, err := r.f.WriteFile(layout.EtcdConf, r.res.Config, 0o640, "root", r.o.Owner)
 		return err
 	})
+}
+
+// stamp records in a restored data dir that this release's schema is in
+// place, as `etcdutl migrate --target-version` does: etcdutl restores the
+// old backend as it was, which without the stamp reads as data of 3.5,
+// and the server's guard refuses that. Only an upgrade is planned here, so
+// the WAL's version (which matters to downgrades only) is not read.
+func stamp(dir string) error {
+	v := semver.New(version.Version)
+	be := backend.NewDefaultBackend(zap.NewNop(), filepath.Join(dir, "member", "snap", "db"))
+	defer be.Close()
+	if err := schema.Migrate(zap.NewNop(), be.BatchTx(), nil, semver.Version{Major: v.Major, Minor: v.Minor}); err != nil {
+		return err
+	}
+	be.ForceCommit()
+	return nil
 }
 
 // chownTree gives a data dir to the service user, 0700 at the top.
