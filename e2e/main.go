@@ -24,7 +24,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	dist2 := fs.String("dist2", "build/e2e/v2", "directory with the etcd packages of a higher revision")
 	cache := fs.String("cache", "/var/cache/etcd-e2e", "where the base image is cached")
 	work := fs.String("workdir", "", "work directory (default: a new one under /var/tmp)")
-	only := fs.String("only", "", "comma-separated suites to run (packages, rpm, cluster); default all")
+	only := fs.String("only", "", "comma-separated suites to run (packages, rpm, distro, cluster); default all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -49,6 +49,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	tb := testbed.New(dir, *cache, func(f string, a ...any) { r.Logf(f, a...) })
 	tb.Keep = os.Getenv("KEEP") == "1"
 	tb.Binds = []string{abs(*dist1) + ":/pkgs/v1", abs(*dist2) + ":/pkgs/v2", abs("packaging") + ":/pkgs/src"}
+	distroDir := filepath.Join(dir, "distro")
+	if want("distro") {
+		// Every host binds it: it must exist before the first boots.
+		if err := os.MkdirAll(distroDir, 0o755); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		tb.Binds = append(tb.Binds, distroDir+":"+DistroDir)
+	}
 	defer tb.Teardown()
 	pk := Packages{V1: "/pkgs/v1", V2: "/pkgs/v2", Arch: runtime.GOARCH}
 
@@ -70,6 +79,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				RPMLifecycle(ctx, r, n, pk, "/root/"+filepath.Base(shim))
 				RPMLint(ctx, r, n, pk, "/pkgs/src/rpmlint.toml")
 			}
+		}
+	}
+	if want("distro") {
+		if r.Step("gather Debian's etcd 3.4.23 packages and build upstream etcd 3.5 and 3.6", func() error { return PrepareDistro(distroDir) }) == nil {
+			Distro(ctx, r, tb, pk)
 		}
 	}
 	if want("cluster") {

@@ -66,6 +66,9 @@ func newMigrateCmd(e *env) *cobra.Command {
 				fmt.Fprintf(e.stdout, "the data dir needs no migration: etcd 3.7 opens data of %s\n", src.Data.WrittenBy())
 			}
 			fmt.Fprintf(e.stdout, "wrote /etc/etcd/etcd.conf from %s; next: %s\n", src.Style+" etcd's settings", res.StartCommand)
+			if h := migrate.PurgeHazard(f); h != "" {
+				fmt.Fprintln(e.stdout, "warning:", h)
+			}
 			return nil
 		},
 	}
@@ -78,6 +81,9 @@ func newMigrateCmd(e *env) *cobra.Command {
 // migrateCheck prints one line when a distribution's etcd left settings or
 // data here, and nothing otherwise; it never fails.
 func migrateCheck(e *env, f host.LocalFS, hostname string) error {
+	if h := migrate.PurgeHazard(f); h != "" {
+		defer fmt.Fprintln(e.stdout, "etcd: warning:", h)
+	}
 	src, err := migrate.Find(f, hostname)
 	switch {
 	case errors.Is(err, migrate.ErrNothing):

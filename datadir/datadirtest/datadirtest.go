@@ -15,6 +15,13 @@ import (
 // members ms (name to peer URL), as another cluster would have left it.
 func WriteMembersDB(t testing.TB, root, dir string, ms map[string]string) {
 	t.Helper()
+	WriteVersionedDB(t, root, dir, ms, "")
+}
+
+// WriteVersionedDB is WriteMembersDB with the cluster version the backend
+// records ("3.4.0" as etcd 3.4 leaves it; "" for none).
+func WriteVersionedDB(t testing.TB, root, dir string, ms map[string]string, clusterVersion string) {
+	t.Helper()
 	snap := filepath.Join(root, dir, "member", "snap")
 	if err := os.MkdirAll(snap, 0o700); err != nil {
 		t.Fatal(err)
@@ -26,6 +33,15 @@ func WriteMembersDB(t testing.TB, root, dir string, ms map[string]string) {
 	defer db.Close()
 	i := 0
 	err = db.Update(func(tx *bolt.Tx) error {
+		if clusterVersion != "" {
+			c, err := tx.CreateBucketIfNotExists([]byte("cluster"))
+			if err != nil {
+				return err
+			}
+			if err := c.Put([]byte("clusterVersion"), []byte(clusterVersion)); err != nil {
+				return err
+			}
+		}
 		b, err := tx.CreateBucketIfNotExists([]byte("members"))
 		if err != nil {
 			return err

@@ -53,6 +53,10 @@ func ReleaseBinary(t testing.TB, release string) string {
 	return p
 }
 
+// Release is ReleaseBinary outside a test (the system test copies the
+// binaries into its hosts).
+func Release(release string) (string, error) { return releaseBinary(release) }
+
 func releaseBinary(release string) (string, error) {
 	releaseMu.Lock()
 	defer releaseMu.Unlock()

@@ -30,6 +30,11 @@ const (
 	// ownMarker starts every etcd.conf this appliance writes (the
 	// package's default and apply's); another is a distribution's.
 	ownMarker = "# /etc/etcd/etcd.conf: "
+	// packageMarker starts the package's default etcd.conf (and
+	// migrate's); apply's names the member instead.
+	packageMarker = ownMarker + "the settings of etcd.service"
+	// migratedMarker is in every etcd.conf migrate writes.
+	migratedMarker = "# Migrated by `etcd-installer migrate`"
 )
 
 // ErrNothing means no distribution's etcd was found on this host.
@@ -49,6 +54,70 @@ type Source struct {
 	DataDir, Name string
 	// Data is what the data dir holds.
 	Data datadir.Info
+	// UnitFiles are what an administrator wrote for the distribution's
+	// etcd.service under /etc/systemd/system, which systemd applies to
+	// this package's unit too.
+	UnitFiles []UnitFile
+}
+
+// UnitFile is a drop-in or a whole unit under /etc/systemd/system.
+type UnitFile struct {
+	Path string
+	// Replaces: it runs another command than this package's server (an
+	// ExecStart= line, or a whole unit), so migrate moves it aside.
+	Replaces bool
+}
+
+// Where administrators change etcd.service.
+const (
+	DropInDir    = "/etc/systemd/system/etcd.service.d"
+	UnitOverride = "/etc/systemd/system/etcd.service"
+)
+
+// unitFiles finds the administrator's changes to etcd.service. A link (to
+// /dev/null: masked; or a unit enabled by path) is the administrator's
+// business and left alone.
+func unitFiles(f host.FS) ([]UnitFile, error) {
+	var out []UnitFile
+	if fi, err := f.Stat(UnitOverride); err == nil && fi.Mode().IsRegular() {
+		out = append(out, UnitFile{Path: UnitOverride, Replaces: true})
+	}
+	entries, err := f.ReadDir(DropInDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".conf") || !e.Type().IsRegular() {
+			continue
+		}
+		p := path.Join(DropInDir, e.Name())
+		b, err := f.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, UnitFile{Path: p, Replaces: setsExecStart(b)})
+	}
+	return out, nil
+}
+
+// setsExecStart reports whether a drop-in sets ExecStart= in [Service].
+func setsExecStart(b []byte) bool {
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = line
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if ok && section == "[Service]" && strings.TrimSpace(k) == "ExecStart" && strings.TrimSpace(v) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Find looks for a distribution's etcd on the host f reaches: a Debian
@@ -56,24 +125,56 @@ type Source struct {
 // /etc/etcd/etcd.conf that this appliance did not write (EL's, with its
 // quoted values) or data in /var/lib/etcd/default.etcd. hostname is what
 // Debian's unit names the member (ETCD_NAME=%H).
+//
+// Data alone counts only when this appliance's configuration does not
+// already use it, or when an older release wrote it: the package's
+// default data dir is Debian's. A host whose /etc/etcd/etcd.conf was
+// written by migrate (done) or by apply (an inventory manages it) has
+// nothing to migrate.
 func Find(f host.FS, hostname string) (Source, error) {
-	if src, ok, err := findDebian(f, hostname); ok || err != nil {
+	conf, err := f.ReadFile(layout.EtcdConf)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Source{}, err
+	}
+	ours := bytes.HasPrefix(conf, []byte(ownMarker))
+	switch {
+	case ours && bytes.Contains(conf, []byte(migratedMarker)):
+		return Source{}, fmt.Errorf("%w: this host was migrated already (%s says so); the distribution's files and the old data dir are kept as they were",
+			ErrNothing, layout.EtcdConf)
+	case ours && !bytes.HasPrefix(conf, []byte(packageMarker)):
+		return Source{}, fmt.Errorf("%w: %s was written by `etcd-installer apply`: an inventory manages this host, and migrate leaves it alone",
+			ErrNothing, layout.EtcdConf)
+	}
+	if src, ok, err := findDebian(f, hostname, ours); ok || err != nil {
 		return src, err
 	}
-	if src, ok, err := findEL(f); ok || err != nil {
+	if src, ok, err := findEL(f, conf, ours); ok || err != nil {
 		return src, err
 	}
 	return Source{}, fmt.Errorf("%w: looked for %s, an %s not written by this package, %s and %s",
 		ErrNothing, DebianDefaults, layout.EtcdConf, DebianDataDir, ELDataDir)
 }
 
-func findDebian(f host.FS, hostname string) (Source, bool, error) {
+// theirsData reports whether the data dir at dir counts as a
+// distribution's when no settings of theirs are left: always, unless this
+// appliance's configuration is in place and a release it opens wrote it.
+func theirsData(f host.FS, dir string, ours bool) bool {
+	if !exists(f, path.Join(dir, "member")) {
+		return false
+	}
+	if !ours {
+		return true
+	}
+	info, err := host.InspectDataDir(f, dir)
+	return err != nil || info.V2 || info.OlderThan(3, 6)
+}
+
+func findDebian(f host.FS, hostname string, ours bool) (Source, bool, error) {
 	data, err := f.ReadFile(DebianDefaults)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Source{}, false, err
 	}
-	hasData := exists(f, path.Join(DebianDataDir, "member"))
-	if err != nil && !hasData {
+	if err != nil && !theirsData(f, DebianDataDir, ours) {
 		return Source{}, false, nil
 	}
 	// The unit's Environment= lines come first; the defaults file wins.
@@ -88,14 +189,9 @@ func findDebian(f host.FS, hostname string) (Source, bool, error) {
 	return finish(f, src, env)
 }
 
-func findEL(f host.FS) (Source, bool, error) {
-	data, err := f.ReadFile(layout.EtcdConf)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return Source{}, false, err
-	}
-	theirs := err == nil && !bytes.HasPrefix(data, []byte(ownMarker))
-	hasData := exists(f, path.Join(ELDataDir, "member"))
-	if !theirs && !hasData {
+func findEL(f host.FS, data []byte, ours bool) (Source, bool, error) {
+	theirs := data != nil && !ours
+	if !theirs && !theirsData(f, ELDataDir, ours) {
 		return Source{}, false, nil
 	}
 	// EL's etcd.conf names these; its unit passes them as flags.
@@ -168,6 +264,9 @@ func finish(f host.FS, src Source, env map[string]string) (Source, bool, error) 
 		return src, true, fmt.Errorf("reading %s: %w", src.DataDir, err)
 	}
 	src.Data = info
+	if src.UnitFiles, err = unitFiles(f); err != nil {
+		return src, true, err
+	}
 	// The member's own name, as its data records it, wins over a default.
 	if len(info.Members) == 1 && info.Members[0].Name != "" {
 		src.Name = info.Members[0].Name
@@ -178,4 +277,34 @@ func finish(f host.FS, src Source, env map[string]string) (Source, bool, error) 
 func exists(f host.FS, p string) bool {
 	_, err := f.Stat(p)
 	return err == nil
+}
+
+// DpkgStatus is dpkg's database of installed packages.
+const DpkgStatus = "/var/lib/dpkg/status"
+
+// PurgeHazard says, when Debian's etcd-server is still known to dpkg
+// (installed, or removed with its configuration files left, as replacing
+// it leaves it), that purging it would delete this package's data: its
+// purge script runs `rm -rf /var/lib/etcd` and `deluser --system etcd`.
+// "" when there is no such package.
+func PurgeHazard(f host.FS) string {
+	b, err := f.ReadFile(DpkgStatus)
+	if err != nil {
+		return ""
+	}
+	for _, stanza := range strings.Split(string(b), "\n\n") {
+		if !strings.HasPrefix(stanza, "Package: etcd-server\n") {
+			continue
+		}
+		for _, line := range strings.Split(stanza, "\n") {
+			status, ok := strings.CutPrefix(line, "Status: ")
+			if !ok || strings.HasSuffix(status, " not-installed") {
+				continue
+			}
+			return "dpkg still knows etcd-server (replaced, its configuration files kept): never purge it (apt purge, dpkg -P, cleaning up " +
+				"packages in state rc): its purge script runs `rm -rf /var/lib/etcd` and `deluser --system etcd`, " +
+				"which deletes this package's data and user. Leaving it costs two small files in /etc (docs/migration.md)"
+		}
+	}
+	return ""
 }

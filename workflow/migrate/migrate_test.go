@@ -137,6 +137,14 @@ func TestMigrateDebian34(t *testing.T) {
 	if after := hashes(t, filepath.Join(root, res.Kept)); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Error("the kept old data dir is not byte for byte the old one")
 	}
+	// Run again: nothing to do, nothing changed.
+	snap = hosttest.Snapshot(t, root)
+	if _, err := migrate.Run(context.Background(), f, "myhost", migrate.Options{}, localclustertest.Log(t)); !errors.Is(err, migrate.ErrNothing) {
+		t.Errorf("a second run: %v", err)
+	}
+	if d := hosttest.SameSnapshot(snap, hosttest.Snapshot(t, root)); d != "" {
+		t.Errorf("a second run changed files:\n%s", d)
+	}
 	if n := serve(t, root); n != 40 {
 		t.Errorf("etcd 3.7 serves %d of the 40 keys", n)
 	}
@@ -214,3 +222,128 @@ func TestMigrateRefuses(t *testing.T) {
 }
 
 func clientPrefix() clientv3.OpOption { return clientv3.WithPrefix() }
+
+// What is not a distribution's etcd is left alone, so that the package's
+// install script stays quiet on upgrades: the package's own single member
+// on Debian's data dir, a host an inventory manages, a host migrated
+// already. Data of an old release still counts under the package's
+// default configuration.
+func TestFindLeavesOwnHostsAlone(t *testing.T) {
+	pkgConf, err := os.ReadFile("../../packaging/files/etcd.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := map[string]string{"default": "http://127.0.0.1:2380"}
+	for _, c := range []struct {
+		name  string
+		setup func(root string)
+		found string // Source.Style, "" for ErrNothing
+	}{
+		{"the package's member on Debian's data dir", func(root string) {
+			write(t, root, layout.EtcdConf, string(pkgConf))
+			datadirtest.WriteVersionedDB(t, root, migrate.DebianDataDir, one, "3.7.0")
+		}, ""},
+		{"the package's member before its version was decided", func(root string) {
+			write(t, root, layout.EtcdConf, string(pkgConf))
+			datadirtest.WriteVersionedDB(t, root, migrate.DebianDataDir, one, "")
+		}, ""},
+		{"Debian's 3.4 data under the package's configuration", func(root string) {
+			write(t, root, layout.EtcdConf, string(pkgConf))
+			datadirtest.WriteVersionedDB(t, root, migrate.DebianDataDir, map[string]string{"host1": "http://localhost:2380"}, "3.4.0")
+		}, "debian"},
+		{"EL's 3.5 data under the package's configuration", func(root string) {
+			write(t, root, layout.EtcdConf, string(pkgConf))
+			datadirtest.WriteVersionedDB(t, root, migrate.ELDataDir, one, "3.5.0")
+		}, "el"},
+		{"an inventory manages the host", func(root string) {
+			write(t, root, layout.EtcdConf, "# /etc/etcd/etcd.conf: member etcd0 of etcd cluster prod\nETCD_NAME=etcd0\n")
+			write(t, root, migrate.DebianDefaults, "ETCD_NAME=x\n")
+		}, ""},
+		{"migrated already", func(root string) {
+			write(t, root, layout.EtcdConf, "# /etc/etcd/etcd.conf: the settings of etcd.service, as ETCD_* variables.\n"+
+				"# Migrated by `etcd-installer migrate` on 2026-11-30 from debian etcd (/etc/default/etcd).\nETCD_NAME=x\n")
+			write(t, root, migrate.DebianDefaults, "ETCD_NAME=x\n")
+			datadirtest.WriteVersionedDB(t, root, migrate.DebianDataDir+".etcd-3.4-20261130-120000", one, "3.4.0")
+		}, ""},
+		{"Debian's defaults beside the package's configuration", func(root string) {
+			write(t, root, layout.EtcdConf, string(pkgConf))
+			write(t, root, migrate.DebianDefaults, "# all commented, as shipped\n")
+		}, "debian"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			c.setup(root)
+			src, err := migrate.Find(host.LocalFS{Root: root, IgnoreOwner: true}, "host1")
+			if c.found == "" {
+				if !errors.Is(err, migrate.ErrNothing) {
+					t.Errorf("found %+v, %v", src, err)
+				}
+				return
+			}
+			if err != nil || src.Style != c.found {
+				t.Errorf("found %q (%v), want %q", src.Style, err, c.found)
+			}
+		})
+	}
+}
+
+// Drop-ins written for the distribution's etcd.service apply to this
+// package's unit too: one that runs another binary (ExecStart=) is moved
+// aside, with the whole-unit copy in /etc; the others stay, with a
+// warning. A dry run moves nothing.
+func TestMigrateUnitFiles(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, migrate.DebianDefaults, ports(t))
+	place(t, etcdtest.Release36, root, migrate.DebianDataDir, 1)
+	write(t, root, migrate.DropInDir+"/upstream.conf", "[Service]\nExecStart=\nExecStart=/usr/local/bin/etcd $DAEMON_ARGS\n")
+	write(t, root, migrate.DropInDir+"/limits.conf", "[Service]\nLimitNOFILE=1000000\n# ExecStart=/not/this\n")
+	write(t, root, migrate.UnitOverride, "[Service]\nExecStart=/usr/bin/etcd\n")
+	f := host.LocalFS{Root: root, IgnoreOwner: true}
+	snap := hosttest.Snapshot(t, root)
+	if _, err := migrate.Run(context.Background(), f, "h", migrate.Options{Plan: workflow.NewPlan(true, localclustertest.Log(t))}, localclustertest.Log(t)); err != nil {
+		t.Fatal(err)
+	}
+	if d := hosttest.SameSnapshot(snap, hosttest.Snapshot(t, root)); d != "" {
+		t.Fatalf("the dry run changed files:\n%s", d)
+	}
+	res, err := migrate.Run(context.Background(), f, "h", migrate.Options{}, localclustertest.Log(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UnitsMoved != 2 || !strings.Contains(res.StartCommand, "daemon-reload") {
+		t.Errorf("moved %d, next %q", res.UnitsMoved, res.StartCommand)
+	}
+	for p, want := range map[string]bool{migrate.DropInDir + "/upstream.conf": false, migrate.UnitOverride: false, migrate.DropInDir + "/limits.conf": true} {
+		if _, err := os.Stat(filepath.Join(root, p)); (err == nil) != want {
+			t.Errorf("%s present: %v, want %v", p, err == nil, want)
+		}
+	}
+	if kept, _ := filepath.Glob(filepath.Join(root, migrate.DropInDir, "upstream.conf.distribution-*")); len(kept) != 1 {
+		t.Error("the ExecStart drop-in was not kept aside")
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "limits.conf applies to this package's etcd.service too") {
+		t.Errorf("warnings: %q", res.Warnings)
+	}
+}
+
+// Replacing etcd-server leaves it in dpkg's state config-files, and its
+// purge script deletes /var/lib/etcd: said whenever dpkg still knows it.
+func TestPurgeHazard(t *testing.T) {
+	stanza := func(pkg, status string) string {
+		return "Package: " + pkg + "\nStatus: " + status + "\nPriority: optional\n"
+	}
+	for status, want := range map[string]bool{
+		stanza("etcd-server", "deinstall ok config-files"): true,
+		stanza("etcd-server", "install ok installed"):      true,
+		stanza("etcd-server", "purge ok not-installed"):    false,
+		stanza("etcd-client", "deinstall ok config-files"): false,
+		"":                                                 false,
+	} {
+		root := t.TempDir()
+		write(t, root, migrate.DpkgStatus, stanza("adduser", "install ok installed")+"\n"+status+"\n"+stanza("zlib1g", "install ok installed"))
+		got := migrate.PurgeHazard(host.LocalFS{Root: root, IgnoreOwner: true})
+		if (got != "") != want || want && !strings.Contains(got, "rm -rf /var/lib/etcd") {
+			t.Errorf("%q: %q", status, got)
+		}
+	}
+}

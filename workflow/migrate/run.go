@@ -62,6 +62,7 @@ type Result struct {
 	Keys           int
 	Revision       int64
 	UpToDate       bool // the data needs no migration
+	UnitsMoved     int  // unit files moved aside (daemon-reload needed)
 	StartCommand   string
 	MigrationTaken time.Duration
 }
@@ -82,9 +83,13 @@ func Run(ctx context.Context, f host.LocalFS, hostname string, o Options, log lo
 		workflow.Step{Name: "find", Run: func(context.Context) error { return r.find(hostname) }},
 		workflow.Step{Name: "settings", Run: r.settings},
 		workflow.Step{Name: "data", Run: r.data},
+		workflow.Step{Name: "unit", Run: r.unit},
 		workflow.Step{Name: "config", Run: r.config},
 	)
 	r.res.StartCommand = "systemctl start etcd"
+	if r.res.UnitsMoved > 0 {
+		r.res.StartCommand = "systemctl daemon-reload && systemctl start etcd"
+	}
 	return r.res, err
 }
 
@@ -133,7 +138,7 @@ func (r *run) settings(context.Context) error {
 	r.res.Warnings = warnings
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s the settings of etcd.service, as ETCD_* variables.\n", ownMarker)
-	fmt.Fprintf(&b, "# Migrated by `etcd-installer migrate` on %s from %s.\n", r.o.Now().UTC().Format(time.DateOnly), describe(src))
+	fmt.Fprintf(&b, "%s on %s from %s.\n", migratedMarker, r.o.Now().UTC().Format(time.DateOnly), describe(src))
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		q, err := envfile.Quote(v)
@@ -241,6 +246,29 @@ func firstOf(s, def string) string {
 		return s
 	}
 	return def
+}
+
+// unit moves aside what an administrator wrote for the distribution's
+// etcd.service that would run another command under this package's unit
+// (an ExecStart= drop-in pointing at their binary, a whole unit copied to
+// /etc): kept as NAME.distribution-STAMP, which systemd does not read.
+// Other drop-ins (limits, environment) apply as they did, with a warning
+// to review them.
+func (r *run) unit(context.Context) error {
+	for _, u := range r.res.Source.UnitFiles {
+		if !u.Replaces {
+			r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s applies to this package's etcd.service too: review it (`systemctl cat etcd`)", u.Path))
+			continue
+		}
+		aside := u.Path + ".distribution-" + r.stamp
+		if err := r.o.Plan.Do("", "move "+u.Path+" aside to "+aside+" (it runs another etcd than this package's)", func() error {
+			return r.f.Rename(u.Path, aside)
+		}); err != nil {
+			return err
+		}
+		r.res.UnitsMoved++
+	}
+	return nil
 }
 
 // config writes /etc/etcd/etcd.conf, keeping a distribution's own file
