@@ -52,6 +52,7 @@ bench: build ## Benchmarks against upstream etcd and size/speed targets (see BEN
 	go test -count=1 -run '^$$' -bench . -benchtime 2s ./render
 	go test -count=1 -run '^$$' -bench . -benchtime 1x ./packaging
 	UPSTREAM_ETCD=$(BIN)/etcd-upstream go test -count=1 -run '^$$' -bench VersusUpstream -benchtime 1x -timeout 60m ./node
+	go test -count=1 -run '^$$' -bench Migrate1GiB -benchtime 3x -timeout 30m ./workflow/migrate
 
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

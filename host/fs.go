@@ -85,7 +85,36 @@ func (l LocalFS) Owner(p string) (string, string, error) {
 }
 
 // Rename implements FS.
-func (l LocalFS) Rename(from, to string) error { return os.Rename(l.Path(from), l.Path(to)) }
+// A rename lasts through a power cut only once the directories holding
+// the names are synced; before that, a data dir moved aside could come
+// back under its old name, or a new one vanish from its place.
+func (l LocalFS) Rename(from, to string) error {
+	if err := os.Rename(l.Path(from), l.Path(to)); err != nil {
+		return err
+	}
+	return syncDirs(filepath.Dir(l.Path(to)), filepath.Dir(l.Path(from)))
+}
+
+// syncDirs fsyncs directories (each once).
+func syncDirs(dirs ...string) error {
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		f, err := os.Open(d)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("syncing %s: %w", d, err)
+		}
+	}
+	return nil
+}
 
 // WriteFile implements FS.
 func (l LocalFS) WriteFile(p string, data []byte, mode fs.FileMode, owner, group string) (atomicfile.Result, error) {

@@ -192,8 +192,12 @@ func (r RunnerFS) MkdirAll(p string, mode fs.FileMode, owner, group string) erro
 
 // Rename implements FS.
 func (r RunnerFS) Rename(from, to string) error {
-	_, err := r.run("mv", "-n", "--", from, to)
-	return notExist(from, err)
+	if _, err := r.run("mv", "-n", "--", from, to); err != nil {
+		return notExist(from, err)
+	}
+	// Durable through a power cut, as LocalFS.Rename.
+	_, err := r.run("sync", "--", path.Dir(to), path.Dir(from))
+	return err
 }
 
 // InspectDataDir reads the data dir on the host with etcd-installer
