@@ -337,7 +337,7 @@ func TestPurgeHazard(t *testing.T) {
 		stanza("etcd-server", "install ok installed"):      true,
 		stanza("etcd-server", "purge ok not-installed"):    false,
 		stanza("etcd-client", "deinstall ok config-files"): false,
-		"":                                                 false,
+		"": false,
 	} {
 		root := t.TempDir()
 		write(t, root, migrate.DpkgStatus, stanza("adduser", "install ok installed")+"\n"+status+"\n"+stanza("zlib1g", "install ok installed"))
