@@ -231,6 +231,9 @@ func (h *distroHost) migrate(wantOutput, endpoint string) error {
 	if err := expect(out, wantOutput, "migrate's output"); err != nil {
 		return err
 	}
+	if got := statLine(h.ctx, h.n, h.dataDir); got != "700 etcd:etcd" {
+		return fmt.Errorf("the migrated data dir is %s, want 700 etcd:etcd", got)
+	}
 	if _, err := h.n.Exec(h.ctx, "systemctl", "start", "etcd"); err != nil {
 		return err
 	}

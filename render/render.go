@@ -118,17 +118,13 @@ func renderHost(inv *inventory.Inventory, h inventory.Host, opts MemberOptions) 
 		}
 		f.Mode, f.Owner, f.Group, f.Unit = 0o640, "root", "etcd", units.Etcd
 		files = append(files, f)
-		if d := inv.Cluster.DataDir; path.Clean(d) != layout.DataDir && !strings.HasPrefix(path.Clean(d), layout.DataDir+"/") {
-			var buf bytes.Buffer
-			err := tmpl.ExecuteTemplate(&buf, "dropin.tmpl", map[string]any{
-				"Header": header(inv, "drop-in for etcd.service: the data dir is outside "+layout.DataDir+", which the unit's sandbox makes read-only"),
-				"Lines":  []string{"ReadWritePaths=" + d},
-			})
+		if d := inv.Cluster.DataDir; OutsideDataDir(d) {
+			data, err := SandboxDropIn(header(inv, sandboxWhy), d)
 			if err != nil {
 				return nil, err
 			}
 			files = append(files, File{Path: layout.DataDirDropIn, Mode: 0o644, Owner: "root", Group: "root",
-				Data: buf.Bytes(), Unit: units.Etcd, UnitFile: true})
+				Data: data, Unit: units.Etcd, UnitFile: true})
 		}
 	} else {
 		vars, err := ProxyEnv(inv, h.Proxy)
@@ -346,4 +342,29 @@ func CheckPaths(files []File) error {
 		seen[f.Path] = true
 	}
 	return errors.Join(errs...)
+}
+
+// sandboxWhy heads the drop-in SandboxDropIn renders.
+const sandboxWhy = "drop-in for etcd.service: the data dir is outside " + layout.DataDir + ", which the unit's sandbox makes read-only"
+
+// OutsideDataDir reports whether dir is outside /var/lib/etcd, the one
+// place the unit's sandbox (ProtectSystem=strict) lets etcd write.
+func OutsideDataDir(dir string) bool {
+	d := path.Clean(dir)
+	return d != layout.DataDir && !strings.HasPrefix(d, layout.DataDir+"/")
+}
+
+// SandboxDropIn renders layout.DataDirDropIn, which opens dirs to the
+// unit's sandbox; header lines become comments (nil: the default).
+func SandboxDropIn(header []string, dirs ...string) ([]byte, error) {
+	if header == nil {
+		header = []string{layout.DataDirDropIn + ": " + sandboxWhy}
+	}
+	lines := make([]string, len(dirs))
+	for i, d := range dirs {
+		lines[i] = "ReadWritePaths=" + d
+	}
+	var buf bytes.Buffer
+	err := tmpl.ExecuteTemplate(&buf, "dropin.tmpl", map[string]any{"Header": header, "Lines": lines})
+	return buf.Bytes(), err
 }

@@ -50,8 +50,11 @@ type Source struct {
 	// Env are its ETCD_* settings as that etcd read them, its unit's
 	// defaults included.
 	Env []string
-	// DataDir and Name are where it kept its data and its member name.
-	DataDir, Name string
+	// DataDir and Name are where it kept its data (an absolute path) and
+	// its member name; WALDir its WAL when kept apart ("" when not).
+	DataDir, Name, WALDir string
+	// Warnings are what reading its files skipped.
+	Warnings []string
 	// Data is what the data dir holds.
 	Data datadir.Info
 	// UnitFiles are what an administrator wrote for the distribution's
@@ -66,6 +69,9 @@ type UnitFile struct {
 	// Replaces: it runs another command than this package's server (an
 	// ExecStart= line, or a whole unit), so migrate moves it aside.
 	Replaces bool
+	// SetsDir: it names the data or WAL dir (Environment=ETCD_DATA_DIR=,
+	// or an EnvironmentFile=), which migrate does not read.
+	SetsDir bool
 }
 
 // Where administrators change etcd.service.
@@ -98,7 +104,8 @@ func unitFiles(f host.FS) ([]UnitFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, UnitFile{Path: p, Replaces: setsExecStart(b)})
+		out = append(out, UnitFile{Path: p, Replaces: setsExecStart(b),
+			SetsDir: bytes.Contains(b, []byte("ETCD_DATA_DIR")) || bytes.Contains(b, []byte("ETCD_WAL_DIR")) || bytes.Contains(b, []byte("EnvironmentFile"))})
 	}
 	return out, nil
 }
@@ -182,7 +189,7 @@ func findDebian(f host.FS, hostname string, ours bool) (Source, bool, error) {
 	src := Source{Style: "debian"}
 	if err == nil {
 		src.ConfigFile = DebianDefaults
-		if err := readEnv(DebianDefaults, data, env); err != nil {
+		if err := readEnv(DebianDefaults, data, env, &src.Warnings); err != nil {
 			return src, true, err
 		}
 	}
@@ -199,7 +206,7 @@ func findEL(f host.FS, data []byte, ours bool) (Source, bool, error) {
 	src := Source{Style: "el"}
 	if theirs {
 		src.ConfigFile = layout.EtcdConf
-		if err := readEnv(layout.EtcdConf, data, env); err != nil {
+		if err := readEnv(layout.EtcdConf, data, env, &src.Warnings); err != nil {
 			return src, true, err
 		}
 	}
@@ -209,8 +216,8 @@ func findEL(f host.FS, data []byte, ours bool) (Source, bool, error) {
 // readEnv reads an env file as the distribution's unit does: KEY=value
 // lines, quotes around values (EL writes them) removed by the server's
 // parser later. Debian's DAEMON_ARGS flags become ETCD_* settings.
-func readEnv(name string, data []byte, env map[string]string) error {
-	entries, err := envfile.Parse(name, bytes.NewReader(data))
+func readEnv(name string, data []byte, env map[string]string, warn *[]string) error {
+	entries, err := envfile.Parse(name, bytes.NewReader(lenient(name, data, warn)))
 	if err != nil {
 		return err
 	}
@@ -226,6 +233,24 @@ func readEnv(name string, data []byte, env map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// lenient drops the lines systemd's EnvironmentFile= skips with a warning
+// (no '=', or not a variable name before it, such as "export X=1"), which
+// the distribution's etcd therefore ran without.
+func lenient(name string, data []byte, warn *[]string) []byte {
+	var out []string
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		k, _, ok := strings.Cut(t, "=")
+		if t == "" || t[0] == '#' || t[0] == ';' || ok && envfile.ValidKey(strings.TrimSpace(k)) {
+			out = append(out, line)
+			continue
+		}
+		*warn = append(*warn, fmt.Sprintf("%s:%d: %q skipped, as systemd skips it", name, i+1, t))
+		out = append(out, "")
+	}
+	return []byte(strings.Join(out, "\n"))
 }
 
 // daemonArgs turns --flag=value and --flag value words into settings.
@@ -253,8 +278,30 @@ func daemonArgs(name, args string, env map[string]string) error {
 	return nil
 }
 
+// workDir is where each distribution's unit runs etcd, which a relative
+// data dir is relative to: Debian's unit sets none (/), EL's
+// /var/lib/etcd.
+var workDir = map[string]string{"debian": "/", "el": "/var/lib/etcd"}
+
+// absolute makes a data or WAL dir setting an absolute, clean path.
+func absolute(style, v string) string {
+	v = strings.Trim(strings.TrimSpace(v), `"'`)
+	if v == "" {
+		return ""
+	}
+	if !path.IsAbs(v) {
+		v = path.Join(workDir[style], v)
+	}
+	return path.Clean(v)
+}
+
 func finish(f host.FS, src Source, env map[string]string) (Source, bool, error) {
-	src.DataDir = strings.Trim(env["ETCD_DATA_DIR"], `"'`)
+	src.DataDir = absolute(src.Style, env["ETCD_DATA_DIR"])
+	env["ETCD_DATA_DIR"] = src.DataDir
+	if w := absolute(src.Style, env["ETCD_WAL_DIR"]); w != "" {
+		src.WALDir = w
+		env["ETCD_WAL_DIR"] = w
+	}
 	src.Name = strings.Trim(env["ETCD_NAME"], `"'`)
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		src.Env = append(src.Env, k+"="+env[k])

@@ -4,6 +4,13 @@
 # upgrade has already put the new one there. The data dir is never
 # deleted, not even on purge.
 set -e
+# An install that failed after the pre-install script diverted
+# etcd-server's unit path (see there) must not leave the diversion: a
+# later etcd-server would unpack its unit under the diverted name.
+if command -v dpkg-divert >/dev/null 2>&1 &&
+	dpkg-divert --listpackage /lib/systemd/system/etcd.service 2>/dev/null | grep -qx etcd; then
+	dpkg-divert --package etcd --no-rename --quiet --remove /lib/systemd/system/etcd.service
+fi
 if [ ! -e /usr/bin/etcd ]; then
 	if [ -d /run/systemd/system ]; then
 		systemctl stop etcd.service etcd-grpc-proxy.service >/dev/null 2>&1 || true
