@@ -90,7 +90,7 @@ func TestApplyAllRestartsOneAtATimeLeaderLast(t *testing.T) {
 	if len(failed) > 0 {
 		t.Errorf("%d of %d writes failed during the rolling restart, first: %v", len(failed), len(acked)+len(failed), failed[0])
 	}
-	t.Logf("rolling restart of 3 members: %v; %d writes acknowledged, %d failed", notes, len(acked), len(failed))
+	t.Logf("rolling restart of 3 members: %v; %d writes acknowledged, %d failed, %d attempts retried", notes, len(acked), len(failed), w.Retried())
 
 	// Applied again, nothing changes and nothing restarts.
 	rec.notes = nil

@@ -128,13 +128,15 @@ func Voting(t testing.TB, lc *localcluster.Cluster) (names []string) {
 }
 
 // Writer puts keys w/000000, w/000001, ... one after the other until
-// stopped, and remembers every outcome.
+// stopped, retrying each until its deadline as an application does, and
+// remembers every outcome.
 type Writer struct {
-	acked  []string
-	failed []error
-	mu     sync.Mutex
-	stop   atomic.Bool
-	done   chan struct{}
+	acked   []string
+	failed  []error
+	mu      sync.Mutex
+	stop    atomic.Bool
+	retried atomic.Int64
+	done    chan struct{}
 }
 
 // StartWriter starts a writer through endpoints of the local cluster.
@@ -156,8 +158,27 @@ func StartWriter(t testing.TB, lc *localcluster.Cluster, endpoints []string) *Wr
 		defer tick.Stop()
 		for i := 0; !w.stop.Load() && i < 100000; i++ {
 			key := fmt.Sprintf("w/%06d", i)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := c.KV().Put(ctx, key, "v")
+			// An application's write, as the system test's writer makes
+			// it: clientv3 never retries a write once sent, and etcd
+			// drops a proposal in flight across a leader change (the
+			// request then waits for its timeout), so an application
+			// retries its idempotent put until its deadline; a write that
+			// does not complete within it has failed.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var err error
+			for {
+				actx, acancel := context.WithTimeout(ctx, 3*time.Second)
+				_, err = c.KV().Put(actx, key, "v")
+				acancel()
+				if err == nil || ctx.Err() != nil {
+					break
+				}
+				w.retried.Add(1)
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
 			cancel()
 			w.mu.Lock()
 			if err != nil {
@@ -171,6 +192,9 @@ func StartWriter(t testing.TB, lc *localcluster.Cluster, endpoints []string) *Wr
 	}()
 	return w
 }
+
+// Retried counts the attempts that failed and were retried in time.
+func (w *Writer) Retried() int64 { return w.retried.Load() }
 
 // Finish stops the writer and returns the acknowledged keys and the
 // failures.
