@@ -1,7 +1,6 @@
 package datadir_test
 
 import (
-	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,22 +85,8 @@ func TestReadUnapplied(t *testing.T) {
 			t.Errorf("%s, stopped cleanly: %+v %v", release, u, err)
 		}
 	}
-	c := etcdtest.NewCluster(t, 1)
-	c.UseBinary(etcdtest.ReleaseBinary(t, etcdtest.DebianPackage))
-	m := c.Members[0]
-	m.Args = append(m.Args, "--backend-batch-interval=1h", "--backend-batch-limit=1000000")
-	m.Start()
-	if !etcdtest.Eventually(time.Minute, 100*time.Millisecond, func() bool { return etcdtest.ClusterVersion(m.ClientURL) != "" }) {
-		t.Fatal("etcd 3.4 did not start")
-	}
-	cli := etcdtest.Client(t, []string{m.ClientURL})
-	for i := range 50 {
-		if _, err := cli.Put(t.Context(), fmt.Sprintf("k%02d", i), "v"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m.Kill()
-	u, err := datadir.ReadUnapplied(m.DataDir, "")
+	dir := etcdtest.KilledDataDir(t, t.TempDir(), 50)
+	u, err := datadir.ReadUnapplied(dir, "")
 	if err != nil || u.Writes != 50 || u.Committed <= u.Applied {
 		t.Errorf("killed after 50 acknowledged puts: %+v %v", u, err)
 	}

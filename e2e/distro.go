@@ -100,6 +100,31 @@ for i in $(seq 1 40); do etcdctl $E del "app/key-$i" >/dev/null; etcdctl $E put 
 	return err
 }
 
+// writeKeysAt waits for the cluster to decide its version (data stopped
+// before that does not say which release wrote it), then writes keys.
+func (h *distroHost) writeKeysAt(version string) error {
+	if err := Eventually(h.ctx, 30*time.Second, func() error {
+		if v := h.clusterVersion(); v != version {
+			return fmt.Errorf("cluster version %q, want %s", v, version)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return h.writeKeys()
+}
+
+// installOursOnOldData installs this package over data of release and
+// records the data's hashes as the install left them.
+func (h *distroHost) installOursOnOldData(release string) error {
+	if err := h.installOurs("holds data written by etcd " + release); err != nil {
+		return err
+	}
+	var err error
+	h.hashes, err = h.hashTree(h.dataDir)
+	return err
+}
+
 // served is every key and value a member serves, and its revision.
 func (h *distroHost) served(endpoint string) (string, int64, error) {
 	keys, err := h.n.Exec(h.ctx, "etcdctl", "--endpoints="+endpoint, "get", "", "--from-key")
@@ -288,25 +313,12 @@ func distro34(r *Run, h *distroHost) {
 		if err := waitActive(h.ctx, h.n, "etcd.service", 30*time.Second); err != nil {
 			return err
 		}
-		if err := Eventually(h.ctx, 30*time.Second, func() error {
-			if v := h.clusterVersion(); v != "3.4.0" {
-				return fmt.Errorf("cluster version %q", v)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		return h.writeKeys()
+		return h.writeKeysAt("3.4.0")
 	}) != nil {
 		return
 	}
 	if r.Step("distro 3.4: our deb replaces etcd-server (dpkg -i): the install names the data and `etcd-installer migrate`, starts nothing", func() error {
-		if err := h.installOurs("holds data written by etcd 3.4"); err != nil {
-			return err
-		}
-		var err error
-		h.hashes, err = h.hashTree(h.dataDir)
-		return err
+		return h.installOursOnOldData("3.4")
 	}) != nil {
 		return
 	}
@@ -340,25 +352,12 @@ func distro35(r *Run, h *distroHost) {
 		if _, err := h.n.Sh(h.ctx, "systemctl stop etcd && cp "+DistroDir+"/etcd-"+etcdtest.Release35+" /usr/bin/etcd && systemctl start etcd"); err != nil {
 			return err
 		}
-		if err := Eventually(h.ctx, 30*time.Second, func() error {
-			if v := h.clusterVersion(); v != "3.5.0" {
-				return fmt.Errorf("cluster version %q", v)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		return h.writeKeys()
+		return h.writeKeysAt("3.5.0")
 	}) != nil {
 		return
 	}
 	if r.Step("distro 3.5: our deb replaces etcd-server; the install names the data", func() error {
-		if err := h.installOurs("holds data written by etcd 3.5"); err != nil {
-			return err
-		}
-		var err error
-		h.hashes, err = h.hashTree(h.dataDir)
-		return err
+		return h.installOursOnOldData("3.5")
 	}) != nil {
 		return
 	}
@@ -378,15 +377,7 @@ func distro36(r *Run, h *distroHost) {
 		if _, err := h.n.Sh(h.ctx, "cp "+DistroDir+"/etcd-"+etcdtest.Release36+" /usr/bin/etcd && systemctl start etcd"); err != nil {
 			return err
 		}
-		if err := Eventually(h.ctx, 30*time.Second, func() error {
-			if v := h.clusterVersion(); v != "3.6.0" {
-				return fmt.Errorf("cluster version %q", v)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		return h.writeKeys()
+		return h.writeKeysAt("3.6.0")
 	}) != nil {
 		return
 	}

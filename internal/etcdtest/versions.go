@@ -198,3 +198,30 @@ func ClusterVersion(clientURL string) string {
 	}
 	return v.Cluster
 }
+
+// KilledDataDir runs Debian's etcd 3.4 with a backend batch interval of an
+// hour (so that its backend commits nothing), puts keys k00..kNN, kills
+// it and returns its data dir: acknowledged writes in the WAL only, as an
+// etcd killed (or stopped with writes in flight) leaves them.
+func KilledDataDir(t testing.TB, parent string, keys int) string {
+	t.Helper()
+	c := NewClusterIn(t, 1, parent)
+	c.UseBinary(ReleaseBinary(t, DebianPackage))
+	m := c.Members[0]
+	m.Args = append(m.Args, "--backend-batch-interval=1h", "--backend-batch-limit=1000000")
+	m.Start()
+	if !Eventually(time.Minute, 100*time.Millisecond, func() bool { return ClusterVersion(m.ClientURL) != "" }) {
+		t.Fatalf("etcd 3.4 did not start:\n%s", tail(m.Log(), 4000))
+	}
+	cli := Client(t, []string{m.ClientURL})
+	for i := range keys {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := cli.Put(ctx, fmt.Sprintf("k%02d", i), "v")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Kill()
+	return m.DataDir
+}

@@ -7,9 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -99,24 +97,10 @@ func TestMigrateRefusesLayoutsItCannotSwap(t *testing.T) {
 // holds acknowledged writes in its WAL only: refused, never restored
 // without them.
 func TestMigrateRefusesUnappliedWrites(t *testing.T) {
-	c := etcdtest.NewCluster(t, 1)
-	c.UseBinary(etcdtest.ReleaseBinary(t, etcdtest.DebianPackage))
-	m := c.Members[0]
-	m.Args = append(m.Args, "--backend-batch-interval=1h", "--backend-batch-limit=1000000")
-	m.Start()
-	if !etcdtest.Eventually(time.Minute, 100*time.Millisecond, func() bool { return etcdtest.ClusterVersion(m.ClientURL) != "" }) {
-		t.Fatal("etcd 3.4 did not start")
-	}
-	cli := etcdtest.Client(t, []string{m.ClientURL})
-	for i := range 30 {
-		if _, err := cli.Put(t.Context(), fmt.Sprintf("k%02d", i), "v"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m.Kill()
+	dir := etcdtest.KilledDataDir(t, t.TempDir(), 30)
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "/var/lib/etcd"), 0o700)
-	if err := os.Rename(m.DataDir, filepath.Join(root, migrate.DebianDataDir)); err != nil {
+	if err := os.Rename(dir, filepath.Join(root, migrate.DebianDataDir)); err != nil {
 		t.Fatal(err)
 	}
 	write(t, root, migrate.DebianDefaults, ports(t))
@@ -229,5 +213,3 @@ func TestMigrateDiffHidesSecrets(t *testing.T) {
 		t.Errorf("diff:\n%s", res.Diff)
 	}
 }
-
-var _ = syscall.SIGKILL
