@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcd-appliance/appliance/internal/shquote"
+
 	"github.com/skeema/knownhosts"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -163,7 +165,7 @@ func (r *SSHRunner) Run(ctx context.Context, stdin io.Reader, argv ...string) ([
 	}
 	quoted := make([]string, len(full))
 	for i, a := range full {
-		quoted[i] = shellQuote(a)
+		quoted[i] = shquote.Quote(a)
 	}
 	var out, errb bytes.Buffer
 	s.Stdin, s.Stdout, s.Stderr = stdin, &out, &errb
@@ -180,12 +182,4 @@ func (r *SSHRunner) Run(ctx context.Context, stdin io.Reader, argv ...string) ([
 		return out.Bytes(), &CommandError{Host: r.Host, Argv: argv, Stderr: errb.String(), Err: err}
 	}
 	return out.Bytes(), nil
-}
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@,+%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

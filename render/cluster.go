@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 
+	"github.com/etcd-appliance/appliance/internal/shquote"
+
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/layout"
 )
@@ -111,7 +113,7 @@ func (c *clusterFiles) procfile() error {
 		p := &inv.Proxies[i]
 		var quoted []string
 		for _, f := range proxyFlags(inv, p, p.Name+".proxy") {
-			quoted = append(quoted, shellQuote(f))
+			quoted = append(quoted, shquote.Quote(f))
 		}
 		proxies = append(proxies, proc{p.Name, "etcd grpc-proxy start " + strings.Join(quoted, " ")})
 	}
@@ -163,24 +165,9 @@ func shellFlags(vars []Var) []string {
 	var out []string
 	for _, v := range vars {
 		name := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(v.Key, "ETCD_"), "_", "-"))
-		out = append(out, shellQuote("--"+name+"="+v.Value))
+		out = append(out, shquote.Quote("--"+name+"="+v.Value))
 	}
 	return out
-}
-
-// shellQuote quotes s for sh when it holds anything but safe characters.
-func shellQuote(s string) string {
-	safe := true
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.,:/=@+%", c)) {
-			safe = false
-			break
-		}
-	}
-	if safe && s != "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func dropVar(vars []Var, key string) []Var {

@@ -15,6 +15,7 @@ import (
 	"text/template"
 
 	"github.com/etcd-appliance/appliance/internal/envfile"
+	"github.com/etcd-appliance/appliance/internal/shquote"
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/layout"
 	"github.com/etcd-appliance/appliance/pki"
@@ -74,7 +75,7 @@ var templates embed.FS
 
 var tmpl = template.Must(template.New("").Option("missingkey=error").Funcs(template.FuncMap{
 	// sh quotes a value for a POSIX shell: data never becomes code.
-	"sh": shellQuote,
+	"sh": shquote.Quote,
 }).ParseFS(templates, "templates/*.tmpl"))
 
 // Render renders every host and the cluster files. inv must have been
