@@ -8,17 +8,28 @@ package etcdctl
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 
 	"go.etcd.io/etcd/etcdctl/v3/ctlv3"
 
+	"github.com/etcd-appliance/appliance/cli/etcdctl/v2compat"
 	"github.com/etcd-appliance/appliance/internal/envfile"
 	"github.com/etcd-appliance/appliance/layout"
 )
 
-// Main runs etcdctl with args (without the program name).
+// Main runs etcdctl with args (without the program name). A command line
+// of etcd 2's etcdctl is answered with its v3 equivalent (v2compat), which
+// runs when it means the same.
 func Main(args []string) int {
+	if a, ok := v2compat.Translate(args, os.Getenv); ok {
+		fmt.Fprint(os.Stderr, a.Message())
+		if !a.Run {
+			return a.Exit
+		}
+		args = a.Commands[0].Args
+	}
 	if data, err := os.ReadFile(layout.EtcdctlEnv); err == nil {
 		for _, kv := range HostEnv(data, args, os.Getenv) {
 			k, v, _ := strings.Cut(kv, "=")
