@@ -17,9 +17,10 @@ const removedMessage = "data-dir used by this member must be removed"
 
 const redacted = "[redacted]"
 
-// instrument returns lg with secrets redacted from every entry and a hook
-// that records the removal message.
-func instrument(lg *zap.Logger, secrets []string, removed *atomic.Bool) *zap.Logger {
+// instrument returns lg with secrets redacted from every entry, a hook
+// that records the removal message, and, once orderly is set (a stop that
+// was asked for), the noise of that stop demoted to debug (quietCore).
+func instrument(lg *zap.Logger, secrets []string, removed, orderly *atomic.Bool) *zap.Logger {
 	opts := []zap.Option{zap.Hooks(func(e zapcore.Entry) error {
 		if e.Message == removedMessage {
 			removed.Store(true)
@@ -31,7 +32,79 @@ func instrument(lg *zap.Logger, secrets []string, removed *atomic.Bool) *zap.Log
 			return &redactCore{Core: c, secrets: secrets}
 		}))
 	}
+	opts = append(opts, zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return &quietCore{Core: c, orderly: orderly}
+	}))
 	return lg.WithOptions(opts...)
+}
+
+// quietCore logs at debug level what etcd reports at warn or error level
+// while it stops because it was asked to: its listeners closing under the
+// servers that accept on them ("setting up serving from embedded etcd
+// failed ... use of closed network connection", "http: Server closed"),
+// its streams to peers ending, and a leadership transfer with nobody
+// healthy to take over. Only those lines, only during an orderly stop: a
+// real failure, or the same line at any other time, keeps its level.
+type quietCore struct {
+	zapcore.Core
+	orderly *atomic.Bool
+}
+
+func (c *quietCore) With(fields []zapcore.Field) zapcore.Core {
+	return &quietCore{Core: c.Core.With(fields), orderly: c.orderly}
+}
+
+func (c *quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c *quietCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	if e.Level >= zapcore.WarnLevel && c.orderly != nil && c.orderly.Load() {
+		if lvl, ok := stopNoise(e.Message, errorText(fields)); ok {
+			e.Level = lvl
+		}
+	}
+	if ce := c.Core.Check(e, nil); ce != nil {
+		ce.Write(fields...)
+	}
+	return nil
+}
+
+// stopNoise says at which level a line of an orderly stop belongs.
+func stopNoise(msg, err string) (zapcore.Level, bool) {
+	closed := strings.Contains(err, "use of closed network connection") || strings.Contains(err, "server closed") ||
+		strings.Contains(err, "Server closed") || strings.Contains(err, "the server has been stopped")
+	switch {
+	case msg == "setting up serving from embedded etcd failed." && closed,
+		strings.HasSuffix(msg, "grpc server due to error") && closed,
+		msg == "closed TCP streaming connection with remote peer",
+		msg == "lost TCP streaming connection with remote peer",
+		msg == "peer became inactive (message send to peer failed)",
+		msg == "failed to find remote peer in cluster":
+		return zapcore.DebugLevel, true
+	case msg == "leadership transfer failed" && strings.Contains(err, "unhealthy cluster"):
+		// Its peers are gone: nobody can take over, which is not a fault
+		// of this stop. Still worth a line.
+		return zapcore.InfoLevel, true
+	}
+	return 0, false
+}
+
+// errorText is the text of the "error" field, if any.
+func errorText(fields []zapcore.Field) string {
+	for _, f := range fields {
+		if f.Key != "error" {
+			continue
+		}
+		if err, ok := f.Interface.(error); ok && err != nil {
+			return err.Error()
+		}
+		return f.String
+	}
+	return ""
 }
 
 // redactCore replaces secret values in messages and fields. etcd itself

@@ -8,6 +8,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Notifier sends sd_notify(3) messages to the service manager.
@@ -44,6 +45,16 @@ func (l *lifecycle) send(state string) {
 // setStatus sends STATUS= when the text changed, and logs it: the journal
 // then tells the same story as `systemctl status`.
 func (l *lifecycle) setStatus(format string, args ...any) {
+	l.report(zapcore.InfoLevel, format, args...)
+}
+
+// fail is setStatus for the end of a member that failed: logged at error
+// level, which an orderly stop never reaches.
+func (l *lifecycle) fail(format string, args ...any) {
+	l.report(zapcore.ErrorLevel, format, args...)
+}
+
+func (l *lifecycle) report(level zapcore.Level, format string, args ...any) {
 	s := oneLine(fmt.Sprintf(format, args...))
 	l.mu.Lock()
 	changed := s != l.status
@@ -53,7 +64,7 @@ func (l *lifecycle) setStatus(format string, args ...any) {
 		return
 	}
 	if l.lg != nil {
-		l.lg.Info("status", zap.String("status", s))
+		l.lg.Log(level, "status", zap.String("status", s))
 	}
 	l.send("STATUS=" + s)
 }

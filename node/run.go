@@ -51,8 +51,8 @@ func Run(ctx context.Context, c *Config, o RunOptions) error {
 		o.Tick = 2 * time.Second
 	}
 	ec := c.Etcd
-	var removed atomic.Bool
-	lg := instrument(ec.GetLogger(), c.Secrets(), &removed)
+	var removed, orderly atomic.Bool
+	lg := instrument(ec.GetLogger(), c.Secrets(), &removed, &orderly)
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	if err := ec.ZapLoggerBuilder(ec); err != nil {
 		return fmt.Errorf("setting up logging: %w", err)
@@ -62,7 +62,7 @@ func Run(ctx context.Context, c *Config, o RunOptions) error {
 		lg.Warn(w)
 	}
 
-	r := &runner{c: c, o: o, lg: lg, lc: &lifecycle{n: o.Notifier, lg: lg}, removed: &removed, start: time.Now()}
+	r := &runner{c: c, o: o, lg: lg, lc: &lifecycle{n: o.Notifier, lg: lg}, removed: &removed, orderly: &orderly, start: time.Now()}
 	if o.UnderSystemd && c.StartTimeout > 0 {
 		t := time.NewTimer(c.StartTimeout)
 		defer t.Stop()
@@ -77,6 +77,7 @@ type runner struct {
 	lg       *zap.Logger
 	lc       *lifecycle
 	removed  *atomic.Bool
+	orderly  *atomic.Bool // a stop was asked for
 	start    time.Time
 	deadline <-chan time.Time
 	e        *embed.Etcd
@@ -147,7 +148,7 @@ func (r *runner) open(ctx context.Context) (done bool, err error) {
 	select {
 	case s := <-sc:
 		if s.err != nil {
-			r.lc.setStatus("failed to start: %v", s.err)
+			r.lc.fail("failed to start: %v", s.err)
 			return true, fmt.Errorf("starting etcd: %w", s.err)
 		}
 		r.e = s.e
@@ -155,10 +156,11 @@ func (r *runner) open(ctx context.Context) (done bool, err error) {
 	case <-ctx.Done():
 		// Leaving mid-replay is as safe as a crash; waiting could outlast
 		// TimeoutStopSec=.
+		r.orderly.Store(true)
 		r.lc.stopping("stopping: interrupted while opening the backend")
 		return true, nil
 	case <-r.deadline:
-		r.lc.setStatus("gave up after %s: opening the backend and replaying the WAL in %s did not finish; "+
+		r.lc.fail("gave up after %s: opening the backend and replaying the WAL in %s did not finish; "+
 			"raise ETCD_START_TIMEOUT if the WAL is that large", r.c.StartTimeout, ec.Dir)
 		return true, fmt.Errorf("%w (%s) while opening the backend", ErrStartTimeout, r.c.StartTimeout)
 	}
@@ -286,6 +288,7 @@ func (r *runner) watchdog(ctx context.Context) {
 }
 
 func (r *runner) shutdown() error {
+	r.orderly.Store(true)
 	r.lc.stopping(fmt.Sprintf("stopping: %s hands over leadership and shuts down", r.name()))
 	r.close()
 	return nil
@@ -301,7 +304,7 @@ func (r *runner) stopped() error {
 		r.close()
 		return ErrRemoved
 	}
-	r.lc.setStatus("stopped unexpectedly: see the journal for the cause")
+	r.lc.fail("stopped unexpectedly: see the journal for the cause")
 	r.close()
 	return ErrStopped
 }
@@ -317,13 +320,13 @@ func (r *runner) failed(err error) error {
 		return r.stopped()
 	case <-time.After(2 * time.Second):
 	}
-	r.lc.setStatus("failed: %v", err)
+	r.lc.fail("failed: %v", err)
 	r.close()
 	return err
 }
 
 func (r *runner) gaveUp(why string) error {
-	r.lc.setStatus("gave up after %s (ETCD_START_TIMEOUT): %s", r.c.StartTimeout, why)
+	r.lc.fail("gave up after %s (ETCD_START_TIMEOUT): %s", r.c.StartTimeout, why)
 	r.close()
 	return fmt.Errorf("%w (%s): %s", ErrStartTimeout, r.c.StartTimeout, why)
 }
