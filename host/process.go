@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/etcd-appliance/appliance/internal/envfile"
 	"github.com/etcd-appliance/appliance/layout"
 	"github.com/etcd-appliance/appliance/units"
@@ -35,10 +37,51 @@ type Processes struct {
 	Dir string
 	// Output receives the children's output, line by line; nil discards.
 	Output func(unit, line string)
+	// Exited, when set, hears of every exit, once its output is read.
+	Exited func(Exit)
 
 	mu    sync.Mutex
 	procs map[string]*process
 }
+
+// Exit is how a unit's process ended.
+type Exit struct {
+	Unit string
+	// Code is the exit code (-1 when a signal ended it); Signal the
+	// signal, if one did.
+	Code   int
+	Signal syscall.Signal
+	// Requested: Stop or Restart ended it, not a crash or someone else.
+	Requested bool
+	Ran       time.Duration
+	// Tail are its last lines of output.
+	Tail []string
+}
+
+// Describe says how it ended: "exited with code 78", "killed by signal
+// KILL".
+func (e Exit) Describe() string {
+	if e.Signal != 0 {
+		return "killed by signal " + strings.TrimPrefix(unix.SignalName(e.Signal), "SIG")
+	}
+	return fmt.Sprintf("exited with code %d", e.Code)
+}
+
+// Clean reports whether the process ended as systemd's Restart=on-failure
+// leaves alone: exit code 0, or one of the signals that ask a service to
+// stop (TERM, INT, HUP, PIPE).
+func (e Exit) Clean() bool {
+	switch e.Signal {
+	case 0:
+		return e.Code == 0
+	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE:
+		return true
+	}
+	return false
+}
+
+// tailLines is how many lines of output an Exit keeps.
+const tailLines = 20
 
 type process struct {
 	cmd     *exec.Cmd
@@ -50,6 +93,7 @@ type process struct {
 	stopped bool
 	conn    *net.UnixConn
 	since   time.Time
+	tail    []string
 }
 
 func (p *Processes) get(unit string) *process {
@@ -146,20 +190,38 @@ func (p *Processes) Start(_ context.Context, unit string) error {
 	}
 	np := &process{cmd: cmd, done: make(chan struct{}), enabled: pr.enabled, conn: conn, since: time.Now()}
 	p.procs[unit] = np
-	go p.copyOutput(unit, out)
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		p.copyOutput(unit, np, out)
+	}()
 	go p.readNotify(np)
 	go func() {
+		// Wait closes the pipe: only once every line is read, or the
+		// last ones, which say why it ended, would be lost.
+		<-copied
 		err := cmd.Wait()
-		code := 0
+		ev := Exit{Unit: unit}
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			code = ee.ExitCode()
+			ev.Code = ee.ExitCode()
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				ev.Signal = ws.Signal()
+			}
 		}
 		p.mu.Lock()
-		np.exit = code
+		np.exit = ev.Code
+		if ev.Signal != 0 && ev.Code == 0 {
+			np.exit = -1
+		}
+		ev.Requested, ev.Ran = np.stopped, time.Since(np.since)
+		ev.Tail = append([]string(nil), np.tail...)
 		p.mu.Unlock()
 		conn.Close()
 		close(np.done)
+		if p.Exited != nil {
+			p.Exited(ev)
+		}
 	}()
 	return nil
 }
@@ -172,14 +234,24 @@ func (p *Processes) hostPath(v string) string {
 	return v
 }
 
-func (p *Processes) copyOutput(unit string, r io.Reader) {
+func (p *Processes) copyOutput(unit string, pr *process, r io.Reader) {
 	s := bufio.NewScanner(r)
 	s.Buffer(make([]byte, 64*1024), 1024*1024)
 	for s.Scan() {
+		line := s.Text()
+		p.mu.Lock()
+		pr.tail = append(pr.tail, line)
+		if len(pr.tail) > tailLines {
+			pr.tail = pr.tail[len(pr.tail)-tailLines:]
+		}
+		p.mu.Unlock()
 		if p.Output != nil {
-			p.Output(unit, s.Text())
+			p.Output(unit, line)
 		}
 	}
+	// A line longer than the buffer ends the scan: drain the rest, so that
+	// the child never blocks on a full pipe.
+	io.Copy(io.Discard, r)
 }
 
 func (p *Processes) readNotify(pr *process) {
@@ -245,6 +317,18 @@ func (p *Processes) Stop(ctx context.Context, unit string) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// Signal sends sig to a unit's process, as someone else on the machine
+// would (it is not a requested stop).
+func (p *Processes) Signal(unit string, sig syscall.Signal) {
+	pr := p.get(unit)
+	p.mu.Lock()
+	cmd, done := pr.cmd, pr.done
+	p.mu.Unlock()
+	if cmd != nil && !isDone(done) {
+		_ = cmd.Process.Signal(sig)
+	}
 }
 
 // Kill kills a unit's process without a graceful stop (a crash).
