@@ -2,8 +2,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Go lives in /usr/local/go on the machines this project is built on; a
+# fresh shell may not have it on PATH yet. Recipes get it through PATH,
+# $(shell) calls (which do not see exported variables) through GO.
+GO := $(or $(shell command -v go),/usr/local/go/bin/go)
+export PATH := $(dir $(GO)):$(PATH)
+
 MODULE       := github.com/etcd-appliance/appliance
-ETCD_VERSION := $(shell go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3 | sed 's/^v//')
+ETCD_VERSION := $(shell $(GO) list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3 | sed 's/^v//')
 # REVISION is the package revision: the package version is ETCD_VERSION-REVISION.
 REVISION     ?= 1
 VERSION      := $(ETCD_VERSION)-$(REVISION)
@@ -25,7 +31,7 @@ export APPLIANCE_BIN_DIR := $(BIN)
 
 # Package builds are reproducible: every file gets the commit's time.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-HOSTARCH := $(shell go env GOARCH)
+HOSTARCH := $(shell $(GO) env GOARCH)
 ARCHES   ?= amd64 arm64
 DIST     ?= dist
 
