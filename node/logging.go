@@ -63,9 +63,25 @@ func (c *quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Ch
 
 func (c *quietCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	if e.Level >= zapcore.WarnLevel && c.orderly != nil && c.orderly.Load() {
-		if lvl, ok := stopNoise(e.Message, errorText(fields)); ok {
+		if lvl, ok := stopNoise(e.Message, errorText(fields)+" "+fieldText(fields, "reason")); ok {
 			e.Level = lvl
 		}
+	}
+	// etcd's storage version monitor runs as soon as the cluster version
+	// is decided, which on a new cluster can come before the backend has
+	// recorded a term: it logs an error and succeeds on its next round
+	// (4 s later). Transient, so a warning; were it to last, it would
+	// repeat.
+	if e.Level == zapcore.ErrorLevel && e.Message == "failed to update storage version" &&
+		strings.Contains(errorText(fields), "missing term information") {
+		e.Level = zapcore.WarnLevel
+	}
+	// A health check whose client gave up (a prober's timeout, during a
+	// start that takes a while) is the client's end, not the member's
+	// failure: a warning. A check that fails for a reason of its own
+	// (a read timing out, an alarm) stays an error.
+	if e.Level == zapcore.ErrorLevel && e.Message == "Health check error" && strings.Contains(fieldText(fields, "reason"), "context canceled") {
+		e.Level = zapcore.WarnLevel
 	}
 	if ce := c.Core.Check(e, nil); ce != nil {
 		ce.Write(fields...)
@@ -83,7 +99,9 @@ func stopNoise(msg, err string) (zapcore.Level, bool) {
 		msg == "closed TCP streaming connection with remote peer",
 		msg == "lost TCP streaming connection with remote peer",
 		msg == "peer became inactive (message send to peer failed)",
-		msg == "failed to find remote peer in cluster":
+		msg == "failed to find remote peer in cluster",
+		// A readiness probe whose read the stop cancelled.
+		msg == "Health check error" && strings.Contains(err, "context canceled"):
 		return zapcore.DebugLevel, true
 	case msg == "leadership transfer failed" && strings.Contains(err, "unhealthy cluster"):
 		// Its peers are gone: nobody can take over, which is not a fault
@@ -94,9 +112,12 @@ func stopNoise(msg, err string) (zapcore.Level, bool) {
 }
 
 // errorText is the text of the "error" field, if any.
-func errorText(fields []zapcore.Field) string {
+func errorText(fields []zapcore.Field) string { return fieldText(fields, "error") }
+
+// fieldText is the text of the field named key, if any.
+func fieldText(fields []zapcore.Field, key string) string {
 	for _, f := range fields {
-		if f.Key != "error" {
+		if f.Key != key {
 			continue
 		}
 		if err, ok := f.Interface.(error); ok && err != nil {

@@ -30,6 +30,7 @@ func TestQuietCore(t *testing.T) {
 		lg.Warn("leadership transfer failed", zap.Error(errors.New("etcdserver: unhealthy cluster")))
 		lg.Error("setting up serving from embedded etcd failed.", zap.Error(errors.New("tls: bad certificate")))
 		lg.Error("something else entirely", zap.Error(closed))
+		lg.Error("Health check error", zap.String("reason", "[-]linearizable_read failed: context canceled\n"))
 	}
 	levels := func() string {
 		var out []string
@@ -39,13 +40,26 @@ func TestQuietCore(t *testing.T) {
 		return strings.Join(out, " ")
 	}
 	noise()
-	if got := levels(); got != "error warn warn error error" {
+	if got := levels(); got != "error warn warn error error warn" {
 		t.Errorf("not stopping: %s", got)
 	}
 	orderly.Store(true)
 	noise()
-	if got := levels(); got != "debug debug info error error" {
+	if got := levels(); got != "debug debug info error error debug" {
 		t.Errorf("stopping: %s", got)
+	}
+}
+
+// The storage version monitor's first try on a new cluster is a warning,
+// at any time; its other failures stay errors.
+func TestStorageVersionRaceIsAWarning(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	var removed, orderly atomic.Bool
+	lg := instrument(zap.New(core), nil, &removed, &orderly)
+	lg.Error("failed to update storage version", zap.Error(errors.New("cannot detect storage schema version: missing term information")))
+	lg.Error("failed to update storage version", zap.Error(errors.New("disk full")))
+	if e := logs.TakeAll(); len(e) != 2 || e[0].Level != zapcore.WarnLevel || e[1].Level != zapcore.ErrorLevel {
+		t.Errorf("%v", e)
 	}
 }
 
