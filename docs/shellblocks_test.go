@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,6 +149,18 @@ func TestShellBlocks(t *testing.T) {
 }
 
 func runBlock(t *testing.T, b block, dir string, env []string) {
+	// make run's example (examples/local.toml) listens on fixed ports:
+	// say so when something else holds them, rather than failing later
+	// and obscurely.
+	if strings.Contains(b.text, "make run") {
+		for _, port := range []string{"2379", "22379", "32379", "12380", "22380", "32380"} {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+			if err != nil {
+				t.Fatalf("port %s is taken (another `make run`?); the README's `make run` needs it: %v", port, err)
+			}
+			ln.Close()
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", b.text)
@@ -166,6 +179,7 @@ func runBlock(t *testing.T, b block, dir string, env []string) {
 	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	if b.until != "" {
 		deadline := time.After(5 * time.Minute)
+
 	wait:
 		for !strings.Contains(out.String(), b.until) {
 			select {

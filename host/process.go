@@ -235,10 +235,17 @@ func (p *Processes) hostPath(v string) string {
 }
 
 func (p *Processes) copyOutput(unit string, pr *process, r io.Reader) {
-	s := bufio.NewScanner(r)
-	s.Buffer(make([]byte, 64*1024), 1024*1024)
-	for s.Scan() {
-		line := s.Text()
+	br := bufio.NewReaderSize(r, 64*1024)
+	for {
+		line, err := br.ReadString('\n')
+		if line == "" && err != nil {
+			return
+		}
+		line = strings.TrimSuffix(line, "\n")
+		// A line longer than a screenful is cut, never the output after it.
+		if len(line) > 64*1024 {
+			line = line[:64*1024] + " [cut]"
+		}
 		p.mu.Lock()
 		pr.tail = append(pr.tail, line)
 		if len(pr.tail) > tailLines {
@@ -248,10 +255,10 @@ func (p *Processes) copyOutput(unit string, pr *process, r io.Reader) {
 		if p.Output != nil {
 			p.Output(unit, line)
 		}
+		if err != nil {
+			return
+		}
 	}
-	// A line longer than the buffer ends the scan: drain the rest, so that
-	// the child never blocks on a full pipe.
-	io.Copy(io.Discard, r)
 }
 
 func (p *Processes) readNotify(pr *process) {

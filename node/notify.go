@@ -64,7 +64,8 @@ func (l *lifecycle) report(level zapcore.Level, format string, args ...any) {
 		return
 	}
 	if l.lg != nil {
-		l.lg.Log(level, "status", zap.String("status", s))
+		// The status says it all: no stack trace of this function.
+		l.lg.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Log(level, "status", zap.String("status", s))
 	}
 	l.send("STATUS=" + s)
 }

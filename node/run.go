@@ -297,6 +297,8 @@ func (r *runner) shutdown() error {
 func (r *runner) stopped() error {
 	srv := r.e.Server
 	if r.removed.Load() || srv.IsIDRemoved(uint64(srv.MemberID())) {
+		// Its cluster let it go: what stopping logs is not a fault.
+		r.orderly.Store(true)
 		dir := r.c.Etcd.Dir
 		r.lc.setStatus("removed: the cluster removed member %s (%s); move its data dir aside "+
 			"(mv %s %s.removed-%s) before this host can join again (etcd-installer member add)",

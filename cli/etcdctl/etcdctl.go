@@ -23,7 +23,17 @@ import (
 // of etcd 2's etcdctl is answered with its v3 equivalent (v2compat), which
 // runs when it means the same.
 func Main(args []string) int {
-	if a, ok := v2compat.Translate(args, os.Getenv); ok {
+	set, unset, notes := v2compat.Env(os.Getenv)
+	for _, n := range notes {
+		fmt.Fprintln(os.Stderr, n)
+	}
+	for _, k := range unset {
+		os.Unsetenv(k)
+	}
+	for k, v := range set {
+		os.Setenv(k, v)
+	}
+	if a, ok := v2compat.Translate(args); ok {
 		fmt.Fprint(os.Stderr, a.Message())
 		if !a.Run {
 			return a.Exit

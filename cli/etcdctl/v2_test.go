@@ -42,7 +42,7 @@ func TestV2CommandsAgainstAMember(t *testing.T) {
 		return out.String(), errb.String(), code
 	}
 	get := func(key string) string {
-		out, _, _ := run("", "--endpoints="+ep, "get", key, "--print-value-only")
+		out, _, _ := run("", "--endpoints="+ep, "get", "--print-value-only", "--", key)
 		return strings.TrimSpace(out)
 	}
 
@@ -57,8 +57,8 @@ func TestV2CommandsAgainstAMember(t *testing.T) {
 	if out, _, code := run("", "--peers", ep, "ls", "/dir"); code != 0 || !strings.Contains(out, "/dir/a") {
 		t.Errorf("ls: %d %q", code, out)
 	}
-	if out, _, code := run("", "-C", ep, "get", "--quorum", "/foo"); code != 0 || strings.TrimSpace(out) != "bar" {
-		t.Errorf("get --quorum: %d %q (v2 printed the value only)", code, out)
+	if out, errs, code := run("", "-C", ep, "get", "--quorum", "/foo"); code != 2 || out != "" || !strings.Contains(errs, "get /foo --print-value-only") {
+		t.Errorf("get --quorum is shown, not run (its exit code for a missing key differs): %d %q %s", code, out, errs)
 	}
 	if out, _, code := run("", "-C", ep, "cluster-health"); code != 0 || !strings.Contains(out, "is healthy") {
 		t.Errorf("cluster-health: %d %q", code, out)
@@ -75,7 +75,7 @@ func TestV2CommandsAgainstAMember(t *testing.T) {
 	}
 	// The transactions shown, pasted into sh, are mk and update.
 	shown := func(args ...string) string {
-		a, ok := v2compat.Translate(args, func(string) string { return "" })
+		a, ok := v2compat.Translate(args)
 		if !ok || len(a.Commands) != 1 {
 			t.Fatalf("%v: %+v", args, a)
 		}
@@ -102,15 +102,23 @@ func TestV2CommandsAgainstAMember(t *testing.T) {
 	if out := shown("-C", ep, "set", "--swap-with-value", "baz", "/foo", "qux"); !strings.Contains(out, "SUCCESS") || get("/foo") != "qux" {
 		t.Errorf("set --swap-with-value's transaction: %q", out)
 	}
+	// Keys and values a shell and etcdctl's transaction parser read
+	// differently: the transaction shown still creates exactly them.
+	if out := shown("-C", ep, "mk", "it's a key", `v"1`); !strings.Contains(out, "SUCCESS") || get("it's a key") != `v"1` {
+		t.Errorf("mk's transaction with quotes: %q, value %q", out, get("it's a key"))
+	}
+	if out := shown("-C", ep, "mk", "-dash", "v"); !strings.Contains(out, "SUCCESS") || get("-dash") != "v" {
+		t.Errorf("mk's transaction with a key starting with '-': %q", out)
+	}
 	if _, _, code := run("", "-C", ep, "rm", "/foo"); code != 0 || get("/foo") != "" {
 		t.Errorf("rm: %d", code)
 	}
 
-	// watch --recursive runs v3's watch --prefix: a change under the
-	// prefix is printed.
+	// watch --recursive --forever runs v3's watch --prefix on the
+	// directory: a change under it is printed.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	w := exec.CommandContext(ctx, filepath.Join(bin, "etcdctl"), "-C", ep, "watch", "--recursive", "/dir")
+	w := exec.CommandContext(ctx, filepath.Join(bin, "etcdctl"), "-C", ep, "watch", "--recursive", "--forever", "/dir")
 	w.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir()}
 	var wout syncBuffer
 	w.Stdout, w.Stderr = &wout, &wout

@@ -27,9 +27,10 @@ func newRunCmd(e *env) *cobra.Command {
 		Long: "run starts every member and proxy of an inventory whose hosts are all this machine, as child\n" +
 			"processes, with their logs prefixed by name, prints the cluster status once healthy, and stops\n" +
 			"them gracefully in order on Ctrl-C. Data stays under --data-dir for the next run.\n" +
-			"It supervises them as systemd would: a member that exits is reported with its last lines and\n" +
-			"restarted after a back-off (1 s, doubling), unless it exited cleanly or with a code restarting\n" +
-			"cannot fix (78 configuration, 79 removed, 80 old data); 5 failures within 2 minutes, or no member\n" +
+			"It supervises them like systemd's Restart=on-failure, with a back-off: a member that exits is\n" +
+			"reported (for an exit it chose, with its last lines) and restarted after 1 s, doubling, unless it\n" +
+			"exited cleanly or with a code restarting cannot fix (78 configuration, 79 removed, 80 old data),\n" +
+			"when it stays down and the others run on; 5 failures of one member within 2 minutes, or no member\n" +
 			"left running, stop the cluster and end run with an error. Health changes are printed as they happen.",
 		Example: `  etcd-installer example local > local.toml && etcd-installer run local.toml
   etcd-installer run proxies.toml --data-dir /tmp/laptop`,
@@ -51,7 +52,8 @@ func newRunCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			// SIGHUP: the terminal closed; the members must not outlive run.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
 			// Stopping must not be cut short by the signal that asked for it.
 			defer func() {
@@ -81,11 +83,8 @@ func newRunCmd(e *env) *cobra.Command {
 			fmt.Fprintf(e.stdout, "endpoints: %s\ndata: %s\nCtrl-C stops the cluster; its data stays for the next run.\n",
 				strings.Join(lc.Inv.ClientURLs(), ","), lc.Inv.Cluster.DataDir)
 			err = lc.Supervise(ctx, localcluster.SuperviseOptions{Out: e.stdout})
-			if err == nil {
-				fmt.Fprintln(e.stdout, "run: stopping the cluster")
-			} else {
-				fmt.Fprintf(e.stdout, "run: stopping the cluster: %v\n", err)
-			}
+			// The error, if any, is printed once, as the command's.
+			fmt.Fprintln(e.stdout, "run: stopping the cluster")
 			return err
 		},
 	}

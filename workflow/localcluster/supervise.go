@@ -16,9 +16,6 @@ import (
 
 // Why supervision ends.
 var (
-	// ErrCannotRestart means a member exited with a code the unit lists
-	// in RestartPreventExitStatus: restarting cannot help.
-	ErrCannotRestart = errors.New("cannot be restarted")
 	// ErrKeepsFailing means a member failed too often in a short time.
 	ErrKeepsFailing = errors.New("keeps failing")
 	// ErrAllStopped means no member or proxy runs any more.
@@ -66,32 +63,41 @@ func (o *SuperviseOptions) defaults() {
 	}
 }
 
-// Supervise keeps the started cluster running, as systemd's
-// Restart=on-failure would on real hosts, until ctx ends (nil) or it
-// cannot (an error saying why): a member or proxy that exits is reported
-// at once (how, after how long, its last lines); one that failed is
-// restarted after a back-off; one that exited cleanly (stopped from
-// outside) is not; a code the unit's RestartPreventExitStatus lists, Burst
-// failures within Window, or nothing left running end it. It prints the
-// cluster's health whenever it changes.
+// Supervise keeps the started cluster running, like systemd's
+// Restart=on-failure on real hosts but with a back-off, until ctx ends
+// (nil) or it cannot (an error saying why): a member or proxy that exits
+// is reported at once (how, after how long, and for an exit it chose its
+// last lines); one that failed is restarted after a back-off; one that
+// exited cleanly (stopped from outside) or with a code the unit's
+// RestartPreventExitStatus lists (removed from the cluster, say) is not,
+// and the others run on; Burst failures of one within Window, or nothing
+// left running, end it. It prints the cluster's health when it changes.
 func (lc *Cluster) Supervise(ctx context.Context, o SuperviseOptions) error {
 	o.defaults()
 	say := func(format string, args ...any) { fmt.Fprintf(o.Out, "run: "+format+"\n", args...) }
 	failures := map[string][]time.Time{}
 	pending := map[string]bool{}
 	restart := make(chan string, len(lc.Targets))
+	var timers []*time.Timer
+	defer func() {
+		for _, t := range timers {
+			t.Stop()
+		}
+	}()
 	m, err := lc.Dial(lc.Inv.ClientURLs())
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	// Supervision starts from a cluster that was ready (run printed its
+	// table): say only when health changes, leader moves aside.
+	last := fmt.Sprintf("true %d []", len(lc.Inv.Members))
 	health := time.NewTicker(o.Health)
 	defer health.Stop()
 	// A check runs beside the loop (a slow member must not delay the
 	// report of an exit), one at a time.
 	statuses := make(chan cluster.ClusterStatus, 1)
 	checking := false
-	last := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -102,31 +108,45 @@ func (lc *Cluster) Supervise(ctx context.Context, o SuperviseOptions) error {
 			}
 			name := ev.host
 			say("%s %s after %s", name, ev.Describe(), ev.Ran.Round(time.Second/10))
-			for _, l := range lastLines(ev.Tail, 5) {
-				fmt.Fprintf(o.Out, "    %s\n", l)
+			// What a member said last explains an exit it chose; a signal
+			// from outside has nothing to do with it.
+			if ev.Signal == 0 && ev.Code != 0 {
+				say("%s's last lines:", name)
+				for _, l := range lastLines(ev.Tail, 5) {
+					fmt.Fprintf(o.Out, "    %s\n", l)
+				}
 			}
 			if why, ok := preventRestart[ev.Code]; ok && ev.Signal == 0 {
-				return fmt.Errorf("%s %w: it %s (%s), which restarting does not fix", name, ErrCannotRestart, ev.Describe(), why)
-			}
-			if ev.Clean() {
+				// As RestartPreventExitStatus does: this one stays down,
+				// the others keep running.
+				say("%s is not restarted: %s, which restarting does not fix", name, why)
+			} else if ev.Clean() {
 				say("%s stopped cleanly, not by run: not restarted (as Restart=on-failure would not)", name)
 			} else {
 				now := time.Now()
 				recent := append(slices.DeleteFunc(failures[name], func(t time.Time) bool { return now.Sub(t) > o.Window }), now)
 				failures[name] = recent
 				if len(recent) >= o.Burst {
-					return fmt.Errorf("%s %w: it failed %d times within %s, the last time %s", name, ErrKeepsFailing, len(recent), o.Window, ev.Describe())
+					return fmt.Errorf("%s %w: it failed %d times within %s, the last time %s", name, ErrKeepsFailing, len(recent), span(o.Window), ev.Describe())
 				}
 				wait := o.Backoff(len(recent))
-				say("restarting %s in %s (failure %d of %d allowed within %s)", name, wait, len(recent), o.Burst-1, o.Window)
+				say("restarting %s in %s (run gives up after %d failures of a member within %s)", name, wait, o.Burst, span(o.Window))
 				pending[name] = true
-				time.AfterFunc(wait, func() { restart <- name })
+				timers = append(timers, time.AfterFunc(wait, func() {
+					select {
+					case restart <- name:
+					case <-ctx.Done():
+					}
+				}))
 			}
 			if !lc.anyRunning(ctx) && len(pending) == 0 {
 				return ErrAllStopped
 			}
 		case name := <-restart:
 			delete(pending, name)
+			if ctx.Err() != nil {
+				return nil // Ctrl-C won the race: no restart
+			}
 			t, _ := lc.Target(name)
 			if err := t.Services.Start(ctx, t.Unit()); err != nil {
 				return fmt.Errorf("restarting %s: %w", name, err)
@@ -143,9 +163,9 @@ func (lc *Cluster) Supervise(ctx context.Context, o SuperviseOptions) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if s := summary(cs); s != last {
-				say("%s", s)
-				last = s
+			if k := healthKey(cs); k != last {
+				say("%s", summary(cs))
+				last = k
 			}
 		}
 	}
@@ -166,6 +186,18 @@ func (lc *Cluster) anyRunning(ctx context.Context) bool {
 	return false
 }
 
+// healthKey is what a change of health changes: whether the cluster is
+// healthy, how many members are, and which are not.
+func healthKey(cs cluster.ClusterStatus) string {
+	var down []string
+	for _, r := range cs.Rows {
+		if !r.Healthy {
+			down = append(down, r.Name)
+		}
+	}
+	return fmt.Sprintf("%v %d %v", cs.Healthy, len(cs.Rows)-len(down), down)
+}
+
 // summary is the cluster's health in one line.
 func summary(cs cluster.ClusterStatus) string {
 	healthy, leader := 0, ""
@@ -181,7 +213,7 @@ func summary(cs cluster.ClusterStatus) string {
 		}
 	}
 	s := fmt.Sprintf("%d of %d members healthy", healthy, len(cs.Rows))
-	if leader != "" {
+	if leader != "" && healthy > 0 {
 		s += ", leader " + leader
 	}
 	if len(down) > 0 {
@@ -191,6 +223,17 @@ func summary(cs cluster.ClusterStatus) string {
 		return "cluster healthy: " + s
 	}
 	return "cluster not healthy: " + s
+}
+
+// span is a window for people: "2 minutes", "30s".
+func span(d time.Duration) string {
+	if d >= time.Minute && d%time.Minute == 0 {
+		if d == time.Minute {
+			return "1 minute"
+		}
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+	return d.String()
 }
 
 func lastLines(lines []string, n int) []string {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/etcd-appliance/appliance/internal/shquote"
@@ -26,7 +27,7 @@ type Command struct {
 
 // String is the command as a user types it.
 func (c Command) String() string {
-	s := "etcdctl " + shquote.Join(c.Args)
+	s := "etcdctl " + shquote.Join(redactArgs(c.Args))
 	if c.Stdin != "" {
 		s += " <<'EOF'\n" + c.Stdin + "EOF"
 	}
@@ -77,6 +78,35 @@ func (a Answer) Message() string {
 		b.WriteString("(not run: check it and run it yourself)\n")
 	}
 	return b.String()
+}
+
+// redactArgs hides passwords in a command line shown to the user: the
+// password of -u/--username/--user USER:PASSWORD, --password's value, and
+// `user add NAME:PASSWORD`.
+func redactArgs(args []string) []string {
+	out := append([]string(nil), args...)
+	hide := func(v string) string {
+		if name, _, ok := strings.Cut(v, ":"); ok {
+			return name + ":REDACTED"
+		}
+		return v
+	}
+	for i := 0; i < len(out); i++ {
+		name, value, hasValue := strings.Cut(out[i], "=")
+		switch {
+		case name == "--password" && hasValue:
+			out[i] = "--password=REDACTED"
+		case name == "--password" && i+1 < len(out):
+			out[i+1] = "REDACTED"
+		case (name == "-u" || name == "--username" || name == "--user") && hasValue:
+			out[i] = name + "=" + hide(value)
+		case (name == "-u" || name == "--username" || name == "--user") && i+1 < len(out):
+			out[i+1] = hide(out[i+1])
+		case out[i] == "user" && i+2 < len(out) && out[i+1] == "add":
+			out[i+2] = hide(out[i+2])
+		}
+	}
+	return out
 }
 
 // flag is an etcdctl v2 flag: its names and whether it takes a value.
@@ -137,20 +167,22 @@ type parsed struct {
 	rest    []string // after the command
 }
 
-func split(args []string, getenv func(string) string) parsed {
+// split reads a command line as etcdctl v2 did: global flags before the
+// command, then the command and its own words. Nothing after the command
+// is taken for a global flag (a v3 command line such as `lock L -- cmd
+// -u` keeps every word where it was).
+func split(args []string) parsed {
 	var p parsed
-	for _, k := range slices.Sorted(maps.Keys(envs)) {
-		if v3 := envs[k]; getenv(k) != "" && getenv(v3) == "" {
-			p.v2 = true
-			p.notes = append(p.notes, fmt.Sprintf("%s is etcd v2's: set %s instead (this run uses its value).", k, v3))
-		}
-	}
-	if getenv("ETCDCTL_API") == "2" {
-		p.v2 = true
-		p.notes = append(p.notes, "ETCDCTL_API=2 asks for the v2 API, which etcd 3.7 no longer serves: unset it.")
-	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
+		if p.command != "" {
+			p.rest = append(p.rest, args[i:]...)
+			break
+		}
+		if a == "--" {
+			p.rest = append(p.rest, args[i+1:]...)
+			break
+		}
 		name, value, hasValue := strings.Cut(a, "=")
 		if g, ok := global(name); ok {
 			if g.value && !hasValue && i+1 < len(args) {
@@ -173,11 +205,11 @@ func split(args []string, getenv func(string) string) parsed {
 			}
 			continue
 		}
-		if p.command == "" && (a == "--version" || a == "-v") {
-			p.v2, p.command = true, "version"
+		if a == "--version" || a == "-v" {
+			p.v2, p.command = true, "--version"
 			continue
 		}
-		if p.command == "" && strings.HasPrefix(a, "-") {
+		if strings.HasPrefix(a, "-") {
 			p.globals = append(p.globals, a)
 			if v3Globals[name] && !hasValue && i+1 < len(args) {
 				i++
@@ -185,20 +217,36 @@ func split(args []string, getenv func(string) string) parsed {
 			}
 			continue
 		}
-		if p.command == "" {
-			p.command = a
-			continue
-		}
-		p.rest = append(p.rest, a)
-	}
-	for _, k := range slices.Sorted(maps.Keys(envs)) {
-		if v3, v := envs[k], getenv(k); v != "" && getenv(v3) == "" {
-			flagName := map[string]string{"ETCDCTL_ENDPOINTS": "--endpoints", "ETCDCTL_CACERT": "--cacert", "ETCDCTL_CERT": "--cert",
-				"ETCDCTL_KEY": "--key", "ETCDCTL_USER": "--user"}[v3]
-			p.globals = append(p.globals, flagName+"="+v)
-		}
+		p.command = a
 	}
 	return p
+}
+
+// Env says what to do about etcdctl v2's variables, whatever the command
+// line: their v3 names to set (unless set already), the old ones to unset
+// (etcdctl v3 warns of each), and a note each. A variable never overrides
+// a flag: etcdctl v3 gives flags precedence over variables.
+func Env(getenv func(string) string) (set map[string]string, unset []string, notes []string) {
+	set = map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(envs)) {
+		v := getenv(k)
+		if v == "" {
+			continue
+		}
+		unset = append(unset, k)
+		v3 := envs[k]
+		if getenv(v3) != "" {
+			notes = append(notes, fmt.Sprintf("etcdctl: %s is etcd v2's and %s is set: using %s.", k, v3, v3))
+			continue
+		}
+		set[v3] = v
+		notes = append(notes, fmt.Sprintf("etcdctl: %s is etcd v2's: using its value as %s (set that instead).", k, v3))
+	}
+	if getenv("ETCDCTL_API") == "2" {
+		unset = append(unset, "ETCDCTL_API")
+		notes = append(notes, "etcdctl: ETCDCTL_API=2 asks for etcd's v2 API, which etcd 3.7 no longer serves: unset it.")
+	}
+	return set, unset, notes
 }
 
 func global(name string) (struct {
@@ -275,9 +323,9 @@ var (
 // Translate answers a v2 etcdctl command line (args without the program
 // name; getenv reads the environment). ok is false for a v3 command line,
 // which etcdctl runs as it is.
-func Translate(args []string, getenv func(string) string) (Answer, bool) {
-	p := split(args, getenv)
-	a := Answer{Said: "etcdctl " + shquote.Join(args), Exit: 2}
+func Translate(args []string) (Answer, bool) {
+	p := split(args)
+	a := Answer{Said: "etcdctl " + shquote.Join(redactArgs(args)), Exit: 2}
 	one := func(run bool, v3 ...string) {
 		a.Commands = []Command{{Args: append(append([]string{}, p.globals...), v3...)}}
 		a.Run = run
@@ -294,7 +342,19 @@ func Translate(args []string, getenv func(string) string) (Answer, bool) {
 	txn := func(compare, success string) Command {
 		return Command{Args: append(append([]string{}, p.globals...), "txn"), Stdin: compare + "\n\n" + success + "\n\n\n"}
 	}
-	q := func(s string) string { return fmt.Sprintf("%q", s) }
+	q := strconv.Quote
+	// A transaction's request lines are read by etcdctl's own parser
+	// (double quotes, Go escapes), not by a shell.
+	req := func(verb string, words ...string) string {
+		out := verb
+		if len(words) > 0 && strings.HasPrefix(words[0], "-") {
+			out += " --"
+		}
+		for _, w := range words {
+			out += " " + q(w)
+		}
+		return out
+	}
 	noDirs := "etcd v3 has no directories: keys are flat, and a \"directory\" is a key prefix, which exists as soon as a key under it does."
 	leaseNote := func(o opts) {
 		if o.has("--ttl") {
@@ -310,14 +370,17 @@ func Translate(args []string, getenv func(string) string) (Answer, bool) {
 		case o.has("--swap-with-index"):
 			a.Notes = append(a.Notes, "v2 indexes do not exist in v3. Compare the key's modification revision instead: "+
 				"`etcdctl get "+shquote.Quote(key)+" -w json` shows it (mod_revision); the transaction below puts only if it is still REV.")
-			a.Commands = []Command{txn("mod("+q(key)+") = \"REV\"", "put "+shquote.Quote(key)+" "+shquote.Quote(value))}
+			a.Commands = []Command{txn("mod("+q(key)+") = \"REV\"", req("put", key, value))}
 		case o.has("--swap-with-value"):
-			a.Commands = []Command{txn("value("+q(key)+") = "+q(o.set["--swap-with-value"]), "put "+shquote.Quote(key)+" "+shquote.Quote(value))}
+			a.Commands = []Command{txn("value("+q(key)+") = "+q(o.set["--swap-with-value"]), req("put", key, value))}
 			a.Notes = append(a.Notes, "A compare-and-swap is a transaction in v3; it prints SUCCESS or FAILURE (exit 0 either way).")
 		case o.has("--ttl"):
 			a.Commands = []Command{{Args: append(append([]string{}, p.globals...), "lease", "grant", o.set["--ttl"])},
 				{Args: append(append([]string{}, p.globals...), "put", "--lease=<ID>", key, value)}}
 			leaseNote(o)
+		case len(o.args) == 1:
+			// No value: both read it from standard input.
+			one(true, "put", "--", key)
 		default:
 			if strings.HasPrefix(key, "-") || strings.HasPrefix(value, "-") {
 				one(need(o, 2, "KEY VALUE"), "put", "--", key, value)
@@ -333,14 +396,14 @@ func Translate(args []string, getenv func(string) string) (Answer, bool) {
 				"such as the prefix followed by a zero-padded counter you keep, or use the revision the put returns.")
 			break
 		}
-		a.Commands = []Command{txn("create("+q(key)+") = \"0\"", "put "+shquote.Quote(key)+" "+shquote.Quote(value))}
+		a.Commands = []Command{txn("create("+q(key)+") = \"0\"", req("put", key, value))}
 		a.Notes = append(a.Notes, "mk creates a key only if it is absent: in v3 a transaction with that condition; "+
 			"it prints SUCCESS, or FAILURE when the key exists (exit 0 either way).")
 		leaseNote(o)
 	case "update":
 		o := parseOpts(p.rest, ttl)
 		key, value := o.arg("KEY", 0), o.arg("VALUE", 1)
-		a.Commands = []Command{txn("version("+q(key)+") > \"0\"", "put "+shquote.Quote(key)+" "+shquote.Quote(value))}
+		a.Commands = []Command{txn("version("+q(key)+") > \"0\"", req("put", key, value))}
 		a.Notes = append(a.Notes, "update changes a key only if it exists: in v3 a transaction with that condition; "+
 			"it prints SUCCESS, or FAILURE when the key is absent (exit 0 either way).")
 		leaseNote(o)
@@ -359,8 +422,9 @@ func Translate(args []string, getenv func(string) string) (Answer, bool) {
 		_ = o
 	case "rmdir":
 		o := parseOpts(p.rest)
-		a.Notes = append(a.Notes, noDirs+" This deletes the key itself, if there is one; keys under it stay.")
-		one(need(o, 1, "KEY"), "del", o.arg("KEY", 0))
+		a.Notes = append(a.Notes, noDirs+" rmdir removed an empty directory and refused a key with a value; "+
+			"`del` deletes the key whatever it holds (keys under it stay), so check it first.")
+		one(false, "del", o.arg("KEY", 0))
 	case "rm":
 		o := parseOpts(p.rest, recursive, flag{[]string{"--dir"}, false}, flag{[]string{"--with-value"}, true}, flag{[]string{"--with-index"}, true})
 		key := o.arg("KEY", 0)
@@ -373,40 +437,49 @@ func Translate(args []string, getenv func(string) string) (Answer, bool) {
 				"(`etcdctl del "+key+" --prefix` would also delete keys that merely start with "+key+", such as "+key+"-other.)")
 		case o.has("--with-index"):
 			a.Notes = append(a.Notes, "v2 indexes do not exist in v3: compare the key's modification revision (`etcdctl get "+shquote.Quote(key)+" -w json`).")
-			a.Commands = []Command{txn("mod("+q(key)+") = \"REV\"", "del "+shquote.Quote(key))}
+			a.Commands = []Command{txn("mod("+q(key)+") = \"REV\"", req("del", key))}
 		case o.has("--with-value"):
-			a.Commands = []Command{txn("value("+q(key)+") = "+q(o.set["--with-value"]), "del "+shquote.Quote(key))}
+			a.Commands = []Command{txn("value("+q(key)+") = "+q(o.set["--with-value"]), req("del", key))}
 			a.Notes = append(a.Notes, "A compare-and-delete is a transaction in v3; it prints SUCCESS or FAILURE (exit 0 either way).")
 		default:
 			if o.has("--dir") {
 				a.Notes = append(a.Notes, noDirs+" This deletes the key itself, if there is one; keys under it stay.")
 			}
-			one(need(o, 1, "KEY"), "del", key)
+			a.Notes = append(a.Notes, "v3 prints how many keys it deleted, and exits 0 when there was none (v2 exited 4: key not found).")
+			one(need(o, 1, "KEY") && len(o.args) == 1 && len(o.set) <= 1, "del", key)
 		}
 	case "ls":
 		o := parseOpts(p.rest, sortFlag, recursive, flag{[]string{"-p"}, false}, quorum)
 		key := o.arg("", 0)
-		a.Notes = append(a.Notes, noDirs+" This lists every key under the prefix, in order (what `ls --recursive` listed).")
-		one(true, "get", key, "--prefix", "--keys-only")
+		if key != "" && !strings.HasSuffix(key, "/") {
+			key += "/"
+		}
+		a.Notes = append(a.Notes, noDirs+" This lists every key under "+q(key)+", in order (what `ls --recursive` listed).")
+		one(len(o.args) <= 1, "get", key, "--prefix", "--keys-only")
 	case "get":
 		o := parseOpts(p.rest, sortFlag, quorum)
-		if !o.has("--sort") && !o.has("--quorum") && !p.v2 {
-			return Answer{}, false
+		if !o.has("--sort") && !o.has("--quorum") {
+			return plain(a, p)
 		}
 		if o.has("--quorum") {
 			a.Notes = append(a.Notes, "v3 reads are linearizable (what --quorum asked for) unless --consistency=s says otherwise.")
 		}
-		one(need(o, 1, "KEY"), "get", o.arg("KEY", 0), "--print-value-only")
+		a.Notes = append(a.Notes, "v3 prints nothing and exits 0 for a key that does not exist (v2 exited 4: key not found).")
+		one(false, "get", o.arg("KEY", 0), "--print-value-only")
 	case "watch":
 		o := parseOpts(p.rest, forever, afterIndex, recursive)
-		if !o.has("--forever") && !o.has("--after-index") && !o.has("--recursive") && !p.v2 {
-			return Answer{}, false
+		if !o.has("--forever") && !o.has("--after-index") && !o.has("--recursive") {
+			return plain(a, p)
 		}
 		v3 := []string{"watch"}
+		key := o.arg("KEY", 0)
 		if o.has("--recursive") {
 			v3 = append(v3, "--prefix")
+			if !strings.HasSuffix(key, "/") {
+				key += "/"
+			}
 		}
-		v3 = append(v3, o.arg("KEY", 0))
+		v3 = append(v3, key)
 		if o.has("--after-index") {
 			a.Notes = append(a.Notes, "v2 indexes are not v3 revisions: to watch from a point in history, add --rev=REV "+
 				"(the header revision of `etcdctl get KEY -w json`).")
@@ -414,9 +487,11 @@ func Translate(args []string, getenv func(string) string) (Answer, bool) {
 			break
 		}
 		if !o.has("--forever") {
+			// A script waiting for one change (`etcdctl watch -r /x &&
+			// reload`) would wait forever.
 			a.Notes = append(a.Notes, "v3 watches until Ctrl-C; v2 stopped after the first change without --forever.")
 		}
-		one(need(o, 1, "KEY"), v3...)
+		one(need(o, 1, "KEY") && o.has("--forever") && len(o.args) == 1, v3...)
 	case "exec-watch":
 		o := parseOpts(p.rest, afterIndex, recursive)
 		v3 := []string{"watch"}
@@ -447,12 +522,11 @@ func Translate(args []string, getenv func(string) string) (Answer, bool) {
 		}
 		o := parseOpts(p.rest[min(1, len(p.rest)):])
 		switch {
-		case (sub == "add" || sub == "update") && len(o.args) == 2 && !strings.HasPrefix(o.args[1], "-"):
+		case (sub == "add" || sub == "update") && len(o.args) == 2 && len(o.set) == 0 && !strings.Contains(strings.Join(p.rest, " "), "-"+"-peer-urls") &&
+			strings.Contains(o.args[1], "://"):
 			one(true, "member", sub, o.args[0], "--peer-urls="+o.args[1])
-		case p.v2:
-			one(true, append([]string{"member"}, p.rest...)...)
 		default:
-			return Answer{}, false
+			return plain(a, p)
 		}
 	case "user":
 		return rename(a, p, map[string]string{"remove": "delete", "grant": "grant-role", "revoke": "revoke-role"}, "--roles")
@@ -464,14 +538,24 @@ func Translate(args []string, getenv func(string) string) (Answer, bool) {
 			"(checksum and metadata beside it; `etcd-installer restore` puts it back).")
 	case "h":
 		one(true, append([]string{"help"}, p.rest...)...)
-	case "version":
+	case "--version":
 		one(true, "version")
 	default:
-		if !p.v2 {
-			return Answer{}, false
-		}
-		one(true, append([]string{p.command}, p.rest...)...)
+		return plain(a, p)
 	}
+	a.Notes = append(p.notes, a.Notes...)
+	return a, true
+}
+
+// plain answers a v3 command line: untouched, unless v2 global flags came
+// before it (-C URL, --ca-file): then the same command with those flags
+// in their v3 spelling, which means the same.
+func plain(a Answer, p parsed) (Answer, bool) {
+	if !p.v2 {
+		return Answer{}, false
+	}
+	a.Commands = []Command{{Args: append(append(append([]string{}, p.globals...), p.command), p.rest...)}}
+	a.Run = p.command != ""
 	a.Notes = append(p.notes, a.Notes...)
 	return a, true
 }
@@ -480,41 +564,53 @@ func Translate(args []string, getenv func(string) string) (Answer, bool) {
 // grant or revoke with v2's list flag (--roles, --path) is shown, not run:
 // v2 took several roles, or a path glob with read/write flags, at once.
 func rename(a Answer, p parsed, names map[string]string, listFlag string) (Answer, bool) {
-	if len(p.rest) == 0 {
-		if !p.v2 {
-			return Answer{}, false
-		}
-	}
 	sub := ""
 	if len(p.rest) > 0 {
 		sub = p.rest[0]
 	}
 	v3, renamed := names[sub]
-	if !renamed && !p.v2 {
-		return Answer{}, false
-	}
 	if !renamed {
-		v3 = sub
+		return plain(a, p)
 	}
-	rest := p.rest[min(1, len(p.rest)):]
-	hasList := false
-	for _, r := range rest {
-		if strings.HasPrefix(r, listFlag) || r == "--read" || r == "--write" || r == "--readwrite" {
-			hasList = true
+	o := parseOpts(p.rest[1:], flag{[]string{listFlag}, true}, flag{[]string{"--read"}, false},
+		flag{[]string{"--write"}, false}, flag{[]string{"--readwrite"}, false})
+	cmd := func(words ...string) Command {
+		return Command{Args: append(append(append([]string{}, p.globals...), p.command, v3), words...)}
+	}
+	name := o.arg("NAME", 0)
+	switch {
+	case sub == "remove":
+		a.Commands, a.Run = []Command{cmd(name)}, len(o.args) == 1
+	case p.command == "user":
+		// v2 took a list of roles; v3 one role a command.
+		for _, role := range strings.Split(o.set[listFlag], ",") {
+			if role = strings.TrimSpace(role); role != "" {
+				a.Commands = append(a.Commands, cmd(name, role))
+			}
 		}
-	}
-	args := append(append(append([]string{}, p.globals...), p.command, v3), rest...)
-	a.Commands = []Command{{Args: args}}
-	if hasList {
-		if p.command == "user" {
-			a.Notes = append(a.Notes, "v3 grants or revokes one role at a time: `etcdctl user "+v3+" USER ROLE`, once per role.")
+		a.Notes = append(a.Notes, "v3 "+v3+"s one role at a time.")
+	default:
+		perm := "readwrite"
+		for _, f := range []string{"read", "write"} {
+			if o.has("--"+f) && !o.has("--readwrite") {
+				perm = f
+			}
+		}
+		path := o.set[listFlag]
+		words := []string{name}
+		if sub == "grant" {
+			words = append(words, perm)
+		}
+		if prefix, ok := strings.CutSuffix(path, "*"); ok {
+			words = append(words, prefix, "--prefix")
 		} else {
-			a.Notes = append(a.Notes, "v3 grants per key or prefix: `etcdctl role "+v3+" ROLE read|write|readwrite KEY [--prefix]`; "+
-				"a v2 path /dir/* is the prefix /dir/. v2 permissions applied to v2 keys only.")
+			words = append(words, path)
 		}
-		a.Commands[0].Args = append(append(append([]string{}, p.globals...), p.command, v3), "...")
-	} else {
-		a.Run = true
+		a.Commands = []Command{cmd(words...)}
+		a.Notes = append(a.Notes, "v2 permissions applied to v2 keys only; a path ending in * is a v3 prefix.")
+		if sub == "revoke" && perm != "readwrite" {
+			a.Notes = append(a.Notes, "v3 revokes a key's whole permission, not only its "+perm+" half.")
+		}
 	}
 	a.Notes = append(p.notes, a.Notes...)
 	return a, true
