@@ -160,12 +160,12 @@ func (c *ClusterTest) rollingUpgrade() error {
 		if err := installDeb(ctx, m, c.Pk.V2, c.Pk); err != nil {
 			return err
 		}
-		out, err := m.Exec(ctx, "etcd-installer", "apply", "/root/node.toml", "--host", m.Name)
+		out, err := m.Exec(ctx, "etcd-installer", "apply", "/root/node.toml", "--this-host", m.Name)
 		if err != nil {
 			// The member has no inventory of its own: copy control's.
 			inv, _ := c.Control.ReadFile(inventoryPath[1:])
 			m.WriteFile("root/node.toml", inv, 0o644)
-			if out, err = m.Exec(ctx, "etcd-installer", "apply", "/root/node.toml", "--host", m.Name); err != nil {
+			if out, err = m.Exec(ctx, "etcd-installer", "apply", "/root/node.toml", "--this-host", m.Name); err != nil {
 				return err
 			}
 		}

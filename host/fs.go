@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/etcd-appliance/appliance/datadir"
 	"github.com/etcd-appliance/appliance/internal/atomicfile"
@@ -29,6 +30,8 @@ type FS interface {
 	// owner, the others 0755 root.
 	MkdirAll(path string, mode fs.FileMode, owner, group string) error
 	Rename(from, to string) error
+	// SetModTime sets a file's modification time.
+	SetModTime(path string, t time.Time) error
 	// Path returns where path really is (under the root, for tests).
 	Path(path string) string
 }
@@ -93,6 +96,11 @@ func (l LocalFS) Rename(from, to string) error {
 		return err
 	}
 	return syncDirs(filepath.Dir(l.Path(to)), filepath.Dir(l.Path(from)))
+}
+
+// SetModTime implements FS.
+func (l LocalFS) SetModTime(p string, t time.Time) error {
+	return os.Chtimes(l.Path(p), time.Time{}, t)
 }
 
 // syncDirs fsyncs directories (each once).

@@ -200,6 +200,12 @@ func (r RunnerFS) Rename(from, to string) error {
 	return err
 }
 
+// SetModTime implements FS.
+func (r RunnerFS) SetModTime(p string, t time.Time) error {
+	_, err := r.run("touch", "-m", "-c", "-d", "@"+strconv.FormatInt(t.Unix(), 10), "--", p)
+	return err
+}
+
 // InspectDataDir reads the data dir on the host with etcd-installer
 // there: the backend is a bbolt file that only the host can open.
 func (r RunnerFS) InspectDataDir(dir string) (datadir.Info, error) {

@@ -53,11 +53,11 @@ func NodePackages(inv *inventory.Inventory, o NodeOptions, etcdVersion string) (
 	if err != nil {
 		return nil, err
 	}
+	if _, err := inv.Named("--host", o.Hosts); err != nil {
+		return nil, err
+	}
 	want := map[string]bool{}
 	for _, h := range o.Hosts {
-		if _, ok := inv.Host(h); !ok {
-			return nil, fmt.Errorf("%w: no host %s in %s", inventory.ErrInvalid, h, inv.Source)
-		}
 		want[h] = true
 	}
 	// Every host's certificates are checked before any package is built:

@@ -29,7 +29,9 @@ type clusterFiles struct {
 }
 
 func (c *clusterFiles) add(name, tmplName string, mode uint32, data map[string]any) error {
-	m := map[string]any{"Cluster": c.inv.Cluster.Name, "Source": comment(c.inv.Source)}
+	// No file name in them: rendered bytes depend on the inventory's
+	// content only.
+	m := map[string]any{"Cluster": comment(c.inv.Cluster.Name)}
 	maps.Copy(m, data)
 	var buf bytes.Buffer
 	if err := tmpl.ExecuteTemplate(&buf, tmplName, m); err != nil {

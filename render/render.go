@@ -154,7 +154,10 @@ type Var struct{ Key, Value string }
 func header(inv *inventory.Inventory, what string) []string {
 	return []string{
 		what + ".",
-		"Rendered by etcd-installer from the inventory " + comment(inv.Source) + ".",
+		// The cluster's name, not the inventory's file name: a copy of the
+		// inventory under another name must render the same bytes, or
+		// apply would rewrite (and restart) every host.
+		"Rendered by etcd-installer from the inventory of cluster " + comment(inv.Cluster.Name) + ".",
 		"Do not edit: `etcd-installer apply` overwrites this file; change the inventory instead.",
 	}
 }

@@ -16,33 +16,39 @@ func newApplyCmd(e *env) *cobra.Command {
 	var (
 		cf                             clientFlags
 		ssh                            sshFlags
-		host, root                     string
+		hf                             hostFlags
+		root                           string
 		dryRun, noStart, force, noWait bool
 		wait                           time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "apply INVENTORY [--host NAME]",
-		Short: "Make this host what the inventory says: files, unit, start; idempotent",
-		Long: "apply renders this host's files, writes those that changed (atomically, with owner and mode),\n" +
+		Use:   "apply INVENTORY [--host NAME,...]",
+		Short: "Make hosts what the inventory says: files, unit, start; idempotent",
+		Long: "apply renders each host's files, writes those that changed (atomically, with owner and mode),\n" +
 			"reloads systemd if a unit changed, enables and starts the unit without blocking, and waits until\n" +
 			"it is ready. A running member whose configuration changed is restarted only when the rest of\n" +
 			"the cluster keeps quorum. A second run changes nothing.\n\n" + hostSelection + "\n\n" +
-			"On a machine that is none of the hosts, when every host has an ssh target, apply provisions\n" +
-			"them all over SSH in parallel, starts every unit together and waits for all of them; running\n" +
-			"members whose configuration changed restart one at a time, the leader last, each serving\n" +
-			"before the next.\n\n" +
+			"Hosts reached over SSH are applied in parallel, their units started together and waited for;\n" +
+			"running members whose configuration changed restart one at a time, the leader last, each\n" +
+			"serving before the next.\n\n" +
 			"With TLS on and a certificate directory (--certs, default certs/ beside the inventory, made\n" +
 			"by `etcd-installer certs`), each host gets its own certificates and keys; the CA key stays.\n" +
 			"With auth = true, once the cluster serves apply creates the root user (password from\n" +
 			"root_password_file), a read-only role and user, and enables auth.",
 		Example: `  etcd-installer apply prod.toml --dry-run
-  etcd-installer apply prod.toml --host etcd1`,
+  etcd-installer apply prod.toml --host etcd1
+  etcd-installer apply prod.toml --this-host etcd1   # run on etcd1 itself`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			i, hosts, err := loadHosts(args[0], &ssh)
+			i, err := load(args[0])
 			if err != nil {
 				return err
 			}
+			sel, err := hf.selection(i)
+			if err != nil {
+				return err
+			}
+			hosts := ssh.reach(i, sel)
 			defer hosts.Close()
 			src, err := certs.From(i, cf.certs)
 			if err != nil {
@@ -50,7 +56,7 @@ func newApplyCmd(e *env) *cobra.Command {
 			}
 			req := apply.Request{
 				Options: apply.Options{NoStart: noStart, ForceRestart: force, Dial: cf.files().Dialer(i), Plan: e.plan(dryRun)},
-				This:    host, Root: root, Hosts: hosts, Certs: src,
+				Sel:     sel, Root: root, Hosts: hosts, Certs: src,
 				WaitReady: !dryRun && !noStart && !noWait, Wait: wait,
 			}
 			rep, err := apply.Run(cmd.Context(), i, req, e.log)
@@ -60,13 +66,13 @@ func newApplyCmd(e *env) *cobra.Command {
 	}
 	ssh.add(cmd)
 	cf.add(cmd)
-	cmd.Flags().StringVar(&host, "host", "", "the inventory host this machine is")
+	hf.add(cmd, "apply")
 	addDryRunFlag(cmd, &dryRun)
 	cmd.Flags().BoolVar(&noStart, "no-start", false, "write files and enable the unit, but do not start it")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start without waiting until the member is ready (members restarted one at a time are always waited for)")
 	cmd.Flags().BoolVar(&force, "force-restart", false, "restart a changed member even if the cluster may lose quorum")
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the member to become ready")
-	cmd.Flags().StringVar(&root, "root", "/", "write under this directory instead of / (for testing)")
+	cmd.Flags().StringVar(&root, "root", "/", "write this machine's files under this directory instead of / (for testing)")
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/etcd-appliance/appliance/host/hosttest"
+	"github.com/etcd-appliance/appliance/inventory/inventorytest"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -103,11 +104,11 @@ func TestExampleValidateRenderPlan(t *testing.T) {
 
 	// plan against the rendered tree: nothing to do; against an empty root:
 	// every file is new.
-	planOut, errOut, code := run(t, "plan", static, "--host", "etcd0", "--root", filepath.Join(out, "etcd0"))
+	planOut, errOut, code := run(t, "plan", static, "--this-host", "etcd0", "--root", filepath.Join(out, "etcd0"))
 	if code != 0 || !strings.Contains(planOut, "etcd0: no changes") {
 		t.Errorf("plan on rendered tree: %d %q %s", code, planOut, errOut)
 	}
-	planOut, _, _ = run(t, "plan", static, "--host", "etcd0", "--root", t.TempDir())
+	planOut, _, _ = run(t, "plan", static, "--this-host", "etcd0", "--root", t.TempDir())
 	if !strings.Contains(planOut, "+++ /etc/etcd/etcd.conf (new)") || !strings.Contains(planOut, "+ETCD_NAME=etcd0") ||
 		!strings.Contains(planOut, "etcd0: 2 file(s) would change") {
 		t.Errorf("plan on empty root:\n%s", planOut)
@@ -116,7 +117,7 @@ func TestExampleValidateRenderPlan(t *testing.T) {
 	conf := filepath.Join(out, "etcd0/etc/etcd/etcd.conf")
 	b, _ := os.ReadFile(conf)
 	os.WriteFile(conf, bytes.Replace(b, []byte("ETCD_NAME=etcd0"), []byte("ETCD_NAME=edited"), 1), 0o640)
-	planOut, _, _ = run(t, "plan", static, "--host", "etcd0", "--root", filepath.Join(out, "etcd0"))
+	planOut, _, _ = run(t, "plan", static, "--this-host", "etcd0", "--root", filepath.Join(out, "etcd0"))
 	if !strings.Contains(planOut, "-ETCD_NAME=edited") || !strings.Contains(planOut, "+ETCD_NAME=etcd0") {
 		t.Errorf("plan after an edit:\n%s", planOut)
 	}
@@ -286,5 +287,50 @@ func TestDryRunsChangeNothing(t *testing.T) {
 	}
 	if d := hosttest.SameSnapshot(before, snap()); d != "" {
 		t.Errorf("dry runs changed files:\n%s", d)
+	}
+}
+
+// TestHostFlags: --host selects hosts and reaches the ones that are not
+// this machine over SSH; --this-host is checked. Before, `apply --host
+// etcd1` on a workstation applied etcd1's files and unit to the
+// workstation, and `plan --host etcd1` compared the workstation's files.
+func TestHostFlags(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "prod.toml")
+	// 10.0.0.0/8 addresses and no ssh targets: none is this machine, none
+	// is reachable.
+	os.WriteFile(inv, []byte(inventorytest.Text("prod", "tls = \"off\"", []string{"10.0.0.10", "10.0.0.11", "10.0.0.12"}, nil)+
+		"[[proxy]]\nname = \"gw\"\naddress = \"10.0.0.20\"\n"), 0o644)
+	root := t.TempDir()
+	empty := func() {
+		t.Helper()
+		if ents, _ := os.ReadDir(root); len(ents) != 0 {
+			t.Fatalf("something was written under --root: %v", ents)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apply", inv, "--host", "etcd1", "--dry-run", "--root", root}, "etcd1 is not this machine (hostname "},
+		{[]string{"apply", inv, "--host", "etcd1", "--root", root}, "and has no ssh target in prod.toml: run the command on etcd1"},
+		{[]string{"apply", inv, "--this-host", "etcd1", "--root", root}, "--this-host etcd1: this machine (hostname "},
+		{[]string{"plan", inv, "--host", "etcd1"}, "etcd1 is not this machine"},
+		{[]string{"plan", inv, "--this-host", "etcd1"}, "is not etcd1 of prod.toml (address 10.0.0.11); nothing was done"},
+		{[]string{"doctor", inv, "--host", "etcd1"}, "etcd1 is not this machine"},
+		{[]string{"apply", inv, "--host", "ectd1"}, "--host ectd1: prod.toml has no member or proxy ectd1 (it has etcd0, etcd1, etcd2, gw; did you mean etcd1?)"},
+		{[]string{"render", inv, "--host", "ectd1", "--out", root}, "did you mean etcd1?"},
+		{[]string{"member", "add", inv, "etcd3", "--dry-run"}, "prod.toml has no [[member]] named etcd3 (its members: etcd0, etcd1, etcd2); fix: to add a new member, add a [[member]] table with name = \"etcd3\""},
+		{[]string{"member", "add", inv, "etdc1", "--dry-run"}, "did you mean etcd1?"},
+		{[]string{"member", "add", inv, "gw", "--dry-run"}, "gw is a [[proxy]] in prod.toml, and a proxy cannot become a member"},
+	} {
+		out, errOut, code := run(t, c.args...)
+		if code != 1 || !strings.Contains(errOut, c.want) || out != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1, nothing on stdout, %q", strings.Join(c.args, " "), code, out, errOut, c.want)
+		}
+		if strings.Contains(errOut, "invalid inventory") {
+			t.Errorf("%s: the inventory is fine, the flag is wrong: %s", strings.Join(c.args, " "), errOut)
+		}
+		empty()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -19,13 +20,14 @@ var errFindings = errors.New("doctor found failures")
 func newDoctorCmd(e *env) *cobra.Command {
 	var cf clientFlags
 	var ssh sshFlags
-	var host, output string
+	var hf hostFlags
+	var reachedAs, output string
 	cmd := &cobra.Command{
-		Use:   "doctor INVENTORY [--host NAME]",
+		Use:   "doctor INVENTORY [--host NAME,...]",
 		Short: "Find and explain what keeps a host or the cluster from working, with the fix",
 		Long: "doctor checks the env file, the unit and what it waits for, the data dir (owner, mode, cluster),\n" +
-			"ports, peers' reachability, clock skew and disk fsync latency. Without --host it checks this\n" +
-			"machine when it is a host, else every host over SSH. It exits 1 when a check fails.",
+			"ports, peers' reachability, clock skew and disk fsync latency, one line per check. It exits 1\n" +
+			"when a check fails.\n\n" + hostSelection,
 		Example: "  etcd-installer doctor prod.toml\n  etcd-installer doctor prod.toml --host etcd1 -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -37,19 +39,18 @@ func newDoctorCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			hosts := ssh.hosts(i)
-			defer hosts.Close()
-			var names []string
-			if host != "" {
-				names = []string{host}
-			} else if h, err := workflow.This(i, ""); err == nil {
-				names = []string{h.Name}
-			} else {
-				for _, h := range i.Hosts() {
-					names = append(names, h.Name)
+			var sel workflow.Selection
+			if reachedAs != "" {
+				if _, ok := i.Host(reachedAs); !ok {
+					return i.UnknownHost(doctor.ReachedAsFlag, reachedAs)
 				}
+				sel = workflow.Selection{This: reachedAs, Names: []string{reachedAs}}
+			} else if sel, err = hf.selection(i); err != nil {
+				return err
 			}
-			all, err := doctor.Hosts(cmd.Context(), i, args[0], hosts, names, doctor.Options{TLS: tc})
+			hosts := ssh.reach(i, sel)
+			defer hosts.Close()
+			all, err := doctor.Hosts(cmd.Context(), i, args[0], hosts, sel.Names, doctor.Options{TLS: tc})
 			if err != nil {
 				return err
 			}
@@ -66,7 +67,9 @@ func newDoctorCmd(e *env) *cobra.Command {
 	}
 	cf.add(cmd)
 	ssh.add(cmd)
-	cmd.Flags().StringVar(&host, "host", "", "check only this host")
+	hf.add(cmd, "check")
+	cmd.Flags().StringVar(&reachedAs, strings.TrimPrefix(doctor.ReachedAsFlag, "--"), "", "set by doctor when it runs itself over SSH on host NAME")
+	_ = cmd.Flags().MarkHidden(strings.TrimPrefix(doctor.ReachedAsFlag, "--"))
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
 }

@@ -20,10 +20,34 @@ func (s *sshFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&s.knownHosts, "known-hosts", nil, "known_hosts files (default ~/.ssh/known_hosts); host keys are always checked")
 }
 
-// hosts reaches the inventory's hosts with these flags; the caller closes
-// it.
+// hosts reaches the inventory's hosts with these flags, this machine
+// without SSH when it is one of them; the caller closes it.
 func (s *sshFlags) hosts(i *inventory.Inventory) *workflow.Hosts {
-	return &workflow.Hosts{Inv: i, SSH: host.SSHConfig{KeyFile: s.key, KnownHosts: s.knownHosts}}
+	this, _, _ := workflow.ThisMachine(i, "")
+	return s.reach(i, workflow.Selection{This: this.Name})
+}
+
+// reach is hosts for a selection made with hostFlags.
+func (s *sshFlags) reach(i *inventory.Inventory, sel workflow.Selection) *workflow.Hosts {
+	return &workflow.Hosts{Inv: i, SSH: host.SSHConfig{KeyFile: s.key, KnownHosts: s.knownHosts}, This: sel.This}
+}
+
+// hostFlags are the two host flags, one meaning each, on every command
+// that acts on hosts: --host selects them, --this-host says which one this
+// machine is.
+type hostFlags struct {
+	hosts []string
+	this  string
+}
+
+func (f *hostFlags) add(cmd *cobra.Command, verb string) {
+	cmd.Flags().StringSliceVar(&f.hosts, "host", nil, verb+" only these hosts (repeat or separate with commas); a host that is not this machine is reached over its ssh target")
+	cmd.Flags().StringVar(&f.this, "this-host", "", "this machine is the inventory host NAME (refused unless its hostname or addresses match NAME's)")
+}
+
+// selection resolves the flags against the inventory.
+func (f *hostFlags) selection(i *inventory.Inventory) (workflow.Selection, error) {
+	return workflow.Select(i, f.hosts, f.this)
 }
 
 // clientFlags are how commands that talk to the cluster prove who they

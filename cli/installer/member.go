@@ -38,6 +38,9 @@ func newMemberAddCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer hosts.Close()
+			if err := member.Addable(i, args[1]); err != nil {
+				return err
+			}
 			t, err := hosts.Target(args[1])
 			if err != nil {
 				return err

@@ -39,11 +39,11 @@ func newRenderCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if _, err := i.Named("--host", hosts); err != nil {
+				return err
+			}
 			want := map[string]bool{}
 			for _, h := range hosts {
-				if _, ok := i.Host(h); !ok {
-					return fmt.Errorf("--host %s: no such member or proxy in %s", h, args[0])
-				}
 				want[h] = true
 			}
 			for _, hf := range r.Hosts {

@@ -141,6 +141,9 @@ func (m *MemFS) MkdirAll(p string, mode fs.FileMode, owner, group string) error 
 	return nil
 }
 
+// SetModTime implements host.FS: MemFS keeps no times.
+func (m *MemFS) SetModTime(string, time.Time) error { return nil }
+
 func (m *MemFS) Rename(from, to string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

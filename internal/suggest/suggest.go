@@ -2,6 +2,11 @@
 // you mean" hints in error messages.
 package suggest
 
+import (
+	"strings"
+	"unicode"
+)
+
 // Closest returns the candidate nearest to word by edit distance, if it is
 // at most maxDistance away; ties go to the earlier candidate.
 func Closest(word string, candidates []string, maxDistance int) (string, bool) {
@@ -33,4 +38,22 @@ func Distance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// Name returns the host name a misspelt name most likely meant: the
+// closest within two edits, but not a name that differs only in its
+// trailing number (etcd3 is a new host next to etcd0, not a typo of it).
+func Name(word string, names []string) (string, bool) {
+	var cands []string
+	for _, n := range names {
+		if stem(n) != stem(word) || n == word {
+			cands = append(cands, n)
+		}
+	}
+	return Closest(word, cands, 2)
+}
+
+// stem is a name without its trailing digits.
+func stem(s string) string {
+	return strings.TrimRightFunc(s, unicode.IsDigit)
 }

@@ -14,3 +14,20 @@ func TestClosest(t *testing.T) {
 		t.Errorf("Distance = %d", d)
 	}
 }
+
+func TestName(t *testing.T) {
+	names := []string{"etcd0", "etcd1", "etcd2", "gw"}
+	for word, want := range map[string]string{
+		"ectd1": "etcd1", // a transposition: the typo operators make
+		"etdc1": "etcd1",
+		"etcd3": "", // a new member numbered next to the others
+		"etcd":  "", // a stem alone is no typo of one of them
+		"gx":    "gw",
+		"zzz":   "",
+	} {
+		got, ok := Name(word, names)
+		if got != want || ok != (want != "") {
+			t.Errorf("Name(%s) = %q %v, want %q", word, got, ok, want)
+		}
+	}
+}

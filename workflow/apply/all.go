@@ -42,15 +42,11 @@ type AllOptions struct {
 	Wait      time.Duration
 }
 
-// Every reaches every host of the inventory through hosts (this machine,
-// or over SSH) and applies them with All; a host that cannot be reached
-// is reported with Stage "connect" and the others go on. Outcomes come in
-// inventory order.
-func Every(ctx context.Context, inv *inventory.Inventory, hosts *workflow.Hosts, o AllOptions, log logrus.FieldLogger) []Outcome {
-	var names []string
-	for _, h := range inv.Hosts() {
-		names = append(names, h.Name)
-	}
+// Every reaches the named hosts through hosts (this machine, or over SSH)
+// and applies them with All; a host that cannot be reached is reported
+// with Stage "connect" and the others go on. Outcomes come in the order
+// of names.
+func Every(ctx context.Context, inv *inventory.Inventory, hosts *workflow.Hosts, names []string, o AllOptions, log logrus.FieldLogger) []Outcome {
 	targets, failed := hosts.Each(names)
 	byName := map[string]Outcome{}
 	for _, out := range All(ctx, inv, targets, o, log) {

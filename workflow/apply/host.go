@@ -254,7 +254,9 @@ func (r *hostRun) plan(ctx context.Context) error {
 	// A unit that started before its configuration last changed (a crash
 	// between writing and restarting, or an edit) still needs a restart;
 	// not so when every change since was ignorable.
-	pending := st.Running() && !st.Since.IsZero() && r.newest.After(st.Since) && (len(r.res.Files) == 0 || r.config)
+	// Files written with changes etcd ignores get the unit's start time
+	// (ignorable below), so a file newer than the unit is a real change.
+	pending := st.Running() && !st.Since.IsZero() && r.newest.After(st.Since)
 	restart := st.Running() && (r.config || pending) && !r.o.NoStart
 	if restart && r.t.Host.Member != nil && !r.o.ForceRestart && !r.o.Plan.DryRun() {
 		if err := restartSafe(ctx, r.inv, r.t.Host.Member, r.o.Dial); err != nil {
@@ -281,6 +283,9 @@ func (r *hostRun) writeFiles(context.Context) error {
 			if _, err := r.t.FS.WriteFile(f.Path, f.Data, f.Mode, f.Owner, f.Group); err != nil {
 				return err
 			}
+			if err := r.ignorable(f, ch); err != nil {
+				return err
+			}
 			r.log.WithFields(logrus.Fields{"file": f.Path, "mode": fmt.Sprintf("%04o", f.Mode), "owner": f.Owner + ":" + f.Group}).Info("wrote")
 			return nil
 		})
@@ -304,6 +309,18 @@ func (r *hostRun) writeFiles(context.Context) error {
 		}
 		return nil
 	})
+}
+
+// ignorable dates a file of the running unit back to the unit's start
+// when the unit keeps running with it (only settings etcd ignores once it
+// has data changed): otherwise the next apply would take the newer file
+// for a change the unit never picked up, and restart the member for it.
+func (r *hostRun) ignorable(f render.File, ch FileChange) error {
+	st := r.state
+	if f.Unit == "" || ch.Meta || !st.Running() || st.Since.IsZero() || r.res.Restarted {
+		return nil
+	}
+	return r.t.FS.SetModTime(f.Path, st.Since)
 }
 
 func (r *hostRun) units(ctx context.Context) error {

@@ -292,3 +292,42 @@ func TestApplyAllStopsRollingAtFailure(t *testing.T) {
 		}
 	}
 }
+
+// A running, initialized member whose etcd.conf changed in what etcd
+// ignores once it has data (a comment, the initial cluster after member
+// add) gets the file without a restart, and the next apply does not
+// restart it as "older than its files" either.
+func TestApplyIgnorableChangeNeverRestarts(t *testing.T) {
+	inv := parse(t, threeHosts)
+	root := t.TempDir()
+	datadirtest.WriteMembersDB(t, root, "/var/lib/etcd/etcd0", map[string]string{"etcd0": "http://10.0.0.10:2380", "etcd1": "http://10.0.0.11:2380", "etcd2": "http://10.0.0.12:2380"})
+	fsys := host.LocalFS{Root: root, IgnoreOwner: true}
+	svc := &hosttest.Services{}
+	tg := target(t, inv, "etcd0", fsys, svc)
+	if _, err := Host(context.Background(), inv, tg, Options{}, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(root, layout.EtcdConf)
+	b, _ := os.ReadFile(conf)
+	os.WriteFile(conf, []byte(strings.Replace(string(b), "from the inventory of cluster", "from the inventory prod.toml, cluster", 1)), 0o640)
+	// Written (by an older etcd-installer) before the unit started.
+	os.Chtimes(conf, time.Time{}, time.Now().Add(-2*time.Hour))
+	fm := &clustertest.Membership{List: members(inv)}
+	dial := func([]string) (cluster.Membership, error) { return fm, nil }
+	// The unit started an hour ago, before both applies.
+	started := host.UnitState{Active: "active", Enabled: "enabled", Since: time.Now().Add(-time.Hour)}
+	for run := 1; run <= 2; run++ {
+		svc.Reset()
+		svc.States = []host.UnitState{started}
+		res, err := Host(context.Background(), inv, tg, Options{Dial: dial}, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Restarted || strings.Contains(svc.Calls(), "restart") {
+			t.Errorf("apply %d restarted the member for a change etcd ignores: %+v calls %q", run, res, svc.Calls())
+		}
+		if wrote := len(res.Files); (run == 1) != (wrote == 1) {
+			t.Errorf("apply %d wrote %d files", run, wrote)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -18,10 +19,10 @@ import (
 // Request is one `etcd-installer apply`.
 type Request struct {
 	Options
-	// This names the inventory host this machine is; "" finds it, or,
-	// when this machine is none of the hosts and every host has an ssh
-	// target, applies every host from here through Hosts.
-	This string
+	// Sel is the hosts to apply and which of them this machine is
+	// (workflow.Select): this machine alone is applied here, one line of
+	// report; any other selection through Hosts, a table.
+	Sel workflow.Selection
 	// Root is where this machine's files are written ("/" but in tests).
 	Root  string
 	Hosts *workflow.Hosts
@@ -48,28 +49,27 @@ type Report struct {
 func Run(ctx context.Context, inv *inventory.Inventory, req Request, log logrus.FieldLogger) (Report, error) {
 	// A dry run starts nothing, so there is nothing to wait for.
 	req.WaitReady = req.WaitReady && !req.Plan.DryRun()
-	if req.This == "" {
-		if _, err := workflow.This(inv, ""); err != nil {
-			if !workflow.AllHaveSSH(inv) {
-				return Report{}, fmt.Errorf("%w; or give every host an ssh target to provision them all from here", err)
-			}
-			outs := Every(ctx, inv, req.Hosts, AllOptions{Options: req.Options, Extra: req.Certs, WaitReady: req.WaitReady, Wait: req.Wait}, log)
-			rep := Report{Outcomes: outs, Remote: true}
-			for _, o := range outs {
-				if o.Err != nil {
-					return rep, fmt.Errorf("%d of %d hosts failed (the others are applied as shown); fix and re-run apply: it resumes", failed(outs), len(outs))
-				}
-			}
-			if req.WaitReady {
-				return rep, ensureAuth(ctx, inv, req.Dial, req.Plan, log)
-			}
-			return rep, nil
+	if sel := req.Sel; len(sel.Names) != 1 || sel.Names[0] != sel.This {
+		if req.Root != "" && req.Root != "/" {
+			return Report{}, fmt.Errorf("--root %s is where this machine's files go; %s reached over SSH", req.Root, strings.Join(sel.Names, ", "))
 		}
+		outs := Every(ctx, inv, req.Hosts, sel.Names, AllOptions{Options: req.Options, Extra: req.Certs, WaitReady: req.WaitReady, Wait: req.Wait}, log)
+		rep := Report{Outcomes: outs, Remote: true}
+		for _, o := range outs {
+			if o.Err != nil {
+				return rep, fmt.Errorf("%d of %d hosts failed (the others are applied as shown); fix and re-run apply: it resumes", failed(outs), len(outs))
+			}
+		}
+		if req.WaitReady {
+			return rep, ensureAuth(ctx, inv, req.Dial, req.Plan, log)
+		}
+		return rep, nil
 	}
-	h, err := workflow.This(inv, req.This)
-	if err != nil {
-		return Report{}, err
+	h, ok := inv.Host(req.Sel.This)
+	if !ok {
+		return Report{}, inv.UnknownHost("--this-host", req.Sel.This)
 	}
+	var err error
 	o := req.Options
 	if o.Extra, err = req.Certs.For(h.Name); err != nil {
 		return Report{}, err

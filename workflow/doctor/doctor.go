@@ -432,19 +432,23 @@ func (d *doctor) clocks(ctx context.Context) {
 	}
 }
 
+// ReachedAsFlag tells etcd-installer run over SSH which host it runs on:
+// the SSH connection to the host's target proves it, where the host's own
+// names and addresses may not (a target behind NAT).
+const ReachedAsFlag = "--reached-as"
+
 // Hosts checks the named hosts at once. The checks of disks, ports and
-// clocks must run on the host itself: Run runs here for this machine (and
-// for a host without ssh target, which only the host can check fully);
-// for the others, etcd-installer on the host runs them with a copy of the
-// inventory at inventoryPath.
+// clocks must run on the host itself: Run runs here for this machine
+// (hosts.This); for the others, etcd-installer on the host, reached over
+// SSH, runs them with a copy of the inventory at inventoryPath.
 func Hosts(ctx context.Context, inv *inventory.Inventory, inventoryPath string, hosts *workflow.Hosts, names []string, o Options) ([]Finding, error) {
 	found := make([][]Finding, len(names))
 	err := parallel.Each(names, func(k int, name string) error {
 		h, ok := inv.Host(name)
 		if !ok {
-			return fmt.Errorf("no member or proxy %s in %s", name, inv.Source)
+			return inv.UnknownHost("--host", name)
 		}
-		if workflow.IsLocal(inv, name) || h.SSH == "" {
+		if name == hosts.This {
 			found[k] = Run(ctx, inv, workflow.Local(h), o)
 			return nil
 		}
@@ -452,7 +456,7 @@ func Hosts(ctx context.Context, inv *inventory.Inventory, inventoryPath string, 
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		out, err := workflow.RemoteInstaller(ctx, t.Runner, inventoryPath, "doctor", "--host", name, "-o", "json")
+		out, err := workflow.RemoteInstaller(ctx, t.Runner, inventoryPath, "doctor", ReachedAsFlag, name, "-o", "json")
 		if jerr := json.Unmarshal(out, &found[k]); jerr != nil {
 			if err == nil {
 				err = jerr

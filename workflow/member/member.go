@@ -17,6 +17,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/internal/errkind"
+	"github.com/etcd-appliance/appliance/internal/suggest"
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/render"
 	"github.com/etcd-appliance/appliance/workflow"
@@ -72,10 +74,10 @@ type addRun struct {
 // "existing"), ready (its unit serves), promote (once it has caught up).
 // Re-running it resumes where it stopped.
 func Add(ctx context.Context, inv *inventory.Inventory, name string, t workflow.Target, o Options, log logrus.FieldLogger) error {
-	m, ok := inv.Member(name)
-	if !ok {
-		return fmt.Errorf("%s is not a member in %s: add its [[member]] table first", name, inv.Source)
+	if err := Addable(inv, name); err != nil {
+		return err
 	}
+	m, _ := inv.Member(name)
 	r := &addRun{inv: inv, name: name, m: m, t: t, o: o, log: log.WithField("member", name)}
 	defer func() {
 		if r.c != nil {
@@ -89,6 +91,28 @@ func Add(ctx context.Context, inv *inventory.Inventory, name string, t workflow.
 		workflow.Step{Name: "ready", Run: r.ready},
 		workflow.Step{Name: "promote", Run: r.promote},
 	)
+}
+
+// Addable says why name cannot be added: it must have a [[member]] table
+// in the inventory first.
+func Addable(inv *inventory.Inventory, name string) error {
+	if _, ok := inv.Member(name); ok {
+		return nil
+	}
+	var names []string
+	for _, m := range inv.Members {
+		names = append(names, m.Name)
+	}
+	if _, ok := inv.Host(name); ok {
+		return errkind.New(ErrNoSuchMember, "%s is a [[proxy]] in %s, and a proxy cannot become a member; fix: replace its [[proxy]] table with a [[member]] table (name, address), then run member add again",
+			name, inv.Source)
+	}
+	msg := fmt.Sprintf("%s has no [[member]] named %s (its members: %s", inv.Source, name, strings.Join(names, ", "))
+	if c, ok := suggest.Name(name, names); ok {
+		msg += "; did you mean " + c + "?"
+	}
+	return errkind.New(ErrNoSuchMember, "%s); fix: to add a new member, add a [[member]] table with name = %q and its address to %s first, then run member add again",
+		msg, name, inv.Source)
 }
 
 func (r *addRun) check(ctx context.Context) error {
