@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,17 +17,20 @@ import (
 
 // EndpointRow is one member's line in `etcd-installer status`.
 type EndpointRow struct {
-	Name      string   `json:"name"`
-	Endpoint  string   `json:"endpoint"`
-	ID        string   `json:"id,omitempty"`
-	Version   string   `json:"version,omitempty"`
-	DBSize    int64    `json:"dbSize"`
-	Leader    bool     `json:"leader"`
-	Learner   bool     `json:"learner"`
-	RaftTerm  uint64   `json:"raftTerm"`
-	RaftIndex uint64   `json:"raftIndex"`
-	Healthy   bool     `json:"healthy"`
-	Errors    []string `json:"errors,omitempty"`
+	Name      string `json:"name"`
+	Endpoint  string `json:"endpoint"`
+	ID        string `json:"id,omitempty"`
+	Version   string `json:"version,omitempty"`
+	DBSize    int64  `json:"dbSize"`
+	Leader    bool   `json:"leader"`
+	Learner   bool   `json:"learner"`
+	RaftTerm  uint64 `json:"raftTerm"`
+	RaftIndex uint64 `json:"raftIndex"`
+	Healthy   bool   `json:"healthy"`
+	// Removed: the inventory lists the member, the cluster no longer
+	// does (member remove ran; the inventory was not edited yet).
+	Removed bool     `json:"removed,omitempty"`
+	Errors  []string `json:"errors,omitempty"`
 	// CertExpires is when the certificate the member serves expires
 	// (with TLS; read from the handshake, so it is what clients see).
 	CertExpires *time.Time `json:"certExpires,omitempty"`
@@ -54,13 +58,25 @@ type tlsClient interface{ TLS() *tls.Config }
 // and health.
 func Status(ctx context.Context, inv *inventory.Inventory, m Membership) ClusterStatus {
 	cs := ClusterStatus{Cluster: inv.Cluster.Name, Rows: make([]EndpointRow, len(inv.Members))}
+	// The cluster's own member list says which of the inventory's members
+	// it still has: a removed member is reported as such at once, not
+	// after its endpoint's timeout as unhealthy.
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	list, listErr := m.Members(lctx)
+	cancel()
 	var wg sync.WaitGroup
 	for i := range inv.Members {
+		mem := &inv.Members[i]
+		ep := inv.ClientURL(mem)
+		if listErr == nil && !inList(list, mem.Name, inv.PeerURL(mem), ep) {
+			cs.Rows[i] = EndpointRow{Name: mem.Name, Endpoint: ep, Removed: true,
+				Errors: []string{"removed from the cluster (not in its member list)"}}
+			cs.Warnings = append(cs.Warnings, fmt.Sprintf("%s is in %s but no longer in the cluster: remove its [[member]] table (or add it back with etcd-installer member add)", mem.Name, inv.Source))
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mem := &inv.Members[i]
-			ep := inv.ClientURL(mem)
 			row := EndpointRow{Name: mem.Name, Endpoint: ep}
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
@@ -88,8 +104,12 @@ func Status(ctx context.Context, inv *inventory.Inventory, m Membership) Cluster
 		}()
 	}
 	wg.Wait()
-	healthy, leaders := 0, map[string]bool{}
+	healthy, leaders, n := 0, map[string]bool{}, 0
 	for _, r := range cs.Rows {
+		if r.Removed {
+			continue
+		}
+		n++
 		if r.Healthy {
 			healthy++
 		} else {
@@ -108,13 +128,24 @@ func Status(ctx context.Context, inv *inventory.Inventory, m Membership) Cluster
 			cs.Warnings = append(cs.Warnings, w)
 		}
 	}
-	n := len(inv.Members)
 	cs.Quorum = healthy >= n/2+1
 	cs.Healthy = healthy == n && len(leaders) == 1
 	if len(leaders) > 1 {
 		cs.Problems = append(cs.Problems, fmt.Sprintf("%d members claim to lead", len(leaders)))
 	}
 	return cs
+}
+
+// inList reports whether the cluster's member list has the member: by
+// name, by peer URL (a member added but not started yet has no name) or
+// by client URL (an inventory made from --endpoints knows no names).
+func inList(list []Member, name, peerURL, clientURL string) bool {
+	for _, m := range list {
+		if m.Name == name || slices.Contains(m.PeerURLs, peerURL) || slices.Contains(m.ClientURLs, clientURL) {
+			return true
+		}
+	}
+	return false
 }
 
 // ServedCertificate returns the certificate a TLS endpoint presents. It
@@ -142,9 +173,11 @@ func ServedCertificate(ctx context.Context, endpoint string, tc *tls.Config) (*x
 
 // Verdict is one line about the cluster's health.
 func (cs ClusterStatus) Verdict() string {
-	n := len(cs.Rows)
-	healthy := 0
+	n, healthy := 0, 0
 	for _, r := range cs.Rows {
+		if !r.Removed {
+			n++
+		}
 		if r.Healthy {
 			healthy++
 		}

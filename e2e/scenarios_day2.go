@@ -86,8 +86,18 @@ func (c *ClusterTest) rollingTuning() error {
 	if err := c.Control.WriteFile(inventoryPath[1:], []byte(changed), 0o644); err != nil {
 		return err
 	}
+	// The dry run shows the rolling restart to come: every member, one at
+	// a time, the leader last.
+	out, err := c.ctl("etcd-installer", "apply", inventoryPath, "--dry-run")
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, out)
+	}
+	if !strings.Contains(out, "dry run: nothing was changed") || strings.Count(out, "of 3, one at a time") != 3 ||
+		!strings.Contains(out, "3 of 3, one at a time (the leader, last)") || strings.Contains(out, "would have") {
+		return fmt.Errorf("the dry run does not show the rolling restart:\n%s", out)
+	}
 	before := c.writerStats()
-	out, err := c.ctl("etcd-installer", "apply", inventoryPath)
+	out, err = c.ctl("etcd-installer", "apply", inventoryPath)
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, out)
 	}
@@ -98,7 +108,7 @@ func (c *ClusterTest) rollingTuning() error {
 			order = append(order, strings.Fields(host)[0])
 		}
 	}
-	if strings.Count(out, "(rolling)") != 3 || len(order) != 3 {
+	if strings.Count(out, "(rolling, ") != 3 || len(order) != 3 {
 		return fmt.Errorf("want three rolling restarts:\n%s", out)
 	}
 	if order[2] != l.Name {

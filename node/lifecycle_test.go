@@ -117,6 +117,11 @@ func TestReadyWaitsForQuorum(t *testing.T) {
 	if socks[0].WaitFor(3*time.Second, func(l string) bool { return l == "READY=1" }) {
 		t.Fatal("READY=1 without quorum")
 	}
+	if !socks[0].WaitFor(time.Second, func(l string) bool {
+		return strings.HasPrefix(l, "STATUS=waiting for quorum") && strings.HasSuffix(l, "(a new cluster: its other members must be started too)")
+	}) {
+		t.Errorf("the first start of a new cluster does not say its other members must start: %q", socks[0].Statuses())
+	}
 	c.Members[1].Start()
 	c.Members[2].Start()
 	for i, s := range socks {
@@ -126,6 +131,56 @@ func TestReadyWaitsForQuorum(t *testing.T) {
 		if !probes[i].readyzOK.Load() {
 			t.Errorf("m%d: READY=1 before /readyz answered 200", i)
 		}
+	}
+
+	// Stopping: only the leader hands over leadership. Then a member
+	// restarting with its data waits to rejoin, not for a new cluster.
+	leader, follower := -1, -1
+	etcdtest.Eventually(20*time.Second, 50*time.Millisecond, func() bool {
+		leader, follower = -1, -1
+		for i, s := range socks {
+			st := s.Statuses()
+			switch last := st[len(st)-1]; {
+			case strings.Contains(last, ") leader, term"):
+				leader = i
+			case strings.Contains(last, ") follower of "):
+				follower = i
+			}
+		}
+		return leader >= 0 && follower >= 0
+	})
+	if leader < 0 || follower < 0 {
+		t.Fatalf("no leader and follower in the STATUS lines: %q %q %q", socks[0].Statuses(), socks[1].Statuses(), socks[2].Statuses())
+	}
+	stop := func(i int) []string {
+		t.Helper()
+		c.Members[i].Signal(syscall.SIGTERM)
+		if _, exited := c.Members[i].Wait(20 * time.Second); !exited {
+			t.Fatalf("m%d did not stop", i)
+		}
+		var stopping []string
+		for _, st := range socks[i].Statuses() {
+			if strings.HasPrefix(st, "stopping") {
+				stopping = append(stopping, st)
+			}
+		}
+		return stopping
+	}
+	if st := stop(follower); len(st) == 0 || strings.Contains(strings.Join(st, " "), "leadership") {
+		t.Errorf("follower m%d stopping: %q, want a stopping STATUS without leadership", follower, st)
+	}
+	if st := stop(leader); len(st) == 0 || !strings.Contains(st[0], "hands over leadership") {
+		t.Errorf("leader m%d stopping: %q, want it to hand over leadership", leader, st)
+	}
+	before := len(socks[follower].Statuses())
+	c.Members[follower].Start()
+	if !socks[follower].WaitFor(30*time.Second, func(l string) bool {
+		return strings.HasPrefix(l, "STATUS=waiting for quorum") && strings.HasSuffix(l, "(restarted with its data: rejoining the running cluster)")
+	}) {
+		t.Errorf("m%d restarting with its data: %q, want it to say it rejoins", follower, socks[follower].Statuses())
+	}
+	if after := socks[follower].Statuses()[before:]; strings.Contains(strings.Join(after, "\n"), "(a new cluster") {
+		t.Errorf("a restart calls the cluster new: %q", after)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -84,6 +85,7 @@ type runner struct {
 	// errc is the server's error channel; nil once closed.
 	errc    <-chan error
 	serving bool
+	kind    startKind
 }
 
 func (r *runner) name() string { return r.c.Etcd.Name }
@@ -136,6 +138,7 @@ func (r *runner) extendWhileStarting() func() {
 // with err.
 func (r *runner) open(ctx context.Context) (done bool, err error) {
 	ec := r.c.Etcd
+	r.kind = kindOf(ec)
 	type started struct {
 		e   *embed.Etcd
 		err error
@@ -172,13 +175,13 @@ func (r *runner) open(ctx context.Context) (done bool, err error) {
 func (r *runner) waitQuorum(ctx context.Context, tick <-chan time.Time) (done bool, err error) {
 	srv := r.e.Server
 	readyc := srv.ReadyNotify()
-	r.lc.setStatus("%s", waitingStatus(r.name(), srv))
+	r.lc.setStatus("%s", waitingStatus(r.name(), srv, r.kind))
 	return await(r, ctx, tick, readyc, func() (bool, string) {
 		select {
 		case <-readyc:
 			return true, ""
 		default:
-			return false, waitingStatus(r.name(), srv)
+			return false, waitingStatus(r.name(), srv, r.kind)
 		}
 	})
 }
@@ -289,9 +292,26 @@ func (r *runner) watchdog(ctx context.Context) {
 
 func (r *runner) shutdown() error {
 	r.orderly.Store(true)
-	r.lc.stopping(fmt.Sprintf("stopping: %s hands over leadership and shuts down", r.name()))
+	r.lc.stopping(stoppingStatus(r.name(), r.e))
 	r.close()
 	return nil
+}
+
+// stoppingStatus says what an asked-for stop does: a leader hands
+// leadership over first; a follower just leaves.
+func stoppingStatus(name string, e *embed.Etcd) string {
+	if e == nil {
+		return "stopping: " + name + " shuts down"
+	}
+	srv := e.Server
+	switch lead := srv.Leader(); {
+	case lead == srv.MemberID():
+		return fmt.Sprintf("stopping: %s hands over leadership and shuts down", name)
+	case lead == types.ID(0):
+		return fmt.Sprintf("stopping: %s shuts down (no leader now)", name)
+	default:
+		return fmt.Sprintf("stopping: %s shuts down; %s stays leader", name, memberName(srv, lead))
+	}
 }
 
 func (r *runner) stopped() error {
@@ -300,9 +320,13 @@ func (r *runner) stopped() error {
 		// Its cluster let it go: what stopping logs is not a fault.
 		r.orderly.Store(true)
 		dir := r.c.Etcd.Dir
-		r.lc.setStatus("removed: the cluster removed member %s (%s); move its data dir aside "+
-			"(mv %s %s.removed-%s) before this host can join again (etcd-installer member add)",
-			r.name(), srv.MemberID(), dir, dir, time.Now().Format("20060102"))
+		// etcd-installer member remove moves the data dir aside right
+		// after this; removed any other way, it is still there. The
+		// STATUS stays after the stop, so it must be true in both cases.
+		r.lc.setStatus("removed: the cluster removed member %s (%s); to join again it needs a new, empty data dir: "+
+			"etcd-installer member remove keeps the old one as %s.removed-*, else move it aside yourself "+
+			"(mv %s %s.removed-%s), then etcd-installer member add",
+			r.name(), srv.MemberID(), dir, dir, dir, time.Now().Format("20060102"))
 		r.close()
 		return ErrRemoved
 	}

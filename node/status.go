@@ -2,13 +2,16 @@ package node
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
+	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver"
+	"go.etcd.io/etcd/server/v3/storage/wal"
 )
 
 // activePeers reads rafthttp's etcd_network_active_peers gauge: the peers
@@ -84,18 +87,57 @@ func (v peerView) String() string {
 	return s
 }
 
+// startKind is what a start is: the first start of a new cluster's
+// member, a member restarting with its data, or a new member joining a
+// running cluster. It decides what waiting means: only a new cluster
+// waits for its other members to be started.
+type startKind int
+
+const (
+	startNew startKind = iota
+	startRestart
+	startJoin
+)
+
+// kindOf tells the start from the data dir and the cluster state, before
+// etcd opens them.
+func kindOf(ec *embed.Config) startKind {
+	walDir := ec.WalDir
+	if walDir == "" {
+		walDir = filepath.Join(ec.Dir, "member", "wal")
+	}
+	switch {
+	case wal.Exist(walDir):
+		return startRestart
+	case ec.ClusterState == embed.ClusterStateFlagExisting:
+		return startJoin
+	}
+	return startNew
+}
+
+// why says, after the peers, what the member waits for.
+func (k startKind) why() string {
+	switch k {
+	case startRestart:
+		return "restarted with its data: rejoining the running cluster"
+	case startJoin:
+		return "a new member joining the running cluster"
+	}
+	return "a new cluster: its other members must be started too"
+}
+
 // waitingStatus describes a member that started but is not serving yet.
-func waitingStatus(name string, srv *etcdserver.EtcdServer) string {
+func waitingStatus(name string, srv *etcdserver.EtcdServer, kind startKind) string {
 	v := peers(srv)
 	if v.total() == 0 {
 		return fmt.Sprintf("waiting for quorum: %s is a single-member cluster, electing itself", name)
 	}
 	quorum := (v.total()+1)/2 + 1
 	if srv.Leader() != types.ID(0) {
-		return fmt.Sprintf("waiting for quorum: leader %s elected, publishing %s's attributes; %s",
-			memberName(srv, srv.Leader()), name, v)
+		return fmt.Sprintf("waiting for quorum: leader %s elected, publishing %s's attributes; %s (%s)",
+			memberName(srv, srv.Leader()), name, v, kind.why())
 	}
-	return fmt.Sprintf("waiting for quorum: %d of %d members needed; %s", quorum, v.total()+1, v)
+	return fmt.Sprintf("waiting for quorum: %d of %d members needed; %s (%s)", quorum, v.total()+1, v, kind.why())
 }
 
 // servingStatus describes a member that passed its readiness check.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -42,9 +41,6 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration, log logrus.
 			msg := st.Status
 			if msg == "" {
 				msg = st.Active
-			}
-			if strings.HasPrefix(st.Status, "waiting for quorum") {
-				msg += " (a member of a new cluster waits for its peers: apply the other hosts)"
 			}
 			log.WithField("waited", time.Since(start).Round(time.Second)).Info(msg)
 			last, lastLog = st.Status, time.Now()

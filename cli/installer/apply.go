@@ -77,37 +77,62 @@ func newApplyCmd(e *env) *cobra.Command {
 }
 
 // printReport prints one line for this machine, or a table with one row
-// per host applied from here, and the errors of the hosts that failed.
+// per host applied from here, and the errors of the hosts that failed. A
+// dry run says so on every line and shows the rolling restart's order.
 func printReport(e *env, rep apply.Report, req apply.Request) {
+	dry := req.Plan.DryRun()
+	summary := func(o apply.Outcome) string {
+		if dry {
+			return o.Res.Plans()
+		}
+		return o.Res.Summary()
+	}
 	if !rep.Remote {
 		for _, o := range rep.Outcomes {
 			switch {
 			case o.Err != nil:
-			case req.Plan.DryRun():
-				fmt.Fprintf(e.stdout, "%s: dry run, would have: %s\n", o.Name, o.Res.Summary())
+			case dry:
+				fmt.Fprintf(e.stdout, "%s: dry run, nothing changed: %s\n", o.Name, summary(o))
 			case req.WaitReady && o.Took > 0:
-				fmt.Fprintf(e.stdout, "%s: %s; ready (%s)\n", o.Name, o.Res.Summary(), o.Took.Round(10*time.Millisecond))
+				fmt.Fprintf(e.stdout, "%s: %s; ready (%s)\n", o.Name, summary(o), o.Took.Round(10*time.Millisecond))
 			case !req.WaitReady:
-				fmt.Fprintf(e.stdout, "%s: %s\n", o.Name, o.Res.Summary())
+				fmt.Fprintf(e.stdout, "%s: %s\n", o.Name, summary(o))
 			}
 		}
 		return
 	}
+	if dry {
+		fmt.Fprintln(e.stdout, "dry run: nothing was changed; apply without --dry-run would do this")
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tRESULT\tREADY")
+	if dry {
+		fmt.Fprintln(tw, "HOST\tWOULD\tRESTART ORDER")
+	} else {
+		fmt.Fprintln(tw, "HOST\tRESULT\tREADY")
+	}
 	for _, o := range rep.Outcomes {
-		ready := "-"
+		last := "-"
 		switch {
 		case o.Err != nil:
-			ready = "FAILED at " + o.Stage + ": " + firstLineOf(o.Err.Error())
+			last = "FAILED at " + o.Stage + ": " + firstLineOf(o.Err.Error())
+		case dry && o.Rolling:
+			last = fmt.Sprintf("%d of %d, one at a time", o.Order, o.Of)
+			if o.Leader {
+				last += " (the leader, last)"
+			}
+		case dry:
 		case req.WaitReady || o.Rolling:
-			ready = o.Took.Round(10 * time.Millisecond).String()
+			last = o.Took.Round(10 * time.Millisecond).String()
 		}
-		summary := o.Res.Summary()
-		if o.Rolling && o.Err == nil {
-			summary += " (rolling)"
+		s := summary(o)
+		if o.Rolling && o.Err == nil && !dry {
+			s += fmt.Sprintf(" (rolling, %d of %d", o.Order, o.Of)
+			if o.Leader {
+				s += ", the leader"
+			}
+			s += ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", o.Name, summary, ready)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", o.Name, s, last)
 	}
 	tw.Flush()
 	for _, o := range rep.Outcomes {

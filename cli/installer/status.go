@@ -23,7 +23,7 @@ func newStatusCmd(e *env) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "status INVENTORY",
-		Short: "One row per member: ID, version, DB size, leader, learner, raft term and index, health",
+		Short: "One row per member: ID, version, DB size, leader, learner, raft term and index, certificate expiry, health",
 		Example: `  etcd-installer status prod.toml
   etcd-installer status prod.toml -o json | jq '.endpoints[] | select(.healthy|not)'`,
 		Args: cobra.ExactArgs(1),
@@ -93,18 +93,27 @@ func printStatus(w io.Writer, cs cluster.ClusterStatus, output string) error {
 		return fmt.Errorf("--output %s: use table or json", output)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tENDPOINT\tID\tVERSION\tDB SIZE\tLEADER\tLEARNER\tTERM\tINDEX\tHEALTH\tERRORS")
+	fmt.Fprintln(tw, "NAME\tENDPOINT\tID\tVERSION\tDB SIZE\tLEADER\tLEARNER\tTERM\tINDEX\tCERT EXPIRES\tHEALTH\tERRORS")
 	for _, r := range cs.Rows {
 		health := "healthy"
-		if !r.Healthy {
+		switch {
+		case r.Removed:
+			health = "REMOVED"
+		case !r.Healthy:
 			health = "UNHEALTHY"
 		}
 		size := "-"
 		if r.ID != "" {
 			size = humanize.Bytes(uint64(r.DBSize))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%t\t%d\t%d\t%s\t%s\n", r.Name, r.Endpoint, dash(r.ID), dash(r.Version), size,
-			r.Leader, r.Learner, r.RaftTerm, r.RaftIndex, health, strings.Join(r.Errors, "; "))
+		// The served certificate's expiry (TLS only): "-" without TLS
+		// or when the handshake failed.
+		expires := "-"
+		if r.CertExpires != nil {
+			expires = r.CertExpires.UTC().Format("2006-01-02")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%t\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.Endpoint, dash(r.ID), dash(r.Version), size,
+			r.Leader, r.Learner, r.RaftTerm, r.RaftIndex, expires, health, strings.Join(r.Errors, "; "))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/etcd-appliance/appliance/cluster"
 )
@@ -14,12 +15,17 @@ import (
 // Membership answers from a fixed member list; unhealthy endpoints fail
 // Healthy. It records the changes asked of it.
 type Membership struct {
+	mu        sync.Mutex
 	List      []cluster.Member
 	Unhealthy map[string]bool
 	Err       error
 	Removed   []uint64
 	Promoted  []uint64
 	Added     [][]string
+	// Statuses answer Status by endpoint (else an empty status).
+	Statuses map[string]cluster.EndpointStatus
+	// Asked lists the endpoints asked for their status.
+	Asked []string
 }
 
 func (f *Membership) Members(context.Context) ([]cluster.Member, error) {
@@ -42,6 +48,12 @@ func (f *Membership) Remove(_ context.Context, id uint64) error {
 	return nil
 }
 func (f *Membership) Status(_ context.Context, ep string) cluster.EndpointStatus {
+	f.mu.Lock()
+	f.Asked = append(f.Asked, ep)
+	f.mu.Unlock()
+	if st, ok := f.Statuses[ep]; ok {
+		return st
+	}
 	return cluster.EndpointStatus{Endpoint: ep}
 }
 func (f *Membership) Healthy(_ context.Context, ep string) error {

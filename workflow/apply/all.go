@@ -27,8 +27,12 @@ type Outcome struct {
 	Err  error
 	// Stage is where it failed: connect, apply or ready.
 	Stage string
-	// Rolling is true when the host restarted in the rolling phase.
-	Rolling bool
+	// Rolling is true when the host restarted (or, in a dry run, would
+	// restart) in the rolling phase; Order is its place in it, from 1,
+	// of Of; Leader marks the leader, put last.
+	Rolling   bool
+	Order, Of int
+	Leader    bool
 }
 
 // AllOptions tune All.
@@ -133,10 +137,26 @@ func All(ctx context.Context, inv *inventory.Inventory, targets []workflow.Targe
 		return out[i].Err
 	})
 
+	if o.Plan.DryRun() {
+		// What the dry run found decides which hosts would restart, and in
+		// which order: the operator sees the rolling restart before it.
+		for i := range targets {
+			rolling[i] = out[i].Err == nil && out[i].Res.Restarted
+		}
+		order, leader := restartOrder(ctx, inv, targets, rolling, o.Dial)
+		for k, i := range order {
+			out[i].Rolling, out[i].Order, out[i].Of = true, k+1, len(order)
+			out[i].Leader = targets[i].Host.Name == leader
+		}
+		return out
+	}
+
 	var stopped string
-	for _, i := range restartOrder(ctx, inv, targets, rolling, o.Dial) {
+	order, leader := restartOrder(ctx, inv, targets, rolling, o.Dial)
+	for k, i := range order {
 		t := targets[i]
-		out[i].Rolling = true
+		out[i].Rolling, out[i].Order, out[i].Of = true, k+1, len(order)
+		out[i].Leader = t.Host.Name == leader
 		if out[i].Err != nil {
 			stopped = t.Host.Name
 			continue
@@ -159,23 +179,24 @@ func All(ctx context.Context, inv *inventory.Inventory, targets []workflow.Targe
 }
 
 // restartOrder lists the rolling hosts with the leader last, so the
-// cluster elects a new leader once rather than at every step. Without an
-// answer from the cluster it keeps the inventory's order.
-func restartOrder(ctx context.Context, inv *inventory.Inventory, targets []workflow.Target, rolling []bool, dial cluster.Dialer) []int {
+// cluster elects a new leader once rather than at every step, and names
+// the leader when it is one of them. Without an answer from the cluster
+// it keeps the order given.
+func restartOrder(ctx context.Context, inv *inventory.Inventory, targets []workflow.Target, rolling []bool, dial cluster.Dialer) ([]int, string) {
 	var order []int
 	for i := range targets {
 		if rolling[i] {
 			order = append(order, i)
 		}
 	}
-	if len(order) < 2 || dial == nil {
-		return order
+	if len(order) == 0 || dial == nil {
+		return order, ""
 	}
 	leader := cluster.LeaderName(ctx, inv, dial)
 	for k, i := range order {
 		if targets[i].Host.Name == leader {
-			return append(append(append([]int(nil), order[:k]...), order[k+1:]...), i)
+			return append(append(append([]int(nil), order[:k]...), order[k+1:]...), i), leader
 		}
 	}
-	return order
+	return order, ""
 }

@@ -68,6 +68,18 @@ func TestApplyAllRestartsOneAtATimeLeaderLast(t *testing.T) {
 	// A tuning change reaches every member's etcd.conf: each must restart.
 	changed := *lc.Inv
 	changed.Cluster.SnapshotCount = 20000
+	// The dry run shows the rolling restart to come, in its order, and
+	// restarts nothing.
+	dry := apply.All(ctx, &changed, targets, apply.AllOptions{Options: apply.Options{Dial: lc.Dial, Plan: workflow.NewPlan(true, nil)}}, localclustertest.Log(t))
+	for _, o := range dry {
+		if o.Err != nil || !o.Rolling || o.Of != 3 || o.Leader != (o.Name == leader) || (o.Order == 3) != (o.Name == leader) ||
+			!strings.Contains(o.Res.Plans(), "would restart the unit") {
+			t.Errorf("dry run on %s: %q order %d of %d leader=%v err=%v", o.Name, o.Res.Plans(), o.Order, o.Of, o.Leader, o.Err)
+		}
+	}
+	if len(rec.notes) != 0 {
+		t.Fatalf("the dry run restarted %v", rec.notes)
+	}
 	out := apply.All(ctx, &changed, targets, apply.AllOptions{Options: apply.Options{Dial: lc.Dial}, WaitReady: true, Wait: time.Minute}, localclustertest.Log(t))
 	for _, o := range out {
 		if o.Err != nil || !o.Res.Restarted || !o.Rolling {

@@ -71,24 +71,41 @@ func (r Result) Changed() bool {
 }
 
 // Summary is one line describing the result.
-func (r Result) Summary() string {
+func (r Result) Summary() string { return r.summary(false) }
+
+// Plans is the summary of a dry run: what apply would do.
+func (r Result) Plans() string { return r.summary(true) }
+
+func (r Result) summary(dry bool) string {
 	if !r.Changed() {
 		return "no changes"
 	}
 	var parts []string
+	say := func(did, would string) {
+		if dry {
+			parts = append(parts, "would "+would)
+		} else {
+			parts = append(parts, did)
+		}
+	}
 	if len(r.Files) > 0 {
 		var names []string
 		for _, f := range r.Files {
 			names = append(names, f.Path)
 		}
-		parts = append(parts, "wrote "+strings.Join(names, ", "))
+		say("wrote "+strings.Join(names, ", "), "write "+strings.Join(names, ", "))
 	}
 	for _, p := range []struct {
-		ok   bool
-		what string
-	}{{r.Reloaded, "reloaded systemd"}, {r.Enabled, "enabled the unit"}, {r.Started, "started the unit"}, {r.Restarted, "restarted the unit (configuration changed)"}} {
+		ok         bool
+		did, would string
+	}{
+		{r.Reloaded, "reloaded systemd", "reload systemd"},
+		{r.Enabled, "enabled the unit", "enable the unit"},
+		{r.Started, "started the unit", "start the unit"},
+		{r.Restarted, "restarted the unit (configuration changed)", "restart the unit (configuration changed)"},
+	} {
 		if p.ok {
-			parts = append(parts, p.what)
+			say(p.did, p.would)
 		}
 	}
 	return strings.Join(parts, "; ")

@@ -331,3 +331,21 @@ func TestApplyIgnorableChangeNeverRestarts(t *testing.T) {
 		}
 	}
 }
+
+// A dry run's summary speaks of what would happen (round 1 printed "dry
+// run, would have: wrote ...; restarted the unit").
+func TestDryRunSummary(t *testing.T) {
+	inv := parse(t, threeHosts)
+	fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+	res, err := Host(context.Background(), inv, target(t, inv, "etcd0", fsys, svc), Options{Plan: workflow.NewPlan(true, nil)}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "would write /etc/etcd/etcd.conf, /etc/etcd/etcdctl.env; would enable the unit; would start the unit"
+	if got := res.Plans(); got != want {
+		t.Errorf("Plans() = %q, want %q", got, want)
+	}
+	if fsys.Len() != 0 || svc.Calls() != "" {
+		t.Errorf("the dry run changed something: %d files, calls %q", fsys.Len(), svc.Calls())
+	}
+}

@@ -37,11 +37,19 @@ var ErrBackup = errors.New("backup")
 
 // Info is written next to a snapshot as FILE.json.
 type Info struct {
-	Cluster     string    `json:"cluster"`
-	Token       string    `json:"token"`
-	Member      string    `json:"member"`
-	Endpoint    string    `json:"endpoint"`
-	EtcdVersion string    `json:"etcdVersion"`
+	Cluster  string `json:"cluster"`
+	Token    string `json:"token"`
+	Member   string `json:"member"`
+	Endpoint string `json:"endpoint"`
+	// ServerVersion is the etcd release of the member the snapshot came
+	// from (what `status` shows, 3.7.3); StorageVersion is the version of
+	// the data format the snapshot holds (3.7.0: etcd versions its data
+	// by minor release), what a restoring etcd must understand.
+	ServerVersion  string `json:"serverVersion"`
+	StorageVersion string `json:"storageVersion"`
+	// EtcdVersion is the storage version under its name in backups taken
+	// before both were recorded; read, never written.
+	EtcdVersion string    `json:"etcdVersion,omitempty"`
 	Revision    int64     `json:"revision"`
 	HashKV      uint32    `json:"hashKV"`
 	TotalKeys   int       `json:"totalKeys"`
@@ -150,7 +158,7 @@ func save(ctx context.Context, inv *inventory.Inventory, c cluster.Membership, c
 	}
 	info := Info{
 		Cluster: inv.Cluster.Name, Token: inv.Cluster.Token, Member: from.Name, Endpoint: from.Endpoint,
-		EtcdVersion: version, Revision: st.Revision, HashKV: hash, TotalKeys: st.TotalKey,
+		ServerVersion: from.Version, StorageVersion: version, Revision: st.Revision, HashKV: hash, TotalKeys: st.TotalKey,
 		Size: size, SHA256: sum, TakenAt: time.Now().UTC(),
 	}
 	if members, err := c.Members(ctx); err == nil {
@@ -189,6 +197,9 @@ func ReadInfo(file string) (Info, error) {
 	}
 	if err := json.Unmarshal(b, &info); err != nil {
 		return info, fmt.Errorf("%w: %s.json: %w", ErrBackup, file, err)
+	}
+	if info.StorageVersion == "" {
+		info.StorageVersion, info.EtcdVersion = info.EtcdVersion, ""
 	}
 	sum, _, err := fileSHA256(file)
 	if err != nil {

@@ -43,6 +43,18 @@ func TestBackupWipeRestore(t *testing.T) {
 	if info.Revision < 200 || info.SHA256 == "" || len(info.Members) != 3 {
 		t.Errorf("backup info: %+v", info)
 	}
+	// Which version is meant is named: the member's release, as status
+	// shows it, and the storage version of the data (round 1 wrote the
+	// latter as "etcdVersion", 3.7.0 beside status's 3.7.3).
+	if cs := cluster.Status(ctx, lc.Inv, c); info.ServerVersion == "" || info.ServerVersion != cs.Rows[0].Version {
+		t.Errorf("serverVersion %q, status says %q", info.ServerVersion, cs.Rows[0].Version)
+	}
+	if !strings.HasSuffix(info.StorageVersion, ".0") || info.EtcdVersion != "" {
+		t.Errorf("storageVersion %q etcdVersion %q", info.StorageVersion, info.EtcdVersion)
+	}
+	if meta, _ := os.ReadFile(file + ".json"); strings.Contains(string(meta), "etcdVersion") {
+		t.Errorf("metadata still says etcdVersion:\n%s", meta)
+	}
 	if _, err := cl.KV().Put(ctx, "after/1", "lost on restore"); err != nil {
 		t.Fatal(err)
 	}

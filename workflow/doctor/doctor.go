@@ -246,7 +246,9 @@ func (d *doctor) initialCluster() {
 		"ETCD_INITIAL_CLUSTER does not list %s=%s: a new member refuses to start (\"couldn't find local name in the initial cluster\")", name, adv)
 }
 
-var waitingRE = regexp.MustCompile(`.*waiting for (.+)$`)
+// waitingRE finds whom a waiting member waits for, without the
+// parenthesis after it that says what kind of start it is.
+var waitingRE = regexp.MustCompile(`.*waiting for ([^()]+?)(?: \([^()]*\))?$`)
 
 func (d *doctor) unit(ctx context.Context, st host.UnitState, err error) {
 	unit := d.t.Unit()
@@ -254,8 +256,16 @@ func (d *doctor) unit(ctx context.Context, st host.UnitState, err error) {
 	case err != nil:
 		d.add(Warn, "unit", "", "cannot ask the service manager about %s: %v", unit, err)
 	case st.Active == "failed" && st.ExitStatus == node.ExitRemoved:
-		d.add(Fail, "unit", "move the data dir aside and add the member back with `etcd-installer member add "+d.inv.Source+" "+d.t.Host.Name+"`",
-			"%s exited %d: the cluster removed this member (%s)", unit, st.ExitStatus, st.Status)
+		fix := "to bring it back: `etcd-installer member add " + d.inv.Source + " " + d.t.Host.Name + "`"
+		if m := d.t.Host.Member; m != nil {
+			dir := d.inv.DataDir(m)
+			if _, err := d.t.FS.Stat(dir); err == nil {
+				fix = "move its old data dir aside (mv " + dir + " " + dir + ".removed-" + d.o.Now().Format("20060102") + "), then " + fix
+			} else {
+				fix = "its old data dir is already moved aside (" + dir + ".removed-*); " + fix
+			}
+		}
+		d.add(Fail, "unit", fix, "%s exited %d: the cluster removed this member", unit, st.ExitStatus)
 	case st.Active == "failed":
 		d.add(Fail, "unit", "the last lines of its log say why: journalctl -u "+unit,
 			"%s failed (%s, exit status %d): %s", unit, st.Result, st.ExitStatus, st.Status)

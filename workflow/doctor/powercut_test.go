@@ -33,7 +33,10 @@ func TestPowerCutEveryMember(t *testing.T) {
 	}) {
 		t.Fatalf("doctor does not explain the wait:\n%s", dump(fs))
 	}
-	expectFinding(t, fs, "unit", Warn, "waiting for m0, m1", "start etcd on m0, m1")
+	expectFinding(t, fs, "unit", Warn, "waiting for m0, m1", "start etcd on m0, m1 (after a power cut")
+	if w := findings(fs, "unit", Warn)[0]; !strings.Contains(w.Message, "(restarted with its data: rejoining the running cluster)") {
+		t.Errorf("a member restarted after a power cut does not say it rejoins: %s", w.Message)
+	}
 	for _, name := range []string{"m1", "m0"} {
 		tg, _ := lc.Target(name)
 		if err := tg.Services.Start(ctx, tg.Unit()); err != nil {
