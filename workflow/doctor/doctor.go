@@ -28,6 +28,7 @@ import (
 	"github.com/etcd-appliance/appliance/host"
 	"github.com/etcd-appliance/appliance/internal/envfile"
 	"github.com/etcd-appliance/appliance/internal/parallel"
+	"github.com/etcd-appliance/appliance/internal/shquote"
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/layout"
 	"github.com/etcd-appliance/appliance/node"
@@ -39,14 +40,16 @@ import (
 // Severity of a doctor finding.
 type Severity int
 
-// Severities, in increasing order.
+// Severities, in increasing order. Skip is a check that could not run
+// here (it says why).
 const (
-	OK Severity = iota
+	Skip Severity = iota
+	OK
 	Warn
 	Fail
 )
 
-func (s Severity) String() string { return [...]string{"ok", "warn", "FAIL"}[s] }
+func (s Severity) String() string { return [...]string{"skip", "ok", "warn", "FAIL"}[s] }
 
 // Finding is one doctor check's result.
 type Finding struct {
@@ -89,22 +92,57 @@ func (o Options) withDefaults() Options {
 func Run(ctx context.Context, inv *inventory.Inventory, t workflow.Target, o Options) []Finding {
 	o = o.withDefaults()
 	d := &doctor{inv: inv, t: t, o: o}
-	d.envFile()
-	st, stErr := t.Services.State(ctx, t.Unit())
-	d.unit(ctx, st, stErr)
-	if m := t.Host.Member; m != nil {
-		d.dataDir(m)
-		d.strayDirs()
-		if !st.Running() {
-			d.ports(m)
-		}
-		d.fsync()
+	d.check("env-file", d.envFile)
+	if t.Host.Member != nil {
+		d.check("initial-cluster", d.initialCluster)
 	}
-	d.certificates()
-	d.peers(ctx)
-	d.clocks(ctx)
+	st, stErr := t.Services.State(ctx, t.Unit())
+	d.check("unit", func() string { return d.unit(ctx, st, stErr) })
+	if m := t.Host.Member; m != nil {
+		d.check("data-dir", func() string { return d.dataDir(m) })
+		d.check("stray-dirs", d.strayDirs)
+		d.check("kept-dirs", d.keptDirs)
+		d.check("ports", func() string {
+			if st.Running() {
+				d.add(Skip, "ports", "", "%s runs: the ports are its own", t.Unit())
+				return ""
+			}
+			return d.ports()
+		})
+		d.check("fsync", d.fsync)
+	}
+	d.check("certificates", d.certificates)
+	d.check("peers", func() string { return d.peers(ctx) })
+	d.check("clock", func() string { return d.clocks(ctx) })
 	sort.SliceStable(d.out, func(i, j int) bool { return d.out[i].Severity > d.out[j].Severity })
 	return d.out
+}
+
+// found reports whether the check has a line already.
+func (d *doctor) found(check string) bool {
+	for _, f := range d.out {
+		if f.Check == check {
+			return true
+		}
+	}
+	return false
+}
+
+// check runs one check: every check prints at least one line, so a check
+// that found nothing wrong says what it found right (the message f
+// returns).
+func (d *doctor) check(name string, f func() string) {
+	before := len(d.out)
+	ok := f()
+	for _, x := range d.out[before:] {
+		if x.Check == name {
+			return
+		}
+	}
+	if ok == "" {
+		ok = "nothing to check"
+	}
+	d.add(OK, name, "", "%s", ok)
 }
 
 type doctor struct {
@@ -123,21 +161,22 @@ func (d *doctor) add(sev Severity, check, fix, format string, args ...any) {
 // certificates checks the host's TLS files: present, from the cluster's
 // CA, key matching, and not expiring within 30 days. Key bytes are
 // compared, never shown.
-func (d *doctor) certificates() {
+func (d *doctor) certificates() string {
 	if !d.inv.TLSEnabled() {
-		return
+		d.add(Skip, "certificates", "", "TLS is off in %s", d.inv.Source)
+		return ""
 	}
 	t := d.inv.TLS
 	fix := "run `etcd-installer certs " + d.inv.Source + "` (or `certs renew`) on the operator's machine, then apply"
 	caPEM, err := d.t.FS.ReadFile(t.CAFile)
 	if err != nil {
 		d.add(Fail, "certificates", fix, "CA certificate %s: %v", t.CAFile, err)
-		return
+		return ""
 	}
 	ca, err := pki.ParseCert(caPEM)
 	if err != nil {
 		d.add(Fail, "certificates", fix, "CA certificate %s: %v", t.CAFile, err)
-		return
+		return ""
 	}
 	pairs := [][2]string{{t.CertFile, t.KeyFile}, {t.ClientCertFile, t.ClientKeyFile}}
 	if d.t.Host.Member != nil {
@@ -188,9 +227,10 @@ func (d *doctor) certificates() {
 	if problems == 0 {
 		d.add(OK, "certificates", "", "%d certificates from the cluster CA, valid until %s at least", len(pairs), soonest.Format("2006-01-02"))
 	}
+	return ""
 }
 
-func (d *doctor) envFile() {
+func (d *doctor) envFile() string {
 	p := layout.EtcdConf
 	if d.t.Host.Member == nil {
 		p = layout.ProxyConf
@@ -198,16 +238,16 @@ func (d *doctor) envFile() {
 	data, err := d.t.FS.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		d.add(Fail, "env-file", "run `etcd-installer apply "+d.inv.Source+"` on this host", "%s is missing: the host was never applied", p)
-		return
+		return ""
 	}
 	if err != nil {
 		d.add(Fail, "env-file", "", "%s: %v", p, err)
-		return
+		return ""
 	}
 	entries, err := envfile.Parse(p, bytes.NewReader(data))
 	if err != nil {
 		d.add(Fail, "env-file", "fix the syntax, or re-run apply to rewrite the file", "%v", err)
-		return
+		return ""
 	}
 	d.env = envfile.Map(entries)
 	if d.t.Host.Member != nil {
@@ -219,7 +259,6 @@ func (d *doctor) envFile() {
 		case len(c.Warnings) > 0:
 			d.add(Warn, "env-file", "use the current spellings", "%s uses options older etcd releases had: %s", p, strings.Join(c.Warnings, "; "))
 		}
-		d.initialCluster()
 	}
 	if files, err := render.RenderHost(d.inv, d.t.Host.Name, render.MemberOptions{}); err == nil {
 		for _, f := range files {
@@ -229,28 +268,31 @@ func (d *doctor) envFile() {
 			}
 		}
 	}
+	return p + " is what the inventory renders, and etcd accepts it"
 }
 
-func (d *doctor) initialCluster() {
+func (d *doctor) initialCluster() string {
 	name, adv, ic := d.env["ETCD_NAME"], d.env["ETCD_INITIAL_ADVERTISE_PEER_URLS"], d.env["ETCD_INITIAL_CLUSTER"]
 	if ic == "" || name == "" {
-		return
+		d.add(Skip, "initial-cluster", "", "no ETCD_NAME and ETCD_INITIAL_CLUSTER to compare (see env-file)")
+		return ""
 	}
 	for _, part := range strings.Split(ic, ",") {
 		n, u, _ := strings.Cut(part, "=")
 		if n == name && (adv == "" || strings.Contains(adv, u)) {
-			return
+			return "ETCD_INITIAL_CLUSTER lists " + name + "=" + u
 		}
 	}
 	d.add(Fail, "initial-cluster", "list this member in ETCD_INITIAL_CLUSTER with its peer URL (apply renders it from the inventory)",
 		"ETCD_INITIAL_CLUSTER does not list %s=%s: a new member refuses to start (\"couldn't find local name in the initial cluster\")", name, adv)
+	return ""
 }
 
 // waitingRE finds whom a waiting member waits for, without the
 // parenthesis after it that says what kind of start it is.
 var waitingRE = regexp.MustCompile(`.*waiting for ([^()]+?)(?: \([^()]*\))?$`)
 
-func (d *doctor) unit(ctx context.Context, st host.UnitState, err error) {
+func (d *doctor) unit(ctx context.Context, st host.UnitState, err error) string {
 	unit := d.t.Unit()
 	switch {
 	case err != nil:
@@ -281,42 +323,111 @@ func (d *doctor) unit(ctx context.Context, st host.UnitState, err error) {
 	default:
 		d.add(OK, "unit", "", "%s is %s: %s", unit, st.Active, st.Status)
 	}
+	return ""
 }
 
-func (d *doctor) dataDir(m *inventory.Member) {
+func (d *doctor) dataDir(m *inventory.Member) string {
 	dir := d.inv.DataDir(m)
 	fi, err := d.t.FS.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		d.add(OK, "data-dir", "", "%s does not exist yet: etcd creates it on first start", dir)
-		return
+		return ""
 	}
 	if err != nil {
 		d.add(Fail, "data-dir", "", "%s: %v", dir, err)
-		return
+		return ""
 	}
 	fix := fmt.Sprintf("chown -R etcd:etcd %s && chmod 700 %s", dir, dir)
 	if fi.Mode().Perm() != 0o700 {
 		d.add(Fail, "data-dir", fix, "%s has mode %04o: etcd wants 0700 (it refuses to use a data dir others can read)", dir, fi.Mode().Perm())
 	}
-	if owner, _, err := d.t.FS.Owner(dir); err == nil && owner != "" && owner != "etcd" {
+	owner, _, oerr := d.t.FS.Owner(dir)
+	if oerr == nil && owner != "" && owner != "etcd" {
 		d.add(Fail, "data-dir", fix, "%s belongs to %s, not etcd: the service (User=etcd) cannot write it", dir, owner)
 	}
 	info, err := host.InspectDataDir(d.t.FS, dir)
 	if err != nil {
 		d.add(Warn, "data-dir", "", "cannot read %s: %v", dir, err)
-		return
+		return ""
 	}
 	if err := datadir.Check(info, m.Name, d.inv.PeerURL(m)); err != nil {
 		d.add(Fail, "data-dir", "", "%v", err)
 	}
+	perm := "mode 0700"
+	if owner != "" {
+		perm += ", owner " + owner
+	}
+	switch {
+	case info.Locked:
+		return fmt.Sprintf("%s: %s, in use by the running member", dir, perm)
+	case info.Initialized:
+		return fmt.Sprintf("%s: %s, member %s of this cluster", dir, perm, m.Name)
+	}
+	return fmt.Sprintf("%s: %s, empty (etcd fills it on first start)", dir, perm)
 }
 
-var keptSuffix = regexp.MustCompile(`\.(removed|pre-restore|old)-[0-9-]+$`)
+// keptSuffix matches the data dirs etcd-installer keeps rather than
+// deletes: moved aside by member remove, restore, migrate (the
+// distribution's data, a failed attempt) or by hand as doctor suggests.
+// The first group of digits is the day it was kept.
+var keptSuffix = regexp.MustCompile(`\.(removed|pre-restore|failed-restore|old|failed|etcd-[0-9A-Za-z.]+)-([0-9]{8})(-[0-9]{6})?$`)
 
-func (d *doctor) strayDirs() {
+// keptAge is how long a kept data dir goes unmentioned.
+const keptAge = 7 * 24 * time.Hour
+
+// keptDirs lists the kept data dirs older than a week, with the command
+// that removes them: they are the operator's to delete, never ours.
+func (d *doctor) keptDirs() string {
+	var kept []string
+	dataDir := d.inv.Cluster.DataDir
+	for _, dir := range []string{dataDir, path.Dir(dataDir)} {
+		entries, err := d.t.FS.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if !e.IsDir() || !keptSuffix.MatchString(name) || (dir != dataDir && !strings.HasPrefix(name, path.Base(dataDir)+".")) {
+				continue
+			}
+			kept = append(kept, path.Join(dir, name))
+		}
+	}
+	if len(kept) == 0 {
+		return "no kept data dirs (*.removed-*, *.pre-restore-*, *.old-*)"
+	}
+	now := d.o.Now()
+	var old []string
+	var days []string
+	oldest := now
+	for _, p := range kept {
+		day, err := time.ParseInLocation("20060102", keptSuffix.FindStringSubmatch(path.Base(p))[2], time.Local)
+		if err != nil {
+			continue
+		}
+		if day.Before(oldest) {
+			oldest = day
+		}
+		if now.Sub(day) > keptAge {
+			old = append(old, p)
+			days = append(days, fmt.Sprintf("%s (kept %s)", p, day.Format("2006-01-02")))
+		}
+	}
+	sort.Strings(old)
+	sort.Strings(days)
+	if len(old) == 0 {
+		return fmt.Sprintf("%d kept data dir(s), the oldest from %s: listed here once older than a week", len(kept), oldest.Format("2006-01-02"))
+	}
+	d.add(Warn, "kept-dirs", "once you are sure they are not needed (a backup of the cluster is the better copy): "+shquote.Join(append([]string{"rm", "-rf", "--"}, old...)),
+		"%d data dir(s) kept more than a week ago, taking disk space: %s", len(old), strings.Join(days, ", "))
+	return ""
+}
+
+func (d *doctor) strayDirs() string {
 	entries, err := d.t.FS.ReadDir(d.inv.Cluster.DataDir)
 	if err != nil {
-		return
+		d.add(Skip, "stray-dirs", "", "cannot list %s: %v", d.inv.Cluster.DataDir, err)
+		return ""
 	}
 	mine := map[string]bool{}
 	for _, m := range d.inv.Members {
@@ -332,13 +443,15 @@ func (d *doctor) strayDirs() {
 			for _, m := range info.Members {
 				names = append(names, m.Name)
 			}
-			d.add(Warn, "data-dir", "if it is not needed, move it aside: mv "+p+" "+p+".old-"+time.Now().Format("20060102"),
+			d.add(Warn, "stray-dirs", "if it is not needed, move it aside: mv "+p+" "+p+".old-"+time.Now().Format("20060102"),
 				"%s holds an etcd data dir not in the inventory (members %s): a single node started before the inventory?", p, strings.Join(names, ", "))
 		}
 	}
+	return "no etcd data dir in " + d.inv.Cluster.DataDir + " but the members' own and kept ones"
 }
 
-func (d *doctor) ports(m *inventory.Member) {
+func (d *doctor) ports() string {
+	var free []string
 	for _, u := range []string{d.env["ETCD_LISTEN_CLIENT_URLS"], d.env["ETCD_LISTEN_PEER_URLS"], d.env["ETCD_LISTEN_METRICS_URLS"]} {
 		for _, raw := range strings.Split(u, ",") {
 			pu, err := url.Parse(raw)
@@ -348,6 +461,7 @@ func (d *doctor) ports(m *inventory.Member) {
 			l, err := net.Listen("tcp", pu.Host)
 			if err == nil {
 				l.Close()
+				free = append(free, pu.Host)
 				continue
 			}
 			who := ""
@@ -360,13 +474,20 @@ func (d *doctor) ports(m *inventory.Member) {
 				"%s cannot be bound while etcd is stopped: %v", pu.Host, err)
 		}
 	}
+	if len(free) == 0 && !d.found("ports") {
+		d.add(Skip, "ports", "", "no listen URLs to try (see env-file)")
+		return ""
+	}
+	return strings.Join(free, ", ") + " can be bound: nothing else holds the member's ports"
 }
 
-func (d *doctor) fsync() {
+func (d *doctor) fsync() string {
 	dir := d.t.FS.Path(d.inv.Cluster.DataDir)
 	f, err := os.CreateTemp(dir, ".doctor-fsync-*")
 	if err != nil {
-		return // the data dir check reports a missing parent
+		// The data dir check reports a missing parent.
+		d.add(Skip, "fsync", "", "cannot write a test file in %s: %v", d.inv.Cluster.DataDir, err)
+		return ""
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
@@ -374,11 +495,13 @@ func (d *doctor) fsync() {
 	var lat []time.Duration
 	for range 64 {
 		if _, err := f.Write(block); err != nil {
-			return
+			d.add(Skip, "fsync", "", "cannot write in %s: %v", d.inv.Cluster.DataDir, err)
+			return ""
 		}
 		start := time.Now()
 		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
-			return
+			d.add(Warn, "fsync", "check the disk and its file system (dmesg)", "fdatasync in %s failed: %v", d.inv.Cluster.DataDir, err)
+			return ""
 		}
 		lat = append(lat, time.Since(start))
 	}
@@ -391,14 +514,17 @@ func (d *doctor) fsync() {
 	} else {
 		d.add(OK, "fsync", "", "fdatasync in %s: p99 %s", d.inv.Cluster.DataDir, p99.Round(time.Microsecond))
 	}
+	return ""
 }
 
-func (d *doctor) peers(ctx context.Context) {
+func (d *doctor) peers(ctx context.Context) string {
+	n := 0
 	for i := range d.inv.Members {
 		m := &d.inv.Members[i]
 		if m.Name == d.t.Host.Name {
 			continue
 		}
+		n++
 		for _, raw := range []string{d.inv.PeerURL(m), d.inv.ClientURL(m)} {
 			u, _ := url.Parse(raw)
 			dialer := net.Dialer{Timeout: 2 * time.Second}
@@ -411,10 +537,15 @@ func (d *doctor) peers(ctx context.Context) {
 			c.Close()
 		}
 	}
+	if n == 0 {
+		return "no other members"
+	}
+	return fmt.Sprintf("the %d other members answer on their peer and client ports", n)
 }
 
-func (d *doctor) clocks(ctx context.Context) {
+func (d *doctor) clocks(ctx context.Context) string {
 	client := http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: d.o.TLS}}
+	compared := 0
 	for i := range d.inv.Members {
 		m := &d.inv.Members[i]
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.inv.ClientURL(m)+"/version", nil)
@@ -429,6 +560,7 @@ func (d *doctor) clocks(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		compared++
 		local := before.Add(after.Sub(before) / 2)
 		skew := date.Sub(local)
 		if skew < 0 {
@@ -440,6 +572,11 @@ func (d *doctor) clocks(ctx context.Context) {
 				"the clock of %s differs from %s's by about %s", m.Name, d.t.Host.Name, skew.Round(time.Second))
 		}
 	}
+	if compared == 0 {
+		d.add(Skip, "clock", "", "no member answered /version: clocks not compared")
+		return ""
+	}
+	return fmt.Sprintf("the clocks of %d members are within %s of this one", compared, d.o.MaxClockSkew)
 }
 
 // ReachedAsFlag tells etcd-installer run over SSH which host it runs on:

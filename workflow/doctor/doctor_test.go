@@ -52,11 +52,42 @@ func TestDoctorFindsInjectedFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0, _ := lc.Target("m0")
+	// Kept data dirs: one from 10 days ago is listed with the command
+	// that removes it, one from today is not.
+	m0dir := lc.Inv.DataDir(localclustertest.Member(t, lc.Inv, "m0"))
+	now := time.Now()
+	oldKept := m0dir + ".removed-" + now.AddDate(0, 0, -10).Format("20060102-150405")
+	newKept := m0dir + ".pre-restore-" + now.Format("20060102-150405")
+	for _, p := range []string{oldKept, newKept} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
 	healthy := Run(ctx, lc.Inv, t0, Options{})
 	for _, f := range healthy {
 		if f.Severity == Fail {
 			t.Errorf("healthy cluster: %s", dump(healthy))
 			break
+		}
+	}
+	t.Logf("doctor on a healthy host:\n%s", dump(healthy))
+	// Every check prints a line, ok or not (round 1 printed three on a
+	// healthy host).
+	for _, check := range []string{"env-file", "initial-cluster", "unit", "data-dir", "stray-dirs", "kept-dirs", "ports", "fsync", "certificates", "peers", "clock"} {
+		n := 0
+		for _, f := range healthy {
+			if f.Check == check {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("no line for the %s check:\n%s", check, dump(healthy))
+		}
+	}
+	expectFinding(t, healthy, "kept-dirs", Warn, oldKept+" (kept "+now.AddDate(0, 0, -10).Format("2006-01-02")+")", "rm -rf -- "+oldKept)
+	for _, f := range healthy {
+		if strings.Contains(f.Message+f.Fix, newKept) {
+			t.Errorf("a dir kept today is listed: %s", f.Message)
 		}
 	}
 
