@@ -26,6 +26,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/etcd-appliance/appliance/internal/shquote"
 )
 
 // BasePackages are installed into the host image.
@@ -417,14 +419,18 @@ func (tb *Testbed) Nodes() []*Node {
 
 // Teardown stops every host (SIGTERM, then SIGKILL after a bound),
 // unmounts the overlays and deletes the namespaces. With Keep, it leaves
-// everything and says how to clean up.
+// everything and prints how to enter each host and the exact commands
+// that tear it all down, the same steps Teardown takes.
 func (tb *Testbed) Teardown() {
+	nodes := tb.Nodes()
 	if tb.Keep {
-		tb.Log("KEEP=1: hosts left running in %s; switch namespace %s; enter one with: nsenter -t $(cat /proc/<nspawn pid>/task/*/children) -a", tb.Dir, switchNS)
+		for _, line := range tb.keepNotice(nodes) {
+			tb.Log("%s", line)
+		}
 		return
 	}
 	var wg sync.WaitGroup
-	for _, n := range tb.Nodes() {
+	for _, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -432,18 +438,71 @@ func (tb *Testbed) Teardown() {
 				n.nspawn.Process.Signal(syscall.SIGTERM)
 				select {
 				case <-n.done:
-				case <-time.After(15 * time.Second):
+				case <-time.After(stopWait):
 					n.nspawn.Process.Kill()
 					<-n.done
 				}
 			}
-			exec.Command("umount", "-l", n.root).Run()
-			exec.Command("ip", "netns", "del", n.Name).Run()
-			os.RemoveAll("/run/systemd/nspawn/propagate/" + n.Name)
+			for _, argv := range n.cleanup() {
+				exec.Command(argv[0], argv[1:]...).Run()
+			}
 		}()
 	}
 	wg.Wait()
-	exec.Command("ip", "netns", "del", switchNS).Run()
-	exec.Command("ip", "route", "del", "unreachable", Subnet+".0/24").Run()
-	os.RemoveAll(tb.Dir)
+	for _, argv := range tb.cleanup() {
+		exec.Command(argv[0], argv[1:]...).Run()
+	}
+}
+
+// stopWait bounds a host's shutdown before it is killed.
+const stopWait = 15 * time.Second
+
+// cleanup is what is left of a stopped host: its overlay mount, its
+// network namespace, nspawn's propagation directory.
+func (n *Node) cleanup() [][]string {
+	return [][]string{
+		{"umount", "-l", n.root},
+		{"ip", "netns", "del", n.Name},
+		{"rm", "-rf", "/run/systemd/nspawn/propagate/" + n.Name},
+	}
+}
+
+// cleanup is what is left of the testbed once its hosts are gone.
+func (tb *Testbed) cleanup() [][]string {
+	return [][]string{
+		{"ip", "netns", "del", switchNS},
+		{"ip", "route", "del", "unreachable", Subnet + ".0/24"},
+		{"rm", "-rf", tb.Dir},
+	}
+}
+
+// keepNotice says, for KEEP=1, how to enter each host and, as commands
+// to paste, how to tear everything down: each host stopped as Teardown
+// stops it (SIGTERM, at most stopWait, then SIGKILL), then cleaned up.
+func (tb *Testbed) keepNotice(nodes []*Node) []string {
+	lines := []string{fmt.Sprintf("KEEP=1: %d hosts left running (work directory %s, switch namespace %s)", len(nodes), tb.Dir, switchNS)}
+	var down []string
+	for _, n := range nodes {
+		if pid, err := n.initPID(); err == nil {
+			lines = append(lines, fmt.Sprintf("  enter %s (%s): nsenter -t %d -a /bin/bash -l", n.Name, n.IP, pid))
+		} else {
+			lines = append(lines, fmt.Sprintf("  %s (%s) is not running: %v", n.Name, n.IP, err))
+		}
+		if n.nspawn != nil && n.nspawn.Process != nil {
+			pid := strconv.Itoa(n.nspawn.Process.Pid)
+			down = append(down, fmt.Sprintf("kill -TERM %s; timeout %d tail --pid=%s -f /dev/null; kill -KILL %s 2>/dev/null",
+				pid, int(stopWait.Seconds()), pid, pid))
+		}
+		for _, argv := range n.cleanup() {
+			down = append(down, shquote.Join(argv))
+		}
+	}
+	for _, argv := range tb.cleanup() {
+		down = append(down, shquote.Join(argv))
+	}
+	lines = append(lines, "  tear everything down (as root, in this order):")
+	for _, d := range down {
+		lines = append(lines, "    "+d)
+	}
+	return lines
 }
