@@ -37,7 +37,7 @@ func (c *ClusterTest) scenarios() []scenario {
 		{"6. leader silently cut off (frames dropped, link up): new leader; healed: it rejoins", true, false, c.leaderSilentCut},
 		{"6. one-pair drop between the leader and a follower: writes go on; healed: all healthy", true, false, c.onePairDrop},
 		{"certs renew on control, apply: every host gets new certificates, nothing restarts, members serve the new ones", true, false, c.renewCerts},
-		{"a tuning change applied from control: members restart one at a time, the leader last; no failed write", true, false, c.rollingTuning},
+		{"a tuning change from control: plan --host matches apply --host --dry-run, --this-host refused, control untouched; applied, members restart one at a time, the leader last; no failed write", true, false, c.rollingTuning},
 		{"7. member remove etcd2, then member add back: learner, promoted", true, false, c.memberRemoveAdd},
 		{"8. rolling upgrade to revision 2, host by host, each confirmed by apply: no failed write", true, false, c.rollingUpgrade},
 		{"9. dpkg -r etcd keeps the data dir; reinstalled and applied, the member rejoins with its data", true, false, c.packageRemoval},

@@ -3,8 +3,12 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"time"
+
+	"github.com/etcd-appliance/appliance/e2e/testbed"
 )
 
 // Scenarios of the cluster suite, day-2 operations under the writer: renewal, rolling restarts, membership, upgrades, removal.
@@ -72,7 +76,7 @@ func (c *ClusterTest) renewCerts() error {
 	return c.health(30 * time.Second)
 }
 
-// rollingTuning is the step "a tuning change applied from control: members restart one at a time, the leader last; no failed write".
+// rollingTuning is the step "a tuning change from control: plan --host matches apply --host --dry-run, --this-host refused, control untouched; applied, members restart one at a time, the leader last; no failed write".
 func (c *ClusterTest) rollingTuning() error {
 	l, err := c.leader()
 	if err != nil {
@@ -84,6 +88,16 @@ func (c *ClusterTest) rollingTuning() error {
 	}
 	changed := strings.Replace(string(inv), "[cluster]\n", "[cluster]\nsnapshot_count = 20000\n", 1)
 	if err := c.Control.WriteFile(inventoryPath[1:], []byte(changed), 0o644); err != nil {
+		return err
+	}
+	var follower *testbed.Node
+	for _, m := range c.Members {
+		if m != l {
+			follower = m
+			break
+		}
+	}
+	if err := c.operatorFromControl(follower); err != nil {
 		return err
 	}
 	// The dry run shows the rolling restart to come: every member, one at
@@ -147,8 +161,23 @@ func (c *ClusterTest) memberRemoveAdd() error {
 	if out, _ := n.Sh(ctx, "ls -d /var/lib/etcd/etcd2.removed-*"); !strings.Contains(out, "removed-") {
 		return errors.New("the removed member's data dir was not kept aside")
 	}
-	if out, err := c.ctl("etcd-installer", "member", "add", inventoryPath, "etcd2"); err != nil {
+	// Removed, still in the inventory: status says so, not UNHEALTHY.
+	out, err := c.ctl("etcd-installer", "status", inventoryPath)
+	if err != nil {
 		return fmt.Errorf("%w\n%s", err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "etcd2 ") && (!strings.Contains(line, "REMOVED") || strings.Contains(line, "UNHEALTHY")) {
+			return fmt.Errorf("status after member remove:\n%s", out)
+		}
+	}
+	if !strings.Contains(out, "is healthy: 2/2 members") {
+		return fmt.Errorf("status after member remove: the two members left are not the cluster:\n%s", out)
+	}
+	// Adding it back: its STATUS while it waits speaks of joining a
+	// running cluster, never of a new one.
+	if out, err := c.ctl("etcd-installer", "member", "add", inventoryPath, "etcd2"); err != nil || strings.Contains(out, "(a new cluster") {
+		return fmt.Errorf("member add: %v\n%s", err, out)
 	}
 	cs, err := c.status()
 	if err != nil {
@@ -216,4 +245,63 @@ func (c *ClusterTest) packageRemoval() error {
 		return fmt.Errorf("%w\n%s", err, out)
 	}
 	return c.health(60 * time.Second)
+}
+
+// operatorFromControl is the operator's path from the control host, with
+// an inventory change pending on every member: `plan --host` for a remote
+// member shows exactly the files `apply --host --dry-run` would write for
+// it, read over SSH from the member; --this-host with a member's name is
+// refused on control; and none of it changes the control host.
+func (c *ClusterTest) operatorFromControl(m *testbed.Node) error {
+	controlState := func() (string, error) {
+		return c.Control.Sh(c.Ctx, "find /etc/etcd /etc/systemd/system /var/lib/etcd -xdev 2>/dev/null | sort | "+
+			"while read -r f; do if [ -f \"$f\" ]; then sha256sum \"$f\"; else echo \"$f\"; fi; done; "+
+			"systemctl is-enabled etcd 2>&1; systemctl is-active etcd 2>&1; true")
+	}
+	before, err := controlState()
+	if err != nil {
+		return err
+	}
+	plan, err := c.ctl("etcd-installer", "plan", inventoryPath, "--host", m.Name)
+	if err != nil {
+		return fmt.Errorf("plan --host %s: %w\n%s", m.Name, err, plan)
+	}
+	var planned []string
+	for _, line := range strings.Split(plan, "\n") {
+		if f, ok := strings.CutPrefix(line, "+++ "); ok {
+			planned = append(planned, strings.Fields(f)[0])
+		}
+	}
+	dry, err := c.ctl("etcd-installer", "apply", inventoryPath, "--host", m.Name, "--dry-run")
+	if err != nil {
+		return fmt.Errorf("apply --host %s --dry-run: %w\n%s", m.Name, err, dry)
+	}
+	var wouldWrite []string
+	for _, line := range strings.Split(dry, "\n") {
+		if !strings.HasPrefix(line, m.Name+" ") {
+			continue
+		}
+		if _, rest, ok := strings.Cut(line, "would write "); ok {
+			files, _, _ := strings.Cut(rest, ";")
+			wouldWrite = strings.Split(strings.TrimSpace(files), ", ")
+		}
+	}
+	sort.Strings(planned)
+	sort.Strings(wouldWrite)
+	if len(planned) == 0 || !slices.Equal(planned, wouldWrite) || !strings.Contains(plan, fmt.Sprintf("%s: %d file(s) would change", m.Name, len(planned))) {
+		return fmt.Errorf("plan --host %s shows %v, apply --host %s --dry-run would write %v:\n%s\n---\n%s", m.Name, planned, m.Name, wouldWrite, plan, dry)
+	}
+	if out, err := c.ctl("etcd-installer", "apply", inventoryPath, "--this-host", m.Name, "--dry-run"); err == nil ||
+		!strings.Contains(out, "--this-host "+m.Name+": this machine (hostname") || !strings.Contains(out, "nothing was done") {
+		return fmt.Errorf("apply --this-host %s on control was not refused: %v\n%s", m.Name, err, out)
+	}
+	after, err := controlState()
+	if err != nil {
+		return err
+	}
+	if before != after {
+		return fmt.Errorf("the host flags changed the control host:\n%s\n---\n%s", before, after)
+	}
+	c.R.Logf("from control: plan --host %s and apply --host %s --dry-run agree on %v; --this-host %s refused; control unchanged", m.Name, m.Name, planned, m.Name)
+	return nil
 }
