@@ -538,11 +538,15 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatalf("writes did not resume after recovery: %v", w.errs[len(w.errs)-1])
 	}
 
-	// Every acknowledged write is on every member.
+	// Every acknowledged write is on every member. A linearizable read
+	// through the member itself: it answers only once the member has
+	// applied everything committed before the read (a serializable read
+	// could be a follower's state a moment behind, and report the last
+	// write as lost when it was only not applied yet).
 	for _, m := range c.Members {
 		cli := etcdtest.Client(t, []string{m.ClientURL})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := cli.Get(ctx, "w/", clientv3.WithPrefix(), clientv3.WithSerializable())
+		resp, err := cli.Get(ctx, "w/", clientv3.WithPrefix())
 		cancel()
 		if err != nil {
 			t.Fatal(err)
