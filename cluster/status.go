@@ -59,28 +59,42 @@ type tlsClient interface{ TLS() *tls.Config }
 func Status(ctx context.Context, inv *inventory.Inventory, m Membership) ClusterStatus {
 	cs := ClusterStatus{Cluster: inv.Cluster.Name, Rows: make([]EndpointRow, len(inv.Members))}
 	// The cluster's own member list says which of the inventory's members
-	// it still has: a removed member is reported as such at once, not
-	// after its endpoint's timeout as unhealthy.
+	// it still has: a removed member (stopped by member remove) is
+	// reported as such at once, not after its endpoint's timeout as
+	// unhealthy.
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	list, listErr := m.Members(lctx)
 	cancel()
+	removed := func(row *EndpointRow) {
+		row.Removed, row.Healthy = true, false
+		row.Errors = []string{"removed from the cluster (not in its member list)"}
+	}
 	var wg sync.WaitGroup
 	for i := range inv.Members {
 		mem := &inv.Members[i]
 		ep := inv.ClientURL(mem)
-		if listErr == nil && !inList(list, mem.Name, inv.PeerURL(mem), ep) {
-			cs.Rows[i] = EndpointRow{Name: mem.Name, Endpoint: ep, Removed: true,
-				Errors: []string{"removed from the cluster (not in its member list)"}}
-			cs.Warnings = append(cs.Warnings, fmt.Sprintf("%s is in %s but no longer in the cluster: remove its [[member]] table (or add it back with etcd-installer member add)", mem.Name, inv.Source))
-			continue
-		}
+		// Not found by name or URL: the names may just differ (an
+		// inventory made from --endpoints, a member added by hand), so
+		// the member's own answer decides, when it answers.
+		unlisted := listErr == nil && !inList(list, mem.Name, inv.PeerURL(mem), ep)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			row := EndpointRow{Name: mem.Name, Endpoint: ep}
-			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			// An unlisted member gets a second: a member stopped after
+			// its removal refuses at once.
+			wait := 5 * time.Second
+			if unlisted {
+				wait = time.Second
+			}
+			sctx, cancel := context.WithTimeout(ctx, wait)
 			defer cancel()
 			st := m.Status(sctx, ep)
+			if unlisted && (st.Err != nil || !slices.ContainsFunc(list, func(m Member) bool { return m.ID == st.ID })) {
+				removed(&row)
+				cs.Rows[i] = row
+				return
+			}
 			if st.Err != nil {
 				row.Errors = append(row.Errors, st.Err.Error())
 			} else {
@@ -107,6 +121,7 @@ func Status(ctx context.Context, inv *inventory.Inventory, m Membership) Cluster
 	healthy, leaders, n := 0, map[string]bool{}, 0
 	for _, r := range cs.Rows {
 		if r.Removed {
+			cs.Warnings = append(cs.Warnings, fmt.Sprintf("%s is in %s but no longer in the cluster: remove its [[member]] table (or add it back with etcd-installer member add)", r.Name, inv.Source))
 			continue
 		}
 		n++

@@ -46,10 +46,22 @@ func (m Machine) String() string {
 // the machine's hostname (or its first label), or h's address or ip is one
 // of the machine's addresses other than loopback.
 func (m Machine) Is(h Host) bool {
-	short, _, _ := strings.Cut(m.Hostname, ".")
-	if m.Hostname != "" && (h.Name == m.Hostname || h.Name == short || strings.EqualFold(h.Address, m.Hostname)) {
-		return true
+	return m.named(h) || m.hasIP(h)
+}
+
+// named reports whether h's name or address is the machine's hostname
+// or its first label.
+func (m Machine) named(h Host) bool {
+	if m.Hostname == "" {
+		return false
 	}
+	short, _, _ := strings.Cut(m.Hostname, ".")
+	return h.Name == m.Hostname || h.Name == short || strings.EqualFold(h.Address, m.Hostname) || strings.EqualFold(h.Address, short)
+}
+
+// hasIP reports whether h's address or ip is one of the machine's
+// addresses other than loopback.
+func (m Machine) hasIP(h Host) bool {
 	for _, a := range hostIPs(h) {
 		for _, ip := range m.IPs {
 			if a.Equal(ip) && !ip.IsLoopback() {
@@ -100,21 +112,21 @@ func (inv *Inventory) UnknownHost(where, name string) error {
 // is one of its addresses. It is pure; the caller supplies the machine.
 func (inv *Inventory) IdentifyHost(m Machine) (Host, error) {
 	hosts := inv.Hosts()
-	short, _, _ := strings.Cut(m.Hostname, ".")
-	var byName []Host
+	var byName, byIP []Host
 	for _, h := range hosts {
-		if m.Hostname != "" && (h.Name == m.Hostname || h.Name == short || strings.EqualFold(h.Address, m.Hostname)) {
+		if m.named(h) {
 			byName = append(byName, h)
+		}
+		if m.hasIP(h) {
+			byIP = append(byIP, h)
 		}
 	}
 	if len(byName) == 1 {
-		return byName[0], nil
-	}
-	var byIP []Host
-	for _, h := range hosts {
-		if (Machine{IPs: m.IPs}).Is(h) {
-			byIP = append(byIP, h)
+		if other, ok := inv.addressOfAnother(byName[0], m); ok {
+			return Host{}, fmt.Errorf("this machine (%s) is named like %s of %s but has the address of %s (%s): say which host it is with --this-host NAME, after fixing its hostname or the inventory",
+				m, byName[0].Name, inv.Source, other.Name, other.Address)
 		}
+		return byName[0], nil
 	}
 	if len(byIP) == 1 {
 		return byIP[0], nil
@@ -139,6 +151,10 @@ func (inv *Inventory) ThisHost(name string, m Machine) (Host, error) {
 	if !ok {
 		return Host{}, inv.UnknownHost("--this-host", name)
 	}
+	if other, ok := inv.addressOfAnother(h, m); ok {
+		return Host{}, errkind.New(ErrNotThisMachine, "--this-host %s: this machine (%s) has the address of %s (%s), not one of %s's; nothing was done. "+
+			"Fix the machine's addresses or the inventory, or run the command on %s", name, m, other.Name, other.Address, name, name)
+	}
 	if m.Is(h) {
 		return h, nil
 	}
@@ -149,6 +165,22 @@ func (inv *Inventory) ThisHost(name string, m Machine) (Host, error) {
 	return Host{}, errkind.New(ErrNotThisMachine, "--this-host %s: this machine (%s) is not %s of %s (%s); nothing was done. "+
 		"Run the command on %s, or from here with --host %s (over SSH); if this machine is %s, give it the hostname %s or set its address in %s",
 		name, m, name, inv.Source, where, name, name, name, name, inv.Source)
+}
+
+// addressOfAnother finds another host whose address or ip is one of the
+// machine's, when none of h's is: a machine named like h but holding
+// another host's address is not h (it would be configured to listen on
+// an address it does not have).
+func (inv *Inventory) addressOfAnother(h Host, m Machine) (Host, bool) {
+	if m.hasIP(h) {
+		return Host{}, false
+	}
+	for _, o := range inv.Hosts() {
+		if o.Name != h.Name && m.hasIP(o) {
+			return o, true
+		}
+	}
+	return Host{}, false
 }
 
 func hostIPs(h Host) []net.IP {

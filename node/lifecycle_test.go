@@ -175,7 +175,7 @@ func TestReadyWaitsForQuorum(t *testing.T) {
 	before := len(socks[follower].Statuses())
 	c.Members[follower].Start()
 	if !socks[follower].WaitFor(30*time.Second, func(l string) bool {
-		return strings.HasPrefix(l, "STATUS=waiting for quorum") && strings.HasSuffix(l, "(restarted with its data: rejoining the running cluster)")
+		return strings.HasPrefix(l, "STATUS=waiting for quorum") && strings.HasSuffix(l, "(started on its existing data: the members it waits for must be running)")
 	}) {
 		t.Errorf("m%d restarting with its data: %q, want it to say it rejoins", follower, socks[follower].Statuses())
 	}

@@ -88,9 +88,9 @@ func (v peerView) String() string {
 }
 
 // startKind is what a start is: the first start of a new cluster's
-// member, a member restarting with its data, or a new member joining a
-// running cluster. It decides what waiting means: only a new cluster
-// waits for its other members to be started.
+// member, a member starting on data it has (a restart, or a second try of
+// a new cluster that never formed: the data does not say which, so the
+// words fit both), or a new member joining a running cluster.
 type startKind int
 
 const (
@@ -119,7 +119,7 @@ func kindOf(ec *embed.Config) startKind {
 func (k startKind) why() string {
 	switch k {
 	case startRestart:
-		return "restarted with its data: rejoining the running cluster"
+		return "started on its existing data: the members it waits for must be running"
 	case startJoin:
 		return "a new member joining the running cluster"
 	}

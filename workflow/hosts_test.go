@@ -16,6 +16,8 @@ import (
 var (
 	workstation = inventory.Machine{Hostname: "laptop", IPs: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("192.168.1.5")}}
 	onEtcd1     = inventory.Machine{Hostname: "db-b.example.net", IPs: []net.IP{net.ParseIP("10.0.0.11")}}
+	// Named like etcd2, holding etcd0's address: it is neither.
+	misnamed = inventory.Machine{Hostname: "etcd2", IPs: []net.IP{net.ParseIP("10.0.0.10")}}
 )
 
 func selectInv(t *testing.T, allSSH bool) *inventory.Inventory {
@@ -56,6 +58,8 @@ func TestSelect(t *testing.T) {
 		{name: "this-host matching", m: onEtcd1, said: "etcd1", this: "etcd1", names: []string{"etcd1"}},
 		{name: "this-host on a workstation", m: workstation, said: "etcd1", err: "--this-host etcd1: this machine (hostname \"laptop\", addresses 192.168.1.5) is not etcd1 of t.toml (address 10.0.0.11); nothing was done", kind: inventory.ErrNotThisMachine},
 		{name: "this-host naming another host", m: onEtcd1, said: "etcd0", kind: inventory.ErrNotThisMachine},
+		{name: "named like one host, with another's address", m: misnamed, err: "this machine (hostname \"etcd2\", addresses 10.0.0.10) is named like etcd2 of t.toml but has the address of etcd0 (10.0.0.10)"},
+		{name: "this-host naming it, with another's address", m: misnamed, said: "etcd2", err: "has the address of etcd0 (10.0.0.10), not one of etcd2's", kind: inventory.ErrNotThisMachine},
 		{name: "this-host typo", m: onEtcd1, said: "etcd9", err: "--this-host etcd9: t.toml has no member or proxy etcd9", kind: inventory.ErrUnknownHost},
 	} {
 		t.Run(c.name, func(t *testing.T) {

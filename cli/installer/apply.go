@@ -125,6 +125,9 @@ func printReport(e *env, rep apply.Report, req apply.Request) {
 			last = o.Took.Round(10 * time.Millisecond).String()
 		}
 		s := summary(o)
+		if o.Err != nil {
+			s = "-"
+		}
 		if o.Rolling && o.Err == nil && !dry {
 			s += fmt.Sprintf(" (rolling, %d of %d", o.Order, o.Of)
 			if o.Leader {

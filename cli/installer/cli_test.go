@@ -323,6 +323,12 @@ func TestHostFlags(t *testing.T) {
 		{[]string{"member", "add", inv, "etcd3", "--dry-run"}, "prod.toml has no [[member]] named etcd3 (its members: etcd0, etcd1, etcd2); fix: to add a new member, add a [[member]] table with name = \"etcd3\""},
 		{[]string{"member", "add", inv, "etdc1", "--dry-run"}, "did you mean etcd1?"},
 		{[]string{"member", "add", inv, "gw", "--dry-run"}, "gw is a [[proxy]] in prod.toml, and a proxy cannot become a member"},
+		// An unset variable must not widen --host "$H" to every host.
+		{[]string{"apply", inv, "--host", "", "--dry-run"}, "--host was given an empty name"},
+		{[]string{"apply", inv, "--host", ",", "--dry-run"}, "has an empty name"},
+		{[]string{"plan", inv, "--host", ""}, "--host was given an empty name"},
+		{[]string{"doctor", inv, "--this-host", ""}, "--this-host"},
+		{[]string{"render", inv, "--host", "", "--out", root}, "--host was given an empty name"},
 	} {
 		out, errOut, code := run(t, c.args...)
 		if code != 1 || !strings.Contains(errOut, c.want) || out != "" {

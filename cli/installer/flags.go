@@ -1,6 +1,9 @@
 package installer
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/etcd-appliance/appliance/cluster"
@@ -38,16 +41,41 @@ func (s *sshFlags) reach(i *inventory.Inventory, sel workflow.Selection) *workfl
 type hostFlags struct {
 	hosts []string
 	this  string
+	cmd   *cobra.Command
 }
 
 func (f *hostFlags) add(cmd *cobra.Command, verb string) {
+	f.cmd = cmd
 	cmd.Flags().StringSliceVar(&f.hosts, "host", nil, verb+" only these hosts (repeat or separate with commas); a host that is not this machine is reached over its ssh target")
 	cmd.Flags().StringVar(&f.this, "this-host", "", "this machine is the inventory host NAME (refused unless its hostname or addresses match NAME's)")
 }
 
 // selection resolves the flags against the inventory.
 func (f *hostFlags) selection(i *inventory.Inventory) (workflow.Selection, error) {
+	if err := givenNames(f.cmd, "host", f.hosts); err != nil {
+		return workflow.Selection{}, err
+	}
+	if err := givenNames(f.cmd, "this-host", []string{f.this}); err != nil {
+		return workflow.Selection{}, err
+	}
 	return workflow.Select(i, f.hosts, f.this)
+}
+
+// givenNames refuses a host flag given without a name: `--host "$H"` with
+// H unset must not read as no --host at all (every host).
+func givenNames(cmd *cobra.Command, flag string, names []string) error {
+	if cmd == nil || !cmd.Flags().Changed(flag) {
+		return nil
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("--%s was given an empty name: name the host (--%s etcd0), or leave the flag out", flag, flag)
+	}
+	for _, n := range names {
+		if strings.TrimSpace(n) == "" {
+			return fmt.Errorf("--%s %q has an empty name: name each host (--%s etcd0,etcd1)", flag, strings.Join(names, ","), flag)
+		}
+	}
+	return nil
 }
 
 // clientFlags are how commands that talk to the cluster prove who they

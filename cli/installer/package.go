@@ -30,6 +30,9 @@ func newPackageCmd(e *env) *cobra.Command {
   etcd-installer package prod.toml --out pkgs/ --revision 2 --host etcd0`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := givenNames(cmd, "host", hosts); err != nil {
+				return err
+			}
 			i, err := load(args[0])
 			if err != nil {
 				return err

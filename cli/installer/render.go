@@ -31,6 +31,9 @@ func newRenderCmd(e *env) *cobra.Command {
   etcd-installer render prod.toml --out rendered/ --host etcd0`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := givenNames(cmd, "host", hosts); err != nil {
+				return err
+			}
 			i, err := load(args[0])
 			if err != nil {
 				return err

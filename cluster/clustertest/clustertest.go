@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 
 	"github.com/etcd-appliance/appliance/cluster"
 )
@@ -15,7 +14,6 @@ import (
 // Membership answers from a fixed member list; unhealthy endpoints fail
 // Healthy. It records the changes asked of it.
 type Membership struct {
-	mu        sync.Mutex
 	List      []cluster.Member
 	Unhealthy map[string]bool
 	Err       error
@@ -24,8 +22,6 @@ type Membership struct {
 	Added     [][]string
 	// Statuses answer Status by endpoint (else an empty status).
 	Statuses map[string]cluster.EndpointStatus
-	// Asked lists the endpoints asked for their status.
-	Asked []string
 }
 
 func (f *Membership) Members(context.Context) ([]cluster.Member, error) {
@@ -48,11 +44,12 @@ func (f *Membership) Remove(_ context.Context, id uint64) error {
 	return nil
 }
 func (f *Membership) Status(_ context.Context, ep string) cluster.EndpointStatus {
-	f.mu.Lock()
-	f.Asked = append(f.Asked, ep)
-	f.mu.Unlock()
 	if st, ok := f.Statuses[ep]; ok {
 		return st
+	}
+	if f.Statuses != nil {
+		// With statuses given, an endpoint without one is down.
+		return cluster.EndpointStatus{Endpoint: ep, Err: fmt.Errorf("%s: context deadline exceeded", ep)}
 	}
 	return cluster.EndpointStatus{Endpoint: ep}
 }

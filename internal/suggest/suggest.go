@@ -44,6 +44,9 @@ func Distance(a, b string) int {
 // closest within two edits, but not a name that differs only in its
 // trailing number (etcd3 is a new host next to etcd0, not a typo of it).
 func Name(word string, names []string) (string, bool) {
+	if strings.TrimSpace(word) == "" {
+		return "", false
+	}
 	var cands []string
 	for _, n := range names {
 		if stem(n) != stem(word) || n == word {

@@ -251,7 +251,9 @@ func (r *hostRun) compare(context.Context) error {
 		// etcd reads bootstrap settings only when its data dir is empty:
 		// once initialized, a change to them (after member add, say) needs
 		// no restart.
-		if f.Unit != "" && !(initialized && f.Path == layout.EtcdConf && onlyBootstrapChanged(old, f.Data)) {
+		// A change in comments alone (the header of an older release)
+		// changes nothing the unit reads.
+		if f.Unit != "" && !onlyCommentsChanged(old, f.Data) && !(initialized && f.Path == layout.EtcdConf && onlyBootstrapChanged(old, f.Data)) {
 			r.config = true
 		}
 	}
@@ -273,7 +275,9 @@ func (r *hostRun) plan(ctx context.Context) error {
 	// not so when every change since was ignorable.
 	// Files written with changes etcd ignores get the unit's start time
 	// (ignorable below), so a file newer than the unit is a real change.
-	pending := st.Running() && !st.Since.IsZero() && r.newest.After(st.Since)
+	// systemd gives the start in whole seconds: a file written in the
+	// second the unit started is not newer than it.
+	pending := st.Running() && !st.Since.IsZero() && r.newest.Truncate(time.Second).After(st.Since)
 	restart := st.Running() && (r.config || pending) && !r.o.NoStart
 	if restart && r.t.Host.Member != nil && !r.o.ForceRestart && !r.o.Plan.DryRun() {
 		if err := restartSafe(ctx, r.inv, r.t.Host.Member, r.o.Dial); err != nil {
@@ -334,7 +338,9 @@ func (r *hostRun) writeFiles(context.Context) error {
 // for a change the unit never picked up, and restart the member for it.
 func (r *hostRun) ignorable(f render.File, ch FileChange) error {
 	st := r.state
-	if f.Unit == "" || ch.Meta || !st.Running() || st.Since.IsZero() || r.res.Restarted {
+	// Only when nothing written needs the restart: a real change not
+	// restarted now (--no-start) must stay newer than the unit.
+	if f.Unit == "" || ch.Meta || r.config || !st.Running() || st.Since.IsZero() || r.res.Restarted {
 		return nil
 	}
 	return r.t.FS.SetModTime(f.Path, st.Since)
@@ -473,6 +479,23 @@ func restartSafe(ctx context.Context, inv *inventory.Inventory, m *inventory.Mem
 var bootstrapVars = map[string]bool{
 	"ETCD_INITIAL_CLUSTER": true, "ETCD_INITIAL_CLUSTER_STATE": true, "ETCD_INITIAL_CLUSTER_TOKEN": true,
 	"ETCD_DISCOVERY_SRV": true, "ETCD_DISCOVERY_SRV_NAME": true, "ETCD_DISCOVERY_ENDPOINTS": true, "ETCD_DISCOVERY_TOKEN": true,
+}
+
+// onlyCommentsChanged reports whether two env files or unit drop-ins
+// differ only in comment lines (# or ;) and blank lines.
+func onlyCommentsChanged(old, new []byte) bool {
+	strip := func(b []byte) string {
+		var out []string
+		for _, l := range strings.Split(string(b), "\n") {
+			t := strings.TrimSpace(l)
+			if t == "" || strings.HasPrefix(t, "#") || strings.HasPrefix(t, ";") {
+				continue
+			}
+			out = append(out, l)
+		}
+		return strings.Join(out, "\n")
+	}
+	return strip(old) == strip(new)
 }
 
 // onlyBootstrapChanged reports whether two env files differ only in

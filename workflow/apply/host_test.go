@@ -349,3 +349,93 @@ func TestDryRunSummary(t *testing.T) {
 		t.Errorf("the dry run changed something: %d files, calls %q", fsys.Len(), svc.Calls())
 	}
 }
+
+// runningFor applies once to a fresh root, then makes the unit look
+// running since an hour ago with every file written before that.
+func runningFor(t *testing.T, inv *inventory.Inventory, name string, initialized bool) (workflow.Target, *hosttest.Services, string, host.UnitState) {
+	t.Helper()
+	root := t.TempDir()
+	if h, _ := inv.Host(name); initialized && h.Member != nil {
+		datadirtest.WriteMembersDB(t, root, inv.DataDir(h.Member), map[string]string{"etcd0": "http://10.0.0.10:2380", "etcd1": "http://10.0.0.11:2380", "etcd2": "http://10.0.0.12:2380"})
+	}
+	svc := &hosttest.Services{}
+	tg := target(t, inv, name, host.LocalFS{Root: root, IgnoreOwner: true}, svc)
+	if _, err := Host(context.Background(), inv, tg, Options{}, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	filepath.WalkDir(root+"/etc", func(p string, _ os.DirEntry, _ error) error {
+		os.Chtimes(p, time.Time{}, time.Now().Add(-2*time.Hour))
+		return nil
+	})
+	return tg, svc, root, host.UnitState{Active: "active", Enabled: "enabled", Since: time.Now().Add(-time.Hour).Truncate(time.Second)}
+}
+
+func applyRunning(t *testing.T, inv *inventory.Inventory, tg workflow.Target, svc *hosttest.Services, st host.UnitState, o Options) Result {
+	t.Helper()
+	svc.Reset()
+	svc.States = []host.UnitState{st}
+	fm := &clustertest.Membership{List: members(inv)}
+	o.Dial = func([]string) (cluster.Membership, error) { return fm, nil }
+	res, err := Host(context.Background(), inv, tg, o, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// A real change written with --no-start to a running member stays newer
+// than the unit, so the next apply restarts it (it must not be dated back
+// like a change etcd ignores).
+func TestApplyNoStartChangeRestartsLater(t *testing.T) {
+	inv := parse(t, threeHosts)
+	tg, svc, _, st := runningFor(t, inv, "etcd0", true)
+	changed := *inv
+	changed.Cluster.SnapshotCount = 20000
+	if res := applyRunning(t, &changed, tg, svc, st, Options{NoStart: true}); res.Restarted || len(res.Files) != 1 {
+		t.Fatalf("--no-start: %+v calls %q", res, svc.Calls())
+	}
+	if res := applyRunning(t, &changed, tg, svc, st, Options{}); !res.Restarted {
+		t.Errorf("the member never picks up the change written with --no-start: %+v calls %q", res, svc.Calls())
+	}
+}
+
+// Upgrading to a release whose headers differ (the old ones named the
+// inventory file) rewrites a proxy's env file and a data-dir drop-in
+// without restarting anything, now and on the next apply.
+func TestApplyHeaderChangeRestartsNothing(t *testing.T) {
+	inv := parse(t, strings.Replace(threeHosts, `tls = "off"`, "tls = \"off\"\ndata_dir = \"/srv/etcd\"", 1)+
+		"[[proxy]]\nname = \"gw\"\naddress = \"10.0.0.20\"\n")
+	for _, name := range []string{"gw", "etcd0"} {
+		tg, svc, root, st := runningFor(t, inv, name, false)
+		n := 0
+		filepath.WalkDir(root+"/etc", func(p string, d os.DirEntry, _ error) error {
+			if b, err := os.ReadFile(p); err == nil && !d.IsDir() && strings.Contains(string(b), "of cluster t.") {
+				os.WriteFile(p, []byte(strings.Replace(string(b), "of cluster t.", "t.toml.", 1)), 0o640)
+				os.Chtimes(p, time.Time{}, time.Now().Add(-2*time.Hour))
+				n++
+			}
+			return nil
+		})
+		if n == 0 {
+			t.Fatalf("%s: no rendered header found", name)
+		}
+		for run := 1; run <= 2; run++ {
+			if res := applyRunning(t, inv, tg, svc, st, Options{}); res.Restarted || strings.Contains(svc.Calls(), "restart") {
+				t.Errorf("%s, apply %d: a header change restarted the unit: %+v calls %q", name, run, res, svc.Calls())
+			}
+		}
+	}
+}
+
+// systemd reports the start in whole seconds; a file written later in
+// that second is not newer than the unit.
+func TestApplySinceHasWholeSeconds(t *testing.T) {
+	inv := parse(t, threeHosts)
+	tg, svc, root, _ := runningFor(t, inv, "etcd0", true)
+	start := time.Unix(1700000000, 0)
+	os.Chtimes(filepath.Join(root, layout.EtcdConf), time.Time{}, start.Add(300*time.Millisecond))
+	st := host.UnitState{Active: "active", Enabled: "enabled", Since: start}
+	if res := applyRunning(t, inv, tg, svc, st, Options{}); res.Restarted {
+		t.Errorf("restarted for a file written in the second the unit started: %+v", res)
+	}
+}

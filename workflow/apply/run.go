@@ -57,6 +57,9 @@ func Run(ctx context.Context, inv *inventory.Inventory, req Request, log logrus.
 		rep := Report{Outcomes: outs, Remote: true}
 		for _, o := range outs {
 			if o.Err != nil {
+				if req.Plan.DryRun() {
+					return rep, fmt.Errorf("dry run: %d of %d hosts could not be planned (nothing was changed anywhere); fix them and run it again", failed(outs), len(outs))
+				}
 				return rep, fmt.Errorf("%d of %d hosts failed (the others are applied as shown); fix and re-run apply: it resumes", failed(outs), len(outs))
 			}
 		}

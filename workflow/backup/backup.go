@@ -117,7 +117,7 @@ func Save(ctx context.Context, inv *inventory.Inventory, c cluster.Membership, c
 		}
 	}
 	if from == nil {
-		return Info{}, fmt.Errorf("%w: no healthy member to take a snapshot from: %s", ErrBackup, strings.Join(cs.Problems, "; "))
+		return Info{}, fmt.Errorf("%w: no healthy member to take a snapshot from: %s", ErrBackup, strings.Join(append(cs.Problems, cs.Warnings...), "; "))
 	}
 	role := "a healthy follower"
 	if from.Leader {

@@ -301,10 +301,13 @@ func (d *doctor) unit(ctx context.Context, st host.UnitState, err error) string 
 		fix := "to bring it back: `etcd-installer member add " + d.inv.Source + " " + d.t.Host.Name + "`"
 		if m := d.t.Host.Member; m != nil {
 			dir := d.inv.DataDir(m)
-			if _, err := d.t.FS.Stat(dir); err == nil {
+			switch _, err := d.t.FS.Stat(dir); {
+			case err == nil:
 				fix = "move its old data dir aside (mv " + dir + " " + dir + ".removed-" + d.o.Now().Format("20060102") + "), then " + fix
-			} else {
+			case errors.Is(err, fs.ErrNotExist):
 				fix = "its old data dir is already moved aside (" + dir + ".removed-*); " + fix
+			default:
+				fix = "make sure its old data dir " + dir + " is moved aside (" + err.Error() + "), then " + fix
 			}
 		}
 		d.add(Fail, "unit", fix, "%s exited %d: the cluster removed this member", unit, st.ExitStatus)
@@ -316,7 +319,11 @@ func (d *doctor) unit(ctx context.Context, st host.UnitState, err error) string 
 		if m := waitingRE.FindStringSubmatch(st.Status); m != nil {
 			wait = m[1]
 		}
-		d.add(Warn, "unit", "start etcd on "+wait+" (after a power cut of every member, starting them in any order is enough)",
+		fix := "start etcd on the members it waits for"
+		if wait != "" {
+			fix = "start etcd on " + wait
+		}
+		d.add(Warn, "unit", fix+" (after a power cut of every member, starting them in any order is enough)",
 			"%s waits for its peers: %s", unit, st.Status)
 	case !st.Running():
 		d.add(Warn, "unit", "systemctl start "+unit, "%s is %s", unit, st.Active)
@@ -372,6 +379,11 @@ func (d *doctor) dataDir(m *inventory.Member) string {
 // The first group of digits is the day it was kept.
 var keptSuffix = regexp.MustCompile(`\.(removed|pre-restore|failed-restore|old|failed|etcd-[0-9A-Za-z.]+)-([0-9]{8})(-[0-9]{6})?$`)
 
+func (d *doctor) isMember(name string) bool {
+	_, ok := d.inv.Member(name)
+	return ok
+}
+
 // keptAge is how long a kept data dir goes unmentioned.
 const keptAge = 7 * 24 * time.Hour
 
@@ -387,7 +399,10 @@ func (d *doctor) keptDirs() string {
 		}
 		for _, e := range entries {
 			name := e.Name()
-			if !e.IsDir() || !keptSuffix.MatchString(name) || (dir != dataDir && !strings.HasPrefix(name, path.Base(dataDir)+".")) {
+			// A member's own data dir is never a kept one, whatever its
+			// name looks like.
+			if !e.IsDir() || !keptSuffix.MatchString(name) || (dir != dataDir && !strings.HasPrefix(name, path.Base(dataDir)+".")) ||
+				(dir == dataDir && d.isMember(name)) {
 				continue
 			}
 			kept = append(kept, path.Join(dir, name))
@@ -604,6 +619,11 @@ func Hosts(ctx context.Context, inv *inventory.Inventory, inventoryPath string, 
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		out, err := workflow.RemoteInstaller(ctx, t.Runner, inventoryPath, "doctor", ReachedAsFlag, name, "-o", "json")
+		if err != nil && strings.Contains(string(out)+err.Error(), "unknown flag: "+ReachedAsFlag) {
+			// An older etcd-installer on the host (mid-upgrade): its
+			// --host meant this very thing.
+			out, err = workflow.RemoteInstaller(ctx, t.Runner, inventoryPath, "doctor", "--host", name, "-o", "json")
+		}
 		if jerr := json.Unmarshal(out, &found[k]); jerr != nil {
 			if err == nil {
 				err = jerr

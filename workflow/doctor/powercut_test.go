@@ -34,7 +34,7 @@ func TestPowerCutEveryMember(t *testing.T) {
 		t.Fatalf("doctor does not explain the wait:\n%s", dump(fs))
 	}
 	expectFinding(t, fs, "unit", Warn, "waiting for m0, m1", "start etcd on m0, m1 (after a power cut")
-	if w := findings(fs, "unit", Warn)[0]; !strings.Contains(w.Message, "(restarted with its data: rejoining the running cluster)") {
+	if w := findings(fs, "unit", Warn)[0]; !strings.Contains(w.Message, "(started on its existing data: the members it waits for must be running)") {
 		t.Errorf("a member restarted after a power cut does not say it rejoins: %s", w.Message)
 	}
 	for _, name := range []string{"m1", "m0"} {
