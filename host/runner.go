@@ -41,15 +41,17 @@ func (e *CommandError) Error() string {
 
 func (e *CommandError) Unwrap() []error { return []error{ErrCommand, e.Err} }
 
-// LocalRunner runs commands on this machine.
-type LocalRunner struct{}
+// LocalRunner runs commands on this machine, in Dir when set (for tools
+// that write paths relative to where they run).
+type LocalRunner struct{ Dir string }
 
 // Run implements Runner.
-func (LocalRunner) Run(ctx context.Context, stdin io.Reader, argv ...string) ([]byte, error) {
+func (l LocalRunner) Run(ctx context.Context, stdin io.Reader, argv ...string) ([]byte, error) {
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("%w: empty command", ErrCommand)
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = l.Dir
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout = &out

@@ -1,0 +1,232 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/internal/atomicfile"
+)
+
+//go:embed templates
+var templates embed.FS
+
+var tmpl = template.Must(template.ParseFS(templates, "templates/*.tmpl"))
+
+// Names of what a repository holds besides its packages.
+const (
+	// Keyring is the public key as an apt keyring (Signed-By:).
+	Keyring = "etcd-archive-keyring.gpg"
+	// RPMKey is the armored public key (rpm --import, gpgkey=).
+	RPMKey = "RPM-GPG-KEY-etcd"
+)
+
+// Options describe a repository.
+type Options struct {
+	// Name is the repository's name: the sources and .repo file names
+	// and the yum repository id (etcd; etcd-node for per-host packages).
+	Name string
+	// Title is the human name in Release's Label and the .repo file.
+	Title string
+	// BaseURL is where the repository directory is served; the snippets
+	// point there.
+	BaseURL string
+	// Date is the build's time (SOURCE_DATE_EPOCH): Release's Date, the
+	// repodata timestamps and the signatures' time.
+	Date time.Time
+	// DebArches are the apt architectures listed, even when empty.
+	DebArches []string
+}
+
+// Result is what Build wrote.
+type Result struct {
+	Debs, RPMs int
+	// RPMArches are the yum repositories made, one per architecture.
+	RPMArches []string
+	// Files are the user-facing files: keys and snippets.
+	Files []string
+}
+
+// Build makes dir a signed apt and yum repository of pkgs (.deb and .rpm
+// files). The rpms are copied and signed there; pkgs are not changed.
+// Building again from the same packages, key and date gives the same
+// files.
+func Build(ctx context.Context, r host.Runner, dir string, pkgs []string, s *Signer, o Options) (Result, error) {
+	var res Result
+	var debs, rpms []string
+	for _, p := range pkgs {
+		switch filepath.Ext(p) {
+		case ".deb":
+			debs = append(debs, p)
+		case ".rpm":
+			rpms = append(rpms, p)
+		}
+	}
+	res.Debs, res.RPMs = len(debs), len(rpms)
+	if err := aptRepo(ctx, r, dir, debs, s, o); err != nil {
+		return res, err
+	}
+	arches, err := yumRepos(ctx, r, dir, rpms, s, o)
+	if err != nil {
+		return res, err
+	}
+	res.RPMArches = arches
+	for _, k := range []struct {
+		name  string
+		armor bool
+	}{{Keyring, false}, {RPMKey, true}} {
+		if err := s.Export(ctx, filepath.Join(dir, k.name), k.armor); err != nil {
+			return res, err
+		}
+		res.Files = append(res.Files, k.name)
+	}
+	for _, sn := range []struct{ file, tmpl string }{{o.Name + ".sources", "sources.tmpl"}, {o.Name + ".repo", "yum.repo.tmpl"}} {
+		var b bytes.Buffer
+		if err := tmpl.ExecuteTemplate(&b, sn.tmpl, o); err != nil {
+			return res, err
+		}
+		if _, err := atomicfile.Write(filepath.Join(dir, sn.file), b.Bytes(), atomicfile.Options{Mode: 0o644, UID: -1, GID: -1}); err != nil {
+			return res, err
+		}
+		res.Files = append(res.Files, sn.file)
+	}
+	return res, nil
+}
+
+// aptRepo writes pool/, dists/stable/main/binary-ARCH/Packages{,.gz,.xz} with
+// apt-ftparchive, dists/stable/Release, and signs Release twice: InRelease
+// (clearsigned) and Release.gpg (detached).
+func aptRepo(ctx context.Context, r host.Runner, dir string, debs []string, s *Signer, o Options) error {
+	dists := filepath.Join(dir, "dists", "stable")
+	for _, d := range debs {
+		name, _, _ := strings.Cut(filepath.Base(d), "_")
+		pool := filepath.Join(dir, "pool", "main", name[:1], name)
+		if err := copyFile(d, filepath.Join(pool, filepath.Base(d))); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "pool"), 0o755); err != nil {
+		return err
+	}
+	for _, arch := range o.DebArches {
+		bin := filepath.Join(dists, "main", "binary-"+arch)
+		if err := os.MkdirAll(bin, 0o755); err != nil {
+			return err
+		}
+		// Paths in Packages are relative to the repository's root, so
+		// apt-ftparchive runs there (a local tool: the repository is built
+		// on this machine).
+		out, err := host.LocalRunner{Dir: dir}.Run(ctx, nil, "apt-ftparchive", "--arch", arch, "packages", "pool")
+		if err != nil {
+			return fmt.Errorf("apt-ftparchive packages (%s): %w", arch, err)
+		}
+		if err := os.WriteFile(filepath.Join(bin, "Packages"), out, 0o644); err != nil {
+			return err
+		}
+		for _, z := range [][]string{{"gzip", "-9nkf"}, {"xz", "-kf"}} {
+			if _, err := r.Run(ctx, nil, append(z, filepath.Join(bin, "Packages"))...); err != nil {
+				return err
+			}
+		}
+	}
+	release, err := r.Run(ctx, nil, "apt-ftparchive",
+		"-o", "APT::FTPArchive::Release::Origin="+o.Title,
+		"-o", "APT::FTPArchive::Release::Label="+o.Title,
+		"-o", "APT::FTPArchive::Release::Suite=stable",
+		"-o", "APT::FTPArchive::Release::Codename=stable",
+		"-o", "APT::FTPArchive::Release::Architectures="+strings.Join(o.DebArches, " "),
+		"-o", "APT::FTPArchive::Release::Components=main",
+		"-o", "APT::FTPArchive::Release::Description="+o.Title,
+		"-o", "APT::FTPArchive::Release::Date="+o.Date.UTC().Format(time.RFC1123Z),
+		"release", dists)
+	if err != nil {
+		return fmt.Errorf("apt-ftparchive release: %w", err)
+	}
+	rel := filepath.Join(dists, "Release")
+	if err := os.WriteFile(rel, release, 0o644); err != nil {
+		return err
+	}
+	if err := s.Clearsign(ctx, rel, filepath.Join(dists, "InRelease"), o.Date); err != nil {
+		return err
+	}
+	return s.Detach(ctx, rel, filepath.Join(dists, "Release.gpg"), false, o.Date)
+}
+
+// yumRepos writes one repository per rpm architecture, rpm/ARCH/, with the
+// rpms signed, createrepo_c's repodata (no sqlite: its bytes differ per
+// run) and repomd.xml.asc.
+func yumRepos(ctx context.Context, r host.Runner, dir string, rpms []string, s *Signer, o Options) ([]string, error) {
+	byArch := map[string][]string{}
+	for _, p := range rpms {
+		out, err := r.Run(ctx, nil, "rpm", "-qp", "--nosignature", "--qf", "%{ARCH}", p)
+		if err != nil {
+			return nil, fmt.Errorf("reading the architecture of %s: %w", p, err)
+		}
+		byArch[strings.TrimSpace(string(out))] = append(byArch[strings.TrimSpace(string(out))], p)
+	}
+	var arches []string
+	for a := range byArch {
+		arches = append(arches, a)
+	}
+	sort.Strings(arches)
+	for _, arch := range arches {
+		repo := filepath.Join(dir, "rpm", arch)
+		var copies []string
+		for _, p := range byArch[arch] {
+			c := filepath.Join(repo, "Packages", filepath.Base(p))
+			if err := copyFile(p, c); err != nil {
+				return nil, err
+			}
+			copies = append(copies, c)
+		}
+		if err := s.SignRPMs(ctx, o.Date, copies...); err != nil {
+			return nil, err
+		}
+		// primary.xml records each file's modification time.
+		for _, c := range copies {
+			if err := os.Chtimes(c, o.Date, o.Date); err != nil {
+				return nil, err
+			}
+		}
+		rev := strconv.FormatInt(o.Date.Unix(), 10)
+		if _, err := r.Run(ctx, nil, "createrepo_c", "--quiet", "--no-database", "--update-md-path", repo,
+			"--revision", rev, "--set-timestamp-to-revision", "--simple-md-filenames", "--general-compress-type", "gz", repo); err != nil {
+			return nil, fmt.Errorf("createrepo_c (%s): %w", arch, err)
+		}
+		md := filepath.Join(repo, "repodata", "repomd.xml")
+		if err := s.Detach(ctx, md, md+".asc", true, o.Date); err != nil {
+			return nil, err
+		}
+	}
+	return arches, nil
+}
+
+func copyFile(from, to string) error {
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
