@@ -34,8 +34,9 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 HOSTARCH := $(shell $(GO) env GOARCH)
 ARCHES   ?= amd64 arm64
 DIST     ?= dist
+REPO_URL ?= https://repo.example.com/etcd
 
-.PHONY: help build test run bench lint clean package system-test
+.PHONY: help build test run bench lint clean package release system-test
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +75,9 @@ package: build ## Build the etcd deb and rpm for amd64 and arm64 into dist/, wit
 	go run ./packaging/cmd/etcd-package --version $(ETCD_VERSION) --revision $(REVISION) \
 		--host-bin $(BIN) --out $(DIST) --mtime $(SOURCE_DATE_EPOCH) $$bins
 	@cat $(DIST)/SHA256SUMS
+
+release: package ## Packages plus signed apt and yum repositories in $(DIST)/repo (key: ETCD_SIGNING_KEY; else a throw-away test key).
+	go run ./packaging/cmd/etcd-release --dist $(DIST) --out $(DIST)/repo --base-url $(REPO_URL) --mtime $(SOURCE_DATE_EPOCH)
 
 system-test: build ## Boot systemd hosts in containers: packages, SSH provisioning, faults (root; KEEP=1 keeps them).
 	$(MAKE) --no-print-directory package DIST=build/e2e/v1 ARCHES=$(HOSTARCH) REVISION=1
