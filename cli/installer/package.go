@@ -1,18 +1,23 @@
 package installer
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/etcd-appliance/appliance/host"
 	"github.com/etcd-appliance/appliance/internal/version"
 	"github.com/etcd-appliance/appliance/packaging"
+	"github.com/etcd-appliance/appliance/packaging/repo"
 	"github.com/etcd-appliance/appliance/workflow/certs"
 )
 
 func newPackageCmd(e *env) *cobra.Command {
-	var out, ver, rev, certsFlag string
+	var out, ver, rev, certsFlag, repoDir, repoURL string
 	var hosts []string
 	var dryRun bool
 	var mtime int64
@@ -25,9 +30,15 @@ func newPackageCmd(e *env) *cobra.Command {
 			"and provision with `apt install etcd-node-etcd0`. Raise --revision to publish a change.\n\n" +
 			"With TLS on and a certificate directory (--certs, default certs/ beside the inventory), each\n" +
 			"host's package carries its certificates and private keys: publish such packages only to a\n" +
-			"repository as private as the keys.",
+			"repository as private as the keys.\n\n" +
+			"--repo DIR also makes DIR (created 0700) a signed apt and yum repository of these packages,\n" +
+			"signed with your key: ETCD_SIGNING_KEY names an armored secret key file (mode 0600),\n" +
+			"ETCD_SIGNING_PASSPHRASE_FILE its passphrase file. Serve DIR privately at --repo-url; hosts\n" +
+			"then install with `apt install etcd-node-etcd0` or `dnf install etcd-node-etcd0` (DIR holds\n" +
+			"the key and the etcd-node.sources and etcd-node.repo snippets).",
 		Example: `  etcd-installer package prod.toml --out pkgs/
-  etcd-installer package prod.toml --out pkgs/ --revision 2 --host etcd0`,
+  etcd-installer package prod.toml --out pkgs/ --revision 2 --host etcd0
+  ETCD_SIGNING_KEY=~/keys/ops.asc etcd-installer package prod.toml --out pkgs/ --repo repo/ --repo-url https://10.0.0.2/etcd-node`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := givenNames(cmd, "host", hosts); err != nil {
@@ -36,6 +47,11 @@ func newPackageCmd(e *env) *cobra.Command {
 			i, err := load(args[0])
 			if err != nil {
 				return err
+			}
+			if repoDir != "" && os.Getenv(repo.KeyEnv) == "" {
+				return fmt.Errorf("--repo signs the repository with your key: set %s to an armored secret key file "+
+					"(gpg --armor --export-secret-keys KEYID > ops.asc; chmod 600 ops.asc), and %s to its passphrase file if it has one",
+					repo.KeyEnv, repo.PassphraseEnv)
 			}
 			mt := time.Now()
 			if mtime != 0 {
@@ -50,6 +66,13 @@ func newPackageCmd(e *env) *cobra.Command {
 			paths, err := packaging.NodePackages(i, o, version.Etcd)
 			if err != nil {
 				return err
+			}
+			if repoDir != "" {
+				if err := plan.Do("", "make "+repoDir+" (0700) a signed apt and yum repository of these packages for "+repoURL, func() error {
+					return nodeRepo(cmd.Context(), e, paths, repoDir, repoURL, mt)
+				}); err != nil {
+					return err
+				}
 			}
 			if dryRun {
 				return plan.Print(e.stdout)
@@ -71,6 +94,40 @@ func newPackageCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&rev, "revision", "1", "package revision: raise it for every change you publish")
 	cmd.Flags().StringSliceVar(&hosts, "host", nil, "build only these hosts")
 	cmd.Flags().Int64Var(&mtime, "mtime", 0, "file times in Unix seconds, for reproducible packages (default: now)")
+	cmd.Flags().StringVar(&repoDir, "repo", "", "also make this directory a signed apt and yum repository of the packages (key: $"+repo.KeyEnv+")")
+	cmd.Flags().StringVar(&repoURL, "repo-url", "https://repo.example.com/etcd-node", "where --repo will be served (for the snippets)")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
+}
+
+// nodeRepo makes dir a signed repository of the per-host packages with
+// the operator's key. It holds private keys when the packages do: the
+// directory is the operator's alone.
+func nodeRepo(ctx context.Context, e *env, pkgs []string, dir, url string, date time.Time) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "etcd-node-repo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	s, done, err := repo.SignerFromEnv(ctx, host.LocalRunner{}, work, "")
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := repo.Build(ctx, host.LocalRunner{}, dir, pkgs, s, repo.Options{
+		Name: "etcd-node", Title: "etcd appliance hosts", BaseURL: strings.TrimSuffix(url, "/"), Date: date,
+		DebArches: []string{"amd64", "arm64"}, RPMArches: []string{"x86_64", "aarch64"},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: signed apt and yum repository (%d debs, %d rpms) by %s; serve it privately at %s\n",
+		dir, res.Debs, res.RPMs, s.Fingerprint(), url)
+	return nil
 }

@@ -46,6 +46,9 @@ type Options struct {
 	Date time.Time
 	// DebArches are the apt architectures listed, even when empty.
 	DebArches []string
+	// RPMArches get the noarch rpms: a yum repository is per $basearch
+	// (default x86_64 and aarch64).
+	RPMArches []string
 }
 
 // Result is what Build wrote.
@@ -174,6 +177,16 @@ func yumRepos(ctx context.Context, r host.Runner, dir string, rpms []string, s *
 		}
 		byArch[strings.TrimSpace(string(out))] = append(byArch[strings.TrimSpace(string(out))], p)
 	}
+	if noarch := byArch["noarch"]; len(noarch) > 0 {
+		delete(byArch, "noarch")
+		targets := o.RPMArches
+		if len(targets) == 0 {
+			targets = []string{"x86_64", "aarch64"}
+		}
+		for _, a := range targets {
+			byArch[a] = append(byArch[a], noarch...)
+		}
+	}
 	var arches []string
 	for a := range byArch {
 		arches = append(arches, a)
@@ -192,8 +205,17 @@ func yumRepos(ctx context.Context, r host.Runner, dir string, rpms []string, s *
 		if err := s.SignRPMs(ctx, o.Date, copies...); err != nil {
 			return nil, err
 		}
-		// primary.xml records each file's modification time.
-		for _, c := range copies {
+		// primary.xml records each file's modification time; rpmsign
+		// rewrote the file, so its mode is set again (a package holding
+		// private keys stays 0600).
+		for k, c := range copies {
+			fi, err := os.Stat(byArch[arch][k])
+			if err != nil {
+				return nil, err
+			}
+			if err := os.Chmod(c, fi.Mode().Perm()); err != nil {
+				return nil, err
+			}
 			if err := os.Chtimes(c, o.Date, o.Date); err != nil {
 				return nil, err
 			}
@@ -211,6 +233,8 @@ func yumRepos(ctx context.Context, r host.Runner, dir string, rpms []string, s *
 	return arches, nil
 }
 
+// copyFile copies with the source's permissions (a package holding
+// private keys stays 0600).
 func copyFile(from, to string) error {
 	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 		return err
@@ -220,7 +244,12 @@ func copyFile(from, to string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.Create(to)
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	_ = os.Remove(to)
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fi.Mode().Perm())
 	if err != nil {
 		return err
 	}
