@@ -24,7 +24,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	dist2 := fs.String("dist2", "build/e2e/v2", "directory with the etcd packages of a higher revision")
 	cache := fs.String("cache", "/var/cache/etcd-e2e", "where the base image is cached")
 	work := fs.String("workdir", "", "work directory (default: a new one under /var/tmp)")
-	only := fs.String("only", "", "comma-separated suites to run (packages, rpm, distro, cluster); default all")
+	only := fs.String("only", "", "comma-separated suites to run (packages, rpm, distro, repo, cluster); default all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -58,6 +58,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		tb.Binds = append(tb.Binds, distroDir+":"+DistroDir)
 	}
+	repoDir := filepath.Join(dir, "repo")
+	if want("repo") {
+		if err := os.MkdirAll(repoDir, 0o755); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		tb.Binds = append(tb.Binds, repoDir+":"+RepoDir)
+	}
 	defer tb.Teardown()
 	pk := Packages{V1: "/pkgs/v1", V2: "/pkgs/v2", Arch: runtime.GOARCH}
 
@@ -85,6 +93,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if r.Step("gather Debian's etcd 3.4.23 packages and build upstream etcd 3.5 and 3.6", func() error { return PrepareDistro(distroDir) }) == nil {
 			Distro(ctx, r, tb, pk)
 		}
+	}
+	if want("repo") {
+		Repo(ctx, r, tb, pk, repoDir, abs(*dist1), abs(*dist2))
 	}
 	if want("cluster") {
 		var writer string

@@ -34,6 +34,8 @@ import (
 var BasePackages = []string{
 	"systemd", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "procps", "netbase",
 	"openssh-server", "openssh-client", "rpm", "rpmlint",
+	// dnf: the repository suite installs with it, as EL hosts do.
+	"dnf",
 	// debootstrap does not resolve virtual packages: rpmlint's
 	// python3-zstandard needs the python3-cffi-backend-api-* that this
 	// package provides.

@@ -64,14 +64,17 @@ func ReleaseMain(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := release(context.Background(), *dist, *out, *baseURL, *work, time.Unix(*mtime, 0), stdout, stderr); err != nil {
+	if err := Release(context.Background(), *dist, *out, *baseURL, *work, time.Unix(*mtime, 0), stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "etcd-release:", err)
 		return 1
 	}
 	return 0
 }
 
-func release(ctx context.Context, dist, out, baseURL, work string, date time.Time, stdout, stderr io.Writer) error {
+// Release makes out a signed apt and yum repository of the packages in
+// dist, signed with the key from the environment (else the throw-away key
+// in work, with a warning on stderr).
+func Release(ctx context.Context, dist, out, baseURL, work string, date time.Time, stdout, stderr io.Writer) error {
 	var pkgs []string
 	for _, pat := range []string{"*.deb", "*.rpm"} {
 		m, _ := filepath.Glob(filepath.Join(dist, pat))

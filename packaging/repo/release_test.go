@@ -39,13 +39,13 @@ func TestReleaseWithTheOperatorsKey(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "repo")
 	work := filepath.Join(t.TempDir(), "work")
 	var so, se bytes.Buffer
-	if err := release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, &so, &se); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, &so, &se); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("a world-readable secret key was used: %v", err)
 	}
 	os.Chmod(keyFile, 0o600)
 	so.Reset()
 	se.Reset()
-	if err := release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, &so, &se); err != nil {
+	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, &so, &se); err != nil {
 		t.Fatalf("%v\n%s", err, se.String())
 	}
 	if strings.Contains(se.String(), "THROW-AWAY") || !strings.Contains(so.String(), "signed by ") {
