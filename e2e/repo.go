@@ -83,12 +83,12 @@ func Repo(ctx context.Context, r *Run, tb *testbed.Testbed, pk Packages, dir, v1
 		r.Step("repo: apt-get upgrade moves to revision 2: edited conffile kept, etcd restarted, data kept", func() error { return s.aptUpgrade(deb) })
 		r.Step("repo: dnf upgrade moves to revision 2: edited config kept, etcd restarted, data kept", func() error { return s.dnfUpgrade(el) })
 	}
-	for _, tm := range []struct{ dir, what, aptWant string }{
-		{"t-pool", "a deb and an rpm replaced in the pool", "Hash Sum mismatch"},
-		{"t-index", "Packages and repomd.xml changed after signing", "Hash Sum mismatch"},
-		{"t-key", "the repository signed by another key", "NO_PUBKEY"},
+	for _, tm := range []struct{ dir, what, aptWant, dnfWant string }{
+		{"t-pool", "a deb and an rpm changed in the pool (same size)", "Hash Sum mismatch", "checksum doesn't match"},
+		{"t-index", "Packages and repomd.xml changed after signing", "Hash Sum mismatch", "GPG"},
+		{"t-key", "the repository signed by another key", "NO_PUBKEY", "GPG"},
 	} {
-		r.Step("repo: "+tm.what+": apt-get and dnf refuse, nothing installed", func() error { return s.tampered(deb, el, tm.dir, tm.aptWant) })
+		r.Step("repo: "+tm.what+": apt-get and dnf refuse, nothing installed", func() error { return s.tampered(deb, el, tm.dir, tm.aptWant, tm.dnfWant) })
 	}
 }
 
@@ -96,13 +96,15 @@ func Repo(ctx context.Context, r *Run, tb *testbed.Testbed, pk Packages, dir, v1
 // of r2.
 func (s *repoSuite) build() error {
 	work := filepath.Join(s.dir, "..", "repo-work")
+	// Each release has its own date, as each has its own commit.
 	date := time.Unix(1700000000, 0)
-	for name, pkgs := range map[string]string{"r1": s.host["v1"], "r2": s.host["v2"]} {
+	for k, rel := range []struct{ name, pkgs string }{{"r1", s.host["v1"]}, {"r2", s.host["v2"]}} {
 		var out bytes.Buffer
-		if err := repo.Release(s.ctx, pkgs, filepath.Join(s.dir, name), s.url, work, date, &out, io.Discard); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		if err := repo.Release(s.ctx, rel.pkgs, filepath.Join(s.dir, rel.name), s.url, work, date.Add(time.Duration(k)*24*time.Hour), &out, io.Discard); err != nil {
+			return fmt.Errorf("%s: %w", rel.name, err)
 		}
 	}
+	date = date.Add(24 * time.Hour)
 	// A test-only repository of what Debian's userland lacks in rpm form
 	// (unsigned; the etcd repository keeps both checks on).
 	shim, err := RPMShim(s.dir, s.pk.Arch)
@@ -119,20 +121,18 @@ func (s *repoSuite) build() error {
 	}
 	r2 := filepath.Join(s.dir, "r2")
 	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[s.pk.Arch]
-	// A package replaced: revision 1's bytes under revision 2's names.
+	// A package changed in place, same size (one byte of its payload):
+	// only the hashes can tell.
 	if err := cpTree(r2, filepath.Join(s.dir, "t-pool")); err != nil {
 		return err
 	}
-	for pat, from := range map[string]string{
-		"t-pool/pool/main/e/etcd/etcd_*_" + s.pk.Arch + ".deb":  s.pk.deb(s.host["v1"]),
-		"t-pool/rpm/" + arch + "/Packages/etcd-*." + arch + ".rpm": s.pk.rpm(s.host["v1"]),
-	} {
+	for _, pat := range []string{"t-pool/pool/main/e/etcd/etcd_*_" + s.pk.Arch + ".deb", "t-pool/rpm/" + arch + "/Packages/etcd-*." + arch + ".rpm"} {
 		dst, _ := filepath.Glob(filepath.Join(s.dir, pat))
-		src, _ := filepath.Glob(from)
-		if len(dst) != 1 || len(src) != 1 {
-			return fmt.Errorf("tamper: %s -> %v, %s -> %v", pat, dst, from, src)
+		if len(dst) != 1 {
+			return fmt.Errorf("tamper: %s matches %v", pat, dst)
 		}
-		data, _ := os.ReadFile(src[0])
+		data, _ := os.ReadFile(dst[0])
+		data[len(data)-100] ^= 0xff
 		if err := os.WriteFile(dst[0], data, 0o644); err != nil {
 			return err
 		}
@@ -274,8 +274,8 @@ func (s *repoSuite) dnfInstall(n *testbed.Node) error {
 	if v, _ := n.Exec(s.ctx, "rpm", "-q", "--qf", "%{RELEASE}", "etcd"); v != "1" {
 		return fmt.Errorf("installed release %q", v)
 	}
-	if out, err := n.Exec(s.ctx, "rpm", "-q", "--qf", "%{SIGPGP:pgpsig}", "etcd"); err != nil || !strings.Contains(out, "Key ID") {
-		return fmt.Errorf("the installed rpm carries no signature: %q %v", out, err)
+	if out, err := n.Exec(s.ctx, "rpm", "-qi", "etcd"); err != nil || !strings.Contains(firstLineWith(out, "Signature"), "Key ID") {
+		return fmt.Errorf("the installed rpm carries no signature: %q %v", firstLineWith(out, "Signature"), err)
 	}
 	if err := checkUser(s.ctx, n); err != nil {
 		return err
@@ -336,11 +336,15 @@ func (s *repoSuite) dnfUpgrade(n *testbed.Node) error {
 
 // tampered serves a tampered copy of revision 2 and has each client
 // reinstall etcd from it: each must refuse, and revision 2 stays.
-func (s *repoSuite) tampered(deb, el *testbed.Node, dir, aptWant string) error {
+func (s *repoSuite) tampered(deb, el *testbed.Node, dir, aptWant, dnfWant string) error {
 	if err := s.use(dir); err != nil {
 		return err
 	}
 	defer s.use("r2")
+	// What a host that has not fetched revision 2's indexes yet sees.
+	if _, err := deb.Sh(s.ctx, "rm -rf /var/lib/apt/lists/* && apt-get clean"); err != nil {
+		return err
+	}
 	out, err := deb.Exec(s.ctx, "apt-get", "update")
 	if err == nil {
 		out, err = deb.Exec(s.ctx, "apt-get", "install", "-y", "--reinstall", "etcd")
@@ -349,11 +353,15 @@ func (s *repoSuite) tampered(deb, el *testbed.Node, dir, aptWant string) error {
 		return fmt.Errorf("apt-get did not refuse with %q: %v\n%s", aptWant, err, out)
 	}
 	s.r.Logf("apt-get: %s", firstLineWith(err.Error(), aptWant))
-	out, err = s.dnf(el, "--refresh", "reinstall", "etcd")
-	if err == nil {
-		return fmt.Errorf("dnf reinstalled from the tampered repository:\n%s", out)
+	if _, err := el.Exec(s.ctx, "dnf", "clean", "all"); err != nil {
+		return err
 	}
-	s.r.Logf("dnf: %s", lastLines(err.Error(), 1))
+	// A repository that fails its checks is an error, not skipped.
+	out, err = s.dnf(el, "--setopt=skip_if_unavailable=False", "reinstall", "etcd")
+	if err == nil || !strings.Contains(out+err.Error(), dnfWant) {
+		return fmt.Errorf("dnf did not refuse with %q: %v\n%s", dnfWant, err, out)
+	}
+	s.r.Logf("dnf: %s", firstLineWith(err.Error(), dnfWant))
 	if v, _ := deb.Exec(s.ctx, "dpkg-query", "-W", "-f=${Version}", "etcd"); !strings.HasSuffix(v, "-2") {
 		return fmt.Errorf("the Debian host now has %q", v)
 	}

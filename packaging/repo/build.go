@@ -103,7 +103,17 @@ func Build(ctx context.Context, r host.Runner, dir string, pkgs []string, s *Sig
 		}
 		res.Files = append(res.Files, sn.file)
 	}
-	return res, nil
+	// Every file gets the release's date: web servers answer a client's
+	// If-Modified-Since from it, so a newer release must look newer (two
+	// releases built in the same second would otherwise be "not
+	// modified"), and rebuilding gives the same times.
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		return os.Chtimes(p, o.Date, o.Date)
+	})
+	return res, err
 }
 
 // aptRepo writes pool/, dists/stable/main/binary-ARCH/Packages{,.gz,.xz} with
