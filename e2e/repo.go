@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcd-appliance/appliance/cli/installer"
 	"github.com/etcd-appliance/appliance/e2e/testbed"
 	"github.com/etcd-appliance/appliance/host"
 	"github.com/etcd-appliance/appliance/packaging/repo"
@@ -90,6 +91,82 @@ func Repo(ctx context.Context, r *Run, tb *testbed.Testbed, pk Packages, dir, v1
 	} {
 		r.Step("repo: "+tm.what+": apt-get and dnf refuse, nothing installed", func() error { return s.tampered(deb, el, tm.dir, tm.aptWant, tm.dnfWant) })
 	}
+	r.Step("repo: etcd-installer package --repo with the operator's key, served privately; apt-get install etcd-node-reponode on a fresh host brings up its member",
+		func() error { return s.nodeRepo(server) })
+}
+
+// nodeRepo builds a per-host repository with an operator's key (made
+// here), serves it beside the etcd repository, and installs a host from
+// both by name.
+func (s *repoSuite) nodeRepo(server *testbed.Node) error {
+	ctx := s.ctx
+	work := filepath.Join(s.dir, "..", "node-work")
+	home := filepath.Join(work, "gnupg")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return err
+	}
+	gpg := []string{"gpg", "--batch", "--homedir", home, "--pinentry-mode", "loopback", "--passphrase", ""}
+	if _, err := (host.LocalRunner{}).Run(ctx, nil, append(gpg, "--quick-gen-key", "Ops <ops@example.invalid>", "rsa3072", "sign", "never")...); err != nil {
+		return err
+	}
+	secret, err := (host.LocalRunner{}).Run(ctx, nil, append(gpg, "--armor", "--export-secret-keys")...)
+	if err != nil {
+		return err
+	}
+	(host.LocalRunner{}).Run(ctx, nil, "gpgconf", "--homedir", home, "--kill", "gpg-agent")
+	key := filepath.Join(work, "ops.asc")
+	if err := os.WriteFile(key, secret, 0o600); err != nil {
+		return err
+	}
+	ip := fmt.Sprintf("%s.%d", testbed.Subnet, repoOctet+3)
+	inv := filepath.Join(work, "node.toml")
+	os.WriteFile(inv, []byte("version = 1\n[cluster]\nname = \"repo\"\ntls = \"off\"\n[[member]]\nname = \"reponode\"\naddress = \""+ip+"\"\n"), 0o644)
+	url := fmt.Sprintf("http://%s:8081", server.IP)
+	os.Setenv(repo.KeyEnv, key)
+	var out, errb bytes.Buffer
+	code := installer.Main([]string{"package", inv, "--out", filepath.Join(work, "pkgs"), "--repo", filepath.Join(s.dir, "node"), "--repo-url", url}, &out, &errb)
+	os.Unsetenv(repo.KeyEnv)
+	if code != 0 {
+		return fmt.Errorf("package --repo: %s%s", out.String(), errb.String())
+	}
+	s.r.Logf("%s", firstLineWith(out.String(), "signed apt and yum repository"))
+	if _, err := server.Exec(ctx, "systemd-run", "--unit", "repo-node-http", "python3", "-m", "http.server", "8081",
+		"--bind", server.IP, "--directory", RepoDir+"/node"); err != nil {
+		return err
+	}
+	n, err := s.tb.AddNode(ctx, "reponode", repoOctet+3)
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct{ from, to string }{
+		{"r2/" + repo.Keyring, "usr/share/keyrings/" + repo.Keyring},
+		{"r2/etcd.sources", "etc/apt/sources.list.d/etcd.sources"},
+		{"node/etcd-node-archive-keyring.gpg", "usr/share/keyrings/etcd-node-archive-keyring.gpg"},
+		{"node/etcd-node.sources", "etc/apt/sources.list.d/etcd-node.sources"},
+	} {
+		data, err := os.ReadFile(filepath.Join(s.dir, f.from))
+		if err != nil {
+			return err
+		}
+		if err := n.WriteFile(f.to, data, 0o644); err != nil {
+			return err
+		}
+	}
+	if _, err := n.Sh(ctx, "rm -f /etc/apt/sources.list /etc/apt/sources.list.d/debian.sources"); err != nil {
+		return err
+	}
+	if err := Eventually(ctx, 20*time.Second, func() error { _, err := n.Exec(ctx, "apt-get", "update"); return err }); err != nil {
+		return err
+	}
+	o, err := n.Exec(ctx, "apt-get", "install", "-y", "etcd-node-reponode")
+	if err != nil {
+		return err
+	}
+	s.r.Logf("%s", lastLines(o, 2))
+	if err := waitActive(ctx, n, "etcd.service", 60*time.Second); err != nil {
+		return err
+	}
+	return kv(ctx, n, "repo/node", "from the per-host repository")
 }
 
 // build makes r1 and r2 with the release code and the tampered copies

@@ -47,7 +47,7 @@ func TestPackageRepo(t *testing.T) {
 	if fi, err := os.Stat(rdir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("%s: %v %v, want 0700", rdir, fi.Mode(), err)
 	}
-	for _, want := range []string{"pool/main/e/etcd-node-etcd0", "rpm/x86_64/Packages", "rpm/aarch64/Packages", "etcd-node.sources", "etcd-node.repo", repo.Keyring} {
+	for _, want := range []string{"pool/main/e/etcd-node-etcd0", "rpm/x86_64/Packages", "rpm/aarch64/Packages", "etcd-node.sources", "etcd-node.repo", "etcd-node-archive-keyring.gpg", "RPM-GPG-KEY-etcd-node"} {
 		if _, err := os.Stat(filepath.Join(rdir, want)); err != nil {
 			t.Errorf("the repository lacks %s", want)
 		}
@@ -58,7 +58,7 @@ func TestPackageRepo(t *testing.T) {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
 	os.WriteFile(filepath.Join(root, "status"), nil, 0o644)
-	os.WriteFile(filepath.Join(root, "sources", "n.sources"), []byte("Types: deb\nURIs: file://"+rdir+"\nSuites: stable\nComponents: main\nSigned-By: "+filepath.Join(rdir, repo.Keyring)+"\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "sources", "n.sources"), []byte("Types: deb\nURIs: file://"+rdir+"\nSuites: stable\nComponents: main\nSigned-By: "+filepath.Join(rdir, "etcd-node-archive-keyring.gpg")+"\n"), 0o644)
 	apt := []string{"-o", "Dir::Etc::SourceList=/dev/null", "-o", "Dir::Etc::SourceParts=" + root + "/sources", "-o", "Dir::State::Lists=" + root + "/lists",
 		"-o", "Dir::Cache=" + root + "/cache", "-o", "Dir::State::status=" + root + "/status", "-o", "APT::Architecture=amd64", "-o", "Debug::NoLocking=1",
 		"-o", "APT::Sandbox::User=root", "-o", "Acquire::Languages=none"}

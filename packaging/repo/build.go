@@ -23,13 +23,20 @@ var templates embed.FS
 
 var tmpl = template.Must(template.ParseFS(templates, "templates/*.tmpl"))
 
-// Names of what a repository holds besides its packages.
+// Names of the etcd repository's keys (Options.Name "etcd").
 const (
 	// Keyring is the public key as an apt keyring (Signed-By:).
 	Keyring = "etcd-archive-keyring.gpg"
 	// RPMKey is the armored public key (rpm --import, gpgkey=).
 	RPMKey = "RPM-GPG-KEY-etcd"
 )
+
+// Keyring is the apt keyring's file name for this repository: its own,
+// so that the etcd repository and a per-host one live side by side.
+func (o Options) Keyring() string { return o.Name + "-archive-keyring.gpg" }
+
+// RPMKey is the armored key's file name for this repository.
+func (o Options) RPMKey() string { return "RPM-GPG-KEY-" + o.Name }
 
 // Options describe a repository.
 type Options struct {
@@ -87,7 +94,7 @@ func Build(ctx context.Context, r host.Runner, dir string, pkgs []string, s *Sig
 	for _, k := range []struct {
 		name  string
 		armor bool
-	}{{Keyring, false}, {RPMKey, true}} {
+	}{{o.Keyring(), false}, {o.RPMKey(), true}} {
 		if err := s.Export(ctx, filepath.Join(dir, k.name), k.armor); err != nil {
 			return res, err
 		}
