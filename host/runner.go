@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 )
@@ -42,8 +43,12 @@ func (e *CommandError) Error() string {
 func (e *CommandError) Unwrap() []error { return []error{ErrCommand, e.Err} }
 
 // LocalRunner runs commands on this machine, in Dir when set (for tools
-// that write paths relative to where they run).
-type LocalRunner struct{ Dir string }
+// that write paths relative to where they run), with Env added to the
+// environment.
+type LocalRunner struct {
+	Dir string
+	Env []string
+}
 
 // Run implements Runner.
 func (l LocalRunner) Run(ctx context.Context, stdin io.Reader, argv ...string) ([]byte, error) {
@@ -52,6 +57,9 @@ func (l LocalRunner) Run(ctx context.Context, stdin io.Reader, argv ...string) (
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = l.Dir
+	if len(l.Env) > 0 {
+		cmd.Env = append(os.Environ(), l.Env...)
+	}
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout = &out

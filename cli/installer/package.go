@@ -48,10 +48,28 @@ func newPackageCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if repoDir != "" && os.Getenv(repo.KeyEnv) == "" {
-				return fmt.Errorf("--repo signs the repository with your key: set %s to an armored secret key file "+
-					"(gpg --armor --export-secret-keys KEYID > ops.asc; chmod 600 ops.asc), and %s to its passphrase file if it has one",
-					repo.KeyEnv, repo.PassphraseEnv)
+			// The key and the tools are checked before anything is built.
+			var signer *repo.Signer
+			if repoDir != "" {
+				if os.Getenv(repo.KeyEnv) == "" {
+					return fmt.Errorf("--repo signs the repository with your key: set %s to an armored secret key file "+
+						"(gpg --armor --export-secret-keys KEYID > ops.asc; chmod 600 ops.asc), and %s to its passphrase file if it has one",
+						repo.KeyEnv, repo.PassphraseEnv)
+				}
+				if err := repo.CheckTools(); err != nil {
+					return err
+				}
+				work, err := os.MkdirTemp("", "etcd-node-repo-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(work)
+				s, done, err := repo.SignerFromEnv(cmd.Context(), work, "")
+				if err != nil {
+					return err
+				}
+				defer done()
+				signer = s
 			}
 			mt := time.Now()
 			if mtime != 0 {
@@ -69,7 +87,7 @@ func newPackageCmd(e *env) *cobra.Command {
 			}
 			if repoDir != "" {
 				if err := plan.Do("", "make "+repoDir+" (0700) a signed apt and yum repository of these packages for "+repoURL, func() error {
-					return nodeRepo(cmd.Context(), e, paths, repoDir, repoURL, mt)
+					return nodeRepo(cmd.Context(), e, signer, paths, repoDir, repoURL, mt)
 				}); err != nil {
 					return err
 				}
@@ -102,27 +120,12 @@ func newPackageCmd(e *env) *cobra.Command {
 
 // nodeRepo makes dir a signed repository of the per-host packages with
 // the operator's key. It holds private keys when the packages do: the
-// directory is the operator's alone.
-func nodeRepo(ctx context.Context, e *env, pkgs []string, dir, url string, date time.Time) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return err
-	}
-	work, err := os.MkdirTemp("", "etcd-node-repo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	s, done, err := repo.SignerFromEnv(ctx, host.LocalRunner{}, work, "")
-	if err != nil {
-		return err
-	}
-	defer done()
+// directory is the operator's alone (0700), and holds this run's packages
+// only (a removed host's keys do not linger).
+func nodeRepo(ctx context.Context, e *env, s *repo.Signer, pkgs []string, dir, url string, date time.Time) error {
 	res, err := repo.Build(ctx, host.LocalRunner{}, dir, pkgs, s, repo.Options{
 		Name: "etcd-node", Title: "etcd appliance hosts", BaseURL: strings.TrimSuffix(url, "/"), Date: date,
-		DebArches: []string{"amd64", "arm64"}, RPMArches: []string{"x86_64", "aarch64"},
+		DebArches: []string{"amd64", "arm64"}, RPMArches: []string{"x86_64", "aarch64"}, Private: true,
 	})
 	if err != nil {
 		return err

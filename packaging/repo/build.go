@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/etcd-appliance/appliance/host"
-	"github.com/etcd-appliance/appliance/internal/atomicfile"
 )
 
 //go:embed templates
@@ -56,6 +56,9 @@ type Options struct {
 	// RPMArches get the noarch rpms: a yum repository is per $basearch
 	// (default x86_64 and aarch64).
 	RPMArches []string
+	// Private makes the repository directory 0700 (packages holding
+	// private keys); else 0755.
+	Private bool
 }
 
 // Result is what Build wrote.
@@ -67,22 +70,92 @@ type Result struct {
 	Files []string
 }
 
+// debName is what a package file may be called here: apt's and rpm's
+// package name characters, nothing that could be a path or an option.
+var (
+	debName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.~-]*$`)
+	rpmName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9+._~^-]*\.rpm$`)
+)
+
 // Build makes dir a signed apt and yum repository of pkgs (.deb and .rpm
-// files). The rpms are copied and signed there; pkgs are not changed.
-// Building again from the same packages, key and date gives the same
-// files.
+// files) and nothing else. It builds beside dir and swaps the result in:
+// a failure (a wrong passphrase, a missing tool) leaves the published
+// repository as it was, and nothing planted in dir (a stale package, a
+// symlink) is signed or followed. Building again from the same packages,
+// key and date gives the same bytes.
 func Build(ctx context.Context, r host.Runner, dir string, pkgs []string, s *Signer, o Options) (Result, error) {
 	var res Result
+	if err := CheckTools(); err != nil {
+		return res, err
+	}
 	var debs, rpms []string
 	for _, p := range pkgs {
+		name, _, _ := strings.Cut(filepath.Base(p), "_")
 		switch filepath.Ext(p) {
 		case ".deb":
+			if !debName.MatchString(name) {
+				return res, fmt.Errorf("%s: not a package file name (NAME_VERSION_ARCH.deb)", p)
+			}
 			debs = append(debs, p)
 		case ".rpm":
+			if !rpmName.MatchString(filepath.Base(p)) {
+				return res, fmt.Errorf("%s: not a package file name (NAME-VERSION-RELEASE.ARCH.rpm)", p)
+			}
 			rpms = append(rpms, p)
 		}
 	}
 	res.Debs, res.RPMs = len(debs), len(rpms)
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return res, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".new-")
+	if err != nil {
+		return res, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+		}
+	}()
+	mode := os.FileMode(0o755)
+	if o.Private {
+		mode = 0o700
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return res, err
+	}
+	if err := s.setup(o.Date); err != nil {
+		return res, err
+	}
+	defer s.setup(time.Time{})
+	if res, err = buildInto(ctx, r, tmp, debs, rpms, s, o, res); err != nil {
+		return res, err
+	}
+	// Swap: the old repository goes aside, the new one takes its name,
+	// the old one is removed.
+	old := ""
+	if _, err := os.Lstat(dir); err == nil {
+		old = tmp + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			return res, err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			os.Rename(old, dir)
+		}
+		return res, err
+	}
+	done = true
+	if old != "" {
+		return res, os.RemoveAll(old)
+	}
+	return res, nil
+}
+
+func buildInto(ctx context.Context, r host.Runner, dir string, debs, rpms []string, s *Signer, o Options, res Result) (Result, error) {
 	if err := aptRepo(ctx, r, dir, debs, s, o); err != nil {
 		return res, err
 	}
@@ -105,20 +178,26 @@ func Build(ctx context.Context, r host.Runner, dir string, pkgs []string, s *Sig
 		if err := tmpl.ExecuteTemplate(&b, sn.tmpl, o); err != nil {
 			return res, err
 		}
-		if _, err := atomicfile.Write(filepath.Join(dir, sn.file), b.Bytes(), atomicfile.Options{Mode: 0o644, UID: -1, GID: -1}); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, sn.file), b.Bytes(), 0o644); err != nil {
 			return res, err
 		}
 		res.Files = append(res.Files, sn.file)
 	}
-	// Every file gets the release's date: web servers answer a client's
-	// If-Modified-Since from it, so a newer release must look newer (two
-	// releases built in the same second would otherwise be "not
-	// modified"), and rebuilding gives the same times.
+	// Packages carry the release's date (primary.xml records it, so
+	// rebuilding gives the same bytes); indexes, keys and snippets the
+	// build's own time: web servers answer If-Modified-Since from it, and
+	// a release rebuilt from the same commit (a new revision, a new key)
+	// must not look unchanged.
+	now := time.Now()
 	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		return os.Chtimes(p, o.Date, o.Date)
+		t := now
+		if ext := filepath.Ext(p); ext == ".deb" || ext == ".rpm" {
+			t = o.Date
+		}
+		return os.Chtimes(p, t, t)
 	})
 	return res, err
 }
@@ -176,10 +255,10 @@ func aptRepo(ctx context.Context, r host.Runner, dir string, debs []string, s *S
 	if err := os.WriteFile(rel, release, 0o644); err != nil {
 		return err
 	}
-	if err := s.Clearsign(ctx, rel, filepath.Join(dists, "InRelease"), o.Date); err != nil {
+	if err := s.Clearsign(ctx, rel, filepath.Join(dists, "InRelease")); err != nil {
 		return err
 	}
-	return s.Detach(ctx, rel, filepath.Join(dists, "Release.gpg"), false, o.Date)
+	return s.Detach(ctx, rel, filepath.Join(dists, "Release.gpg"), false)
 }
 
 // yumRepos writes one repository per rpm architecture, rpm/ARCH/, with the
@@ -219,7 +298,7 @@ func yumRepos(ctx context.Context, r host.Runner, dir string, rpms []string, s *
 			}
 			copies = append(copies, c)
 		}
-		if err := s.SignRPMs(ctx, o.Date, copies...); err != nil {
+		if err := s.SignRPMs(ctx, copies...); err != nil {
 			return nil, err
 		}
 		// primary.xml records each file's modification time; rpmsign
@@ -238,12 +317,12 @@ func yumRepos(ctx context.Context, r host.Runner, dir string, rpms []string, s *
 			}
 		}
 		rev := strconv.FormatInt(o.Date.Unix(), 10)
-		if _, err := r.Run(ctx, nil, "createrepo_c", "--quiet", "--no-database", "--update-md-path", repo,
+		if _, err := r.Run(ctx, nil, "createrepo_c", "--quiet", "--no-database",
 			"--revision", rev, "--set-timestamp-to-revision", "--simple-md-filenames", "--general-compress-type", "gz", repo); err != nil {
 			return nil, fmt.Errorf("createrepo_c (%s): %w", arch, err)
 		}
 		md := filepath.Join(repo, "repodata", "repomd.xml")
-		if err := s.Detach(ctx, md, md+".asc", true, o.Date); err != nil {
+		if err := s.Detach(ctx, md, md+".asc", true); err != nil {
 			return nil, err
 		}
 	}

@@ -2,13 +2,15 @@ package repo
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/etcd-appliance/appliance/host"
@@ -26,10 +28,10 @@ const (
 // passphrase file), or, without one, the throw-away test key kept in
 // throwawayHome. The GnuPG home for the real key is made under tmpDir and
 // removed by the returned cleanup.
-func SignerFromEnv(ctx context.Context, r host.Runner, tmpDir, throwawayHome string) (*Signer, func(), error) {
+func SignerFromEnv(ctx context.Context, tmpDir, throwawayHome string) (*Signer, func(), error) {
 	key := os.Getenv(KeyEnv)
 	if key == "" {
-		s, err := ThrowawaySigner(ctx, r, throwawayHome)
+		s, err := ThrowawaySigner(ctx, throwawayHome)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -43,8 +45,12 @@ func SignerFromEnv(ctx context.Context, r host.Runner, tmpDir, throwawayHome str
 		return nil, nil, err
 	}
 	cleanup := func() { os.RemoveAll(home) }
-	s, err := OpenSigner(ctx, r, home, key, os.Getenv(PassphraseEnv))
+	s, err := OpenSigner(ctx, home, key, os.Getenv(PassphraseEnv))
 	if err != nil {
+		if s != nil {
+			s.Close()
+		}
+		(&Signer{home: home}).Close()
 		cleanup()
 		return nil, nil, err
 	}
@@ -64,11 +70,26 @@ func ReleaseMain(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := Release(context.Background(), *dist, *out, *baseURL, *work, time.Unix(*mtime, 0), stdout, stderr); err != nil {
+	// A stop (Ctrl-C, SIGTERM) ends the tools and still runs the
+	// cleanup: the imported key's GnuPG home is removed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Release(ctx, *dist, *out, *baseURL, *work, time.Unix(*mtime, 0), stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "etcd-release:", err)
 		return 1
 	}
 	return 0
+}
+
+// within reports whether path is dir or inside it.
+func within(path, dir string) bool {
+	a, err1 := filepath.Abs(path)
+	b, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	rel, err := filepath.Rel(b, a)
+	return err == nil && (rel == "." || !strings.HasPrefix(rel, ".."))
 }
 
 // Release makes out a signed apt and yum repository of the packages in
@@ -84,8 +105,14 @@ func Release(ctx context.Context, dist, out, baseURL, work string, date time.Tim
 	if len(pkgs) == 0 {
 		return fmt.Errorf("no .deb or .rpm in %s: run make package first", dist)
 	}
+	if within(dist, out) {
+		return fmt.Errorf("--out %s would replace the packages in %s: give the repository its own directory (dist/repo)", out, dist)
+	}
+	if err := CheckTools(); err != nil {
+		return err
+	}
 	r := host.LocalRunner{}
-	s, done, err := SignerFromEnv(ctx, r, work, filepath.Join(work, "throwaway-key"))
+	s, done, err := SignerFromEnv(ctx, work, filepath.Join(work, "throwaway-key"))
 	if err != nil {
 		return err
 	}
@@ -96,16 +123,12 @@ func Release(ctx context.Context, dist, out, baseURL, work string, date time.Tim
 			"*** (and %s to its passphrase file) for a release.\n\n",
 			KeyEnv, s.Fingerprint(), filepath.Join(work, "throwaway-key"), KeyEnv, PassphraseEnv)
 	}
-	// A fresh directory each time: nothing of an older release lingers.
-	if err := os.RemoveAll(out); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
+	// Build replaces out as a whole, and only once the new repository is
+	// complete: nothing of an older release lingers, a failure changes
+	// nothing.
 	res, err := Build(ctx, r, out, pkgs, s, Options{Name: "etcd", Title: "etcd appliance", BaseURL: baseURL, Date: date, DebArches: []string{"amd64", "arm64"}})
 	if err != nil {
-		return errors.Join(err, os.RemoveAll(out))
+		return err
 	}
 	fmt.Fprintf(stdout, "%s: apt repository (%d debs, suite stable) and yum repositories %v (%d rpms), signed by %s\n",
 		out, res.Debs, res.RPMArches, res.RPMs, s.Fingerprint())

@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,5 +78,80 @@ func TestReleaseWithTheOperatorsKey(t *testing.T) {
 	r.Run(ctx, nil, "gpgconf", "--homedir", keyHome, "--kill", "gpg-agent")
 	if out, err := apt(t, t.TempDir(), out, filepath.Join(out, Keyring), "update"); err != nil {
 		t.Errorf("apt-get update: %v\n%s", err, out)
+	}
+}
+
+// After an adversarial review: paths with spaces and rpm macro syntax are
+// data, never code; a failed rebuild (a wrong passphrase) leaves the
+// published repository as it was; a rebuild replaces everything planted
+// in the directory without following a link; --out cannot swallow --dist.
+func TestReleaseHostileDirectories(t *testing.T) {
+	ctx := context.Background()
+	r := host.LocalRunner{}
+	base := filepath.Join(t.TempDir(), "my keys")
+	keyHome := filepath.Join(base, "gnupg")
+	os.MkdirAll(keyHome, 0o700)
+	pass := filepath.Join(base, "pass phrase")
+	os.WriteFile(pass, []byte("s3cret\n"), 0o600)
+	gpg := []string{"gpg", "--batch", "--homedir", keyHome, "--pinentry-mode", "loopback", "--passphrase-file", pass}
+	if _, err := r.Run(ctx, nil, append(gpg, "--quick-gen-key", "Release Signer <release@example.invalid>", "rsa3072", "sign", "never")...); err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := r.Run(ctx, nil, append(gpg, "--armor", "--export-secret-keys")...)
+	r.Run(ctx, nil, "gpgconf", "--homedir", keyHome, "--kill", "gpg-agent")
+	keyFile := filepath.Join(base, "signing key.asc")
+	os.WriteFile(keyFile, secret, 0o600)
+	t.Setenv(KeyEnv, keyFile)
+	t.Setenv(PassphraseEnv, pass)
+
+	dist := filepath.Dir(pkgs(t, "genuine")[0])
+	canary := filepath.Join(t.TempDir(), "macro-ran")
+	out := filepath.Join(t.TempDir(), "re po %(touch "+canary+")")
+	work := filepath.Join(t.TempDir(), "work dir")
+	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(canary); err == nil {
+		t.Fatal("an rpm macro in the repository's path ran")
+	}
+	inRelease, _ := os.ReadFile(filepath.Join(out, "dists/stable/InRelease"))
+
+	// Planted: a stale package and a link to a file outside.
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("keep me"), 0o644)
+	os.WriteFile(filepath.Join(out, "pool/main/e/etcdtest/evil_9_all.deb"), []byte("evil"), 0o644)
+	os.Remove(filepath.Join(out, RPMKey))
+	os.Symlink(victim, filepath.Join(out, RPMKey))
+
+	// A wrong passphrase: refused before anything changes.
+	bad := filepath.Join(base, "wrong")
+	os.WriteFile(bad, []byte("nope\n"), 0o600)
+	t.Setenv(PassphraseEnv, bad)
+	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "cannot sign") {
+		t.Fatalf("a wrong passphrase: %v", err)
+	}
+	if now, _ := os.ReadFile(filepath.Join(out, "dists/stable/InRelease")); !bytes.Equal(now, inRelease) {
+		t.Error("a failed rebuild changed the published InRelease")
+	}
+	t.Setenv(PassphraseEnv, pass)
+	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(victim); string(data) != "keep me" {
+		t.Error("the rebuild wrote through a planted link")
+	}
+	if _, err := os.Stat(filepath.Join(out, "pool/main/e/etcdtest/evil_9_all.deb")); err == nil {
+		t.Error("a planted package survived the rebuild")
+	}
+	if ents, _ := os.ReadDir(work); len(ents) != 0 {
+		t.Errorf("GnuPG homes left in %s: %v", work, ents)
+	}
+	if err := Release(ctx, dist, dist, "http://127.0.0.1:1/etcd", work, date, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "would replace the packages") {
+		t.Errorf("--out equal to --dist: %v", err)
+	}
+	// apt's verifier accepts the rebuilt InRelease with the keyring (apt
+	// itself cannot take a file: URI with spaces).
+	if o, err := r.Run(ctx, nil, "gpgv", "--keyring", filepath.Join(out, Keyring), filepath.Join(out, "dists/stable/InRelease")); err != nil {
+		t.Errorf("gpgv on the rebuilt InRelease: %v %s", err, o)
 	}
 }

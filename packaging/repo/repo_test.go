@@ -49,7 +49,7 @@ func pkgs(t *testing.T, what string) []string {
 
 func signer(t *testing.T) *Signer {
 	t.Helper()
-	s, err := ThrowawaySigner(context.Background(), host.LocalRunner{}, filepath.Join(t.TempDir(), "gnupg"))
+	s, err := ThrowawaySigner(context.Background(), filepath.Join(t.TempDir(), "gnupg"))
 	if err != nil {
 		t.Fatal(err)
 	}
