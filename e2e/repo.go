@@ -179,7 +179,9 @@ func (s *repoSuite) build() error {
 	date := time.Unix(1700000000, 0)
 	for k, rel := range []struct{ name, pkgs string }{{"r1", s.host["v1"]}, {"r2", s.host["v2"]}} {
 		var out bytes.Buffer
-		if err := repo.Release(s.ctx, rel.pkgs, filepath.Join(s.dir, rel.name), s.url, work, date.Add(time.Duration(k)*24*time.Hour), &out, io.Discard); err != nil {
+		// Revision 1 was published an hour before revision 2.
+		published := time.Now().Add(time.Duration(k-1) * time.Hour)
+		if err := repo.Release(s.ctx, rel.pkgs, filepath.Join(s.dir, rel.name), s.url, work, date.Add(time.Duration(k)*24*time.Hour), published, &out, io.Discard); err != nil {
 			return fmt.Errorf("%s: %w", rel.name, err)
 		}
 	}
@@ -234,7 +236,7 @@ func (s *repoSuite) build() error {
 	// Another key: r2 rebuilt with a second throw-away key, the real key
 	// files kept (what a mirror compromised without the key would serve).
 	var out bytes.Buffer
-	if err := repo.Release(s.ctx, s.host["v2"], filepath.Join(s.dir, "t-key"), s.url, filepath.Join(s.dir, "..", "repo-work-other"), date, &out, io.Discard); err != nil {
+	if err := repo.Release(s.ctx, s.host["v2"], filepath.Join(s.dir, "t-key"), s.url, filepath.Join(s.dir, "..", "repo-work-other"), date, time.Now(), &out, io.Discard); err != nil {
 		return err
 	}
 	for _, k := range []string{repo.Keyring, repo.RPMKey} {

@@ -59,6 +59,8 @@ type Options struct {
 	// Private makes the repository directory 0700 (packages holding
 	// private keys); else 0755.
 	Private bool
+	// Published is the index files' modification time (default: now).
+	Published time.Time
 }
 
 // Result is what Build wrote.
@@ -188,7 +190,10 @@ func buildInto(ctx context.Context, r host.Runner, dir string, debs, rpms []stri
 	// build's own time: web servers answer If-Modified-Since from it, and
 	// a release rebuilt from the same commit (a new revision, a new key)
 	// must not look unchanged.
-	now := time.Now()
+	now := o.Published
+	if now.IsZero() {
+		now = time.Now()
+	}
 	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -74,7 +74,7 @@ func ReleaseMain(args []string, stdout, stderr io.Writer) int {
 	// cleanup: the imported key's GnuPG home is removed.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := Release(ctx, *dist, *out, *baseURL, *work, time.Unix(*mtime, 0), stdout, stderr); err != nil {
+	if err := Release(ctx, *dist, *out, *baseURL, *work, time.Unix(*mtime, 0), time.Now(), stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "etcd-release:", err)
 		return 1
 	}
@@ -95,7 +95,7 @@ func within(path, dir string) bool {
 // Release makes out a signed apt and yum repository of the packages in
 // dist, signed with the key from the environment (else the throw-away key
 // in work, with a warning on stderr).
-func Release(ctx context.Context, dist, out, baseURL, work string, date time.Time, stdout, stderr io.Writer) error {
+func Release(ctx context.Context, dist, out, baseURL, work string, date, published time.Time, stdout, stderr io.Writer) error {
 	var pkgs []string
 	for _, pat := range []string{"*.deb", "*.rpm"} {
 		m, _ := filepath.Glob(filepath.Join(dist, pat))
@@ -126,7 +126,7 @@ func Release(ctx context.Context, dist, out, baseURL, work string, date time.Tim
 	// Build replaces out as a whole, and only once the new repository is
 	// complete: nothing of an older release lingers, a failure changes
 	// nothing.
-	res, err := Build(ctx, r, out, pkgs, s, Options{Name: "etcd", Title: "etcd appliance", BaseURL: baseURL, Date: date, DebArches: []string{"amd64", "arm64"}})
+	res, err := Build(ctx, r, out, pkgs, s, Options{Name: "etcd", Title: "etcd appliance", BaseURL: baseURL, Date: date, Published: published, DebArches: []string{"amd64", "arm64"}})
 	if err != nil {
 		return err
 	}

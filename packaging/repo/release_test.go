@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/etcd-appliance/appliance/host"
 )
@@ -40,13 +41,13 @@ func TestReleaseWithTheOperatorsKey(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "repo")
 	work := filepath.Join(t.TempDir(), "work")
 	var so, se bytes.Buffer
-	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, &so, &se); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, time.Now(), &so, &se); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("a world-readable secret key was used: %v", err)
 	}
 	os.Chmod(keyFile, 0o600)
 	so.Reset()
 	se.Reset()
-	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, &so, &se); err != nil {
+	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, time.Now(), &so, &se); err != nil {
 		t.Fatalf("%v\n%s", err, se.String())
 	}
 	if strings.Contains(se.String(), "THROW-AWAY") || !strings.Contains(so.String(), "signed by ") {
@@ -108,7 +109,7 @@ func TestReleaseHostileDirectories(t *testing.T) {
 	canary := filepath.Join(t.TempDir(), "macro-ran")
 	out := filepath.Join(t.TempDir(), "re po %(touch "+canary+")")
 	work := filepath.Join(t.TempDir(), "work dir")
-	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, io.Discard, io.Discard); err != nil {
+	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, time.Now(), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(canary); err == nil {
@@ -127,14 +128,14 @@ func TestReleaseHostileDirectories(t *testing.T) {
 	bad := filepath.Join(base, "wrong")
 	os.WriteFile(bad, []byte("nope\n"), 0o600)
 	t.Setenv(PassphraseEnv, bad)
-	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "cannot sign") {
+	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, time.Now(), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "cannot sign") {
 		t.Fatalf("a wrong passphrase: %v", err)
 	}
 	if now, _ := os.ReadFile(filepath.Join(out, "dists/stable/InRelease")); !bytes.Equal(now, inRelease) {
 		t.Error("a failed rebuild changed the published InRelease")
 	}
 	t.Setenv(PassphraseEnv, pass)
-	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, io.Discard, io.Discard); err != nil {
+	if err := Release(ctx, dist, out, "http://127.0.0.1:1/etcd", work, date, time.Now(), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if data, _ := os.ReadFile(victim); string(data) != "keep me" {
@@ -146,7 +147,7 @@ func TestReleaseHostileDirectories(t *testing.T) {
 	if ents, _ := os.ReadDir(work); len(ents) != 0 {
 		t.Errorf("GnuPG homes left in %s: %v", work, ents)
 	}
-	if err := Release(ctx, dist, dist, "http://127.0.0.1:1/etcd", work, date, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "would replace the packages") {
+	if err := Release(ctx, dist, dist, "http://127.0.0.1:1/etcd", work, date, time.Now(), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "would replace the packages") {
 		t.Errorf("--out equal to --dist: %v", err)
 	}
 	// apt's verifier accepts the rebuilt InRelease with the keyring (apt
