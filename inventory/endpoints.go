@@ -53,3 +53,19 @@ func ForEndpoints(urls []string) (*Inventory, error) {
 	}
 	return inv, nil
 }
+
+// SRVNames are the DNS names etcd looks up for dns-srv bootstrap: the
+// peers' (_etcd-server) and the clients' (_etcd-client), with -ssl when
+// TLS is on and the service name when one is set.
+func (inv *Inventory) SRVNames() (server, client string) {
+	d := inv.Cluster.DNSSRV
+	suffix := ""
+	if d.ServiceName != "" {
+		suffix = "-" + d.ServiceName
+	}
+	server, client = "_etcd-server", "_etcd-client"
+	if inv.TLSEnabled() {
+		server, client = "_etcd-server-ssl", "_etcd-client-ssl"
+	}
+	return server + suffix + "._tcp." + d.Domain, client + suffix + "._tcp." + d.Domain
+}

@@ -127,14 +127,7 @@ func (c *clusterFiles) procfile() error {
 func (c *clusterFiles) dnsRecords() error {
 	inv := c.inv
 	d := inv.Cluster.DNSSRV
-	suffix := ""
-	if d.ServiceName != "" {
-		suffix = "-" + d.ServiceName
-	}
-	server, client := "_etcd-server", "_etcd-client"
-	if inv.TLSEnabled() {
-		server, client = "_etcd-server-ssl", "_etcd-client-ssl"
-	}
+	server, client := inv.SRVNames()
 	type srv struct {
 		Service, Target string
 		Port            int
@@ -143,10 +136,10 @@ func (c *clusterFiles) dnsRecords() error {
 	var srvs []srv
 	var hosts []host
 	for _, m := range inv.Members {
-		srvs = append(srvs, srv{server + suffix + "._tcp." + d.Domain, m.Address, m.PeerPort})
+		srvs = append(srvs, srv{server, m.Address, m.PeerPort})
 	}
 	for _, m := range inv.Members {
-		srvs = append(srvs, srv{client + suffix + "._tcp." + d.Domain, m.Address, m.ClientPort})
+		srvs = append(srvs, srv{client, m.Address, m.ClientPort})
 	}
 	for _, m := range inv.Members {
 		h := host{Name: m.Address, IP: m.IP, Type: "A"}

@@ -3,16 +3,15 @@ package render
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/etcd-appliance/appliance/examples"
+	"github.com/etcd-appliance/appliance/internal/dnstest"
 	"github.com/etcd-appliance/appliance/inventory"
 )
 
@@ -77,29 +76,7 @@ func TestBINDZoneLoads(t *testing.T) {
 func TestDnsmasqServesTheRecords(t *testing.T) {
 	for name, inv := range dnsInventories(t) {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			conf := filepath.Join(dir, "etcd.conf")
-			os.WriteFile(conf, clusterFile(t, inv, "dnsmasq.conf"), 0o644)
-			if out, err := exec.Command("dnsmasq", "--test", "--conf-file="+conf).CombinedOutput(); err != nil {
-				t.Fatalf("dnsmasq --test: %v\n%s", err, out)
-			}
-			l, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			port := l.LocalAddr().(*net.UDPAddr).Port
-			l.Close()
-			cmd := exec.Command("dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-dhcp-interface=",
-				"--bind-interfaces", "--listen-address=127.0.0.1", fmt.Sprintf("--port=%d", port), "--pid-file=", "--user=root",
-				"--conf-file="+conf)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "udp", fmt.Sprintf("127.0.0.1:%d", port))
-			}}
+			res := dnstest.Dnsmasq(t, clusterFile(t, inv, "dnsmasq.conf"))
 			suffix := ""
 			if inv.TLSEnabled() {
 				suffix = "-ssl"
@@ -112,17 +89,7 @@ func TestDnsmasqServesTheRecords(t *testing.T) {
 				{"etcd-server" + suffix, func(m *inventory.Member) int { return m.PeerPort }},
 				{"etcd-client" + suffix, func(m *inventory.Member) int { return m.ClientPort }},
 			} {
-				var srvs []*net.SRV
-				deadline := time.Now().Add(10 * time.Second)
-				for {
-					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-					_, srvs, err = res.LookupSRV(ctx, svc.service, "tcp", domain)
-					cancel()
-					if err == nil || time.Now().After(deadline) {
-						break
-					}
-					time.Sleep(50 * time.Millisecond) // dnsmasq still binding: poll until the deadline
-				}
+				_, srvs, err := res.LookupSRV(context.Background(), svc.service, "tcp", domain)
 				if err != nil {
 					t.Fatalf("_%s._tcp.%s: %v", svc.service, domain, err)
 				}

@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -71,6 +72,8 @@ type Options struct {
 	MaxClockSkew time.Duration
 	// Now is this host's clock; tests skew it.
 	Now func() time.Time
+	// Resolver answers the dns-srv check (nil: this host's resolver).
+	Resolver *net.Resolver
 }
 
 func (o Options) withDefaults() Options {
@@ -83,6 +86,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
 	}
 	return o
 }
@@ -110,6 +116,9 @@ func Run(ctx context.Context, inv *inventory.Inventory, t workflow.Target, o Opt
 			return d.ports()
 		})
 		d.check("fsync", d.fsync)
+	}
+	if inv.Cluster.Bootstrap == inventory.BootstrapDNSSRV {
+		d.check("dns-srv", func() string { return d.srvRecords(ctx) })
 	}
 	d.check("certificates", d.certificates)
 	d.check("peers", func() string { return d.peers(ctx) })
@@ -542,7 +551,7 @@ func (d *doctor) peers(ctx context.Context) string {
 		n++
 		for _, raw := range []string{d.inv.PeerURL(m), d.inv.ClientURL(m)} {
 			u, _ := url.Parse(raw)
-			dialer := net.Dialer{Timeout: 2 * time.Second}
+			dialer := net.Dialer{Timeout: 2 * time.Second, Resolver: d.o.Resolver}
 			c, err := dialer.DialContext(ctx, "tcp", u.Host)
 			if err != nil {
 				d.add(Warn, "peers", "check that etcd runs on "+m.Name+" and that no firewall blocks port "+u.Port(),
@@ -559,7 +568,8 @@ func (d *doctor) peers(ctx context.Context) string {
 }
 
 func (d *doctor) clocks(ctx context.Context) string {
-	client := http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: d.o.TLS}}
+	dialer := net.Dialer{Timeout: 3 * time.Second, Resolver: d.o.Resolver}
+	client := http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: d.o.TLS, DialContext: dialer.DialContext}}
 	compared := 0
 	for i := range d.inv.Members {
 		m := &d.inv.Members[i]
@@ -592,6 +602,52 @@ func (d *doctor) clocks(ctx context.Context) string {
 		return ""
 	}
 	return fmt.Sprintf("the clocks of %d members are within %s of this one", compared, d.o.MaxClockSkew)
+}
+
+// srvRecords checks the SRV records dns-srv bootstrap needs, as this host
+// resolves them: every member under the peers' name with its peer port (a
+// new member waits until it finds itself and its peers there) and under
+// the clients' name with its client port (etcdctl --discovery-srv).
+func (d *doctor) srvRecords(ctx context.Context) string {
+	server, client := d.inv.SRVNames()
+	fix := "serve the records `etcd-installer render " + d.inv.Source + "` writes (_cluster/dnsmasq.conf or _cluster/bind.zone) on the DNS server this host uses"
+	n := 0
+	for _, name := range []struct {
+		name string
+		sev  Severity
+		port func(m *inventory.Member) int
+	}{
+		{server, Fail, func(m *inventory.Member) int { return m.PeerPort }},
+		{client, Warn, func(m *inventory.Member) int { return m.ClientPort }},
+	} {
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, srvs, err := d.o.Resolver.LookupSRV(lctx, "", "", name.name)
+		cancel()
+		if err != nil {
+			d.add(name.sev, "dns-srv", fix, "%s does not resolve on %s: %v", name.name, d.t.Host.Name, err)
+			continue
+		}
+		have := map[string]bool{}
+		for _, s := range srvs {
+			have[strings.ToLower(strings.TrimSuffix(s.Target, "."))+":"+strconv.Itoa(int(s.Port))] = true
+		}
+		var missing []string
+		for i := range d.inv.Members {
+			m := &d.inv.Members[i]
+			if want := strings.ToLower(m.Address) + ":" + strconv.Itoa(name.port(m)); !have[want] {
+				missing = append(missing, m.Name+" ("+want+")")
+			}
+		}
+		if len(missing) > 0 {
+			d.add(name.sev, "dns-srv", fix, "%s has no record for %s", name.name, strings.Join(missing, ", "))
+			continue
+		}
+		n++
+	}
+	if n < 2 {
+		return ""
+	}
+	return fmt.Sprintf("%s and %s list every member with its ports", server, client)
 }
 
 // ReachedAsFlag tells etcd-installer run over SSH which host it runs on:
