@@ -2,13 +2,13 @@ package installer
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/etcd-appliance/appliance/inventory/inventorytest"
 	"github.com/etcd-appliance/appliance/packaging/repo"
+	"github.com/etcd-appliance/appliance/packaging/repo/repotest"
 )
 
 // package --repo makes a signed repository of the per-host packages with
@@ -26,19 +26,7 @@ func TestPackageRepo(t *testing.T) {
 		t.Error("packages built before the missing key was noticed")
 	}
 
-	home := filepath.Join(t.TempDir(), "gnupg")
-	os.MkdirAll(home, 0o700)
-	gpg := func(args ...string) []byte {
-		out, err := exec.Command("gpg", append([]string{"--batch", "--homedir", home, "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...).Output()
-		if err != nil {
-			t.Fatalf("gpg %v: %v", args, err)
-		}
-		return out
-	}
-	gpg("--quick-gen-key", "Ops <ops@example.invalid>", "rsa3072", "sign", "never")
-	key := filepath.Join(t.TempDir(), "ops.asc")
-	os.WriteFile(key, gpg("--armor", "--export-secret-keys"), 0o600)
-	t.Cleanup(func() { exec.Command("gpgconf", "--homedir", home, "--kill", "gpg-agent").Run() })
+	key, _ := repotest.OperatorKey(t, "")
 	t.Setenv(repo.KeyEnv, key)
 	out, errOut, code := run(t, "package", inv, "--out", pkgs, "--repo", rdir, "--repo-url", "http://127.0.0.1:1/etcd-node", "--mtime", "1700000000")
 	if code != 0 || !strings.Contains(out, "signed apt and yum repository (3 debs, 3 rpms)") {
@@ -53,20 +41,12 @@ func TestPackageRepo(t *testing.T) {
 		}
 	}
 	// apt-get accepts it and finds every host's package by name.
-	root := t.TempDir()
-	for _, d := range []string{"sources", "lists/partial", "cache/archives/partial"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-	os.WriteFile(filepath.Join(root, "status"), nil, 0o644)
-	os.WriteFile(filepath.Join(root, "sources", "n.sources"), []byte("Types: deb\nURIs: file://"+rdir+"\nSuites: stable\nComponents: main\nSigned-By: "+filepath.Join(rdir, "etcd-node-archive-keyring.gpg")+"\n"), 0o644)
-	apt := []string{"-o", "Dir::Etc::SourceList=/dev/null", "-o", "Dir::Etc::SourceParts=" + root + "/sources", "-o", "Dir::State::Lists=" + root + "/lists",
-		"-o", "Dir::Cache=" + root + "/cache", "-o", "Dir::State::status=" + root + "/status", "-o", "APT::Architecture=amd64", "-o", "Debug::NoLocking=1",
-		"-o", "APT::Sandbox::User=root", "-o", "Acquire::Languages=none"}
-	if out, err := exec.Command("apt-get", append(apt, "update")...).CombinedOutput(); err != nil {
+	root, ring := t.TempDir(), filepath.Join(rdir, "etcd-node-archive-keyring.gpg")
+	if out, err := repotest.Apt(t, root, rdir, ring, "update"); err != nil {
 		t.Fatalf("apt-get update: %v\n%s", err, out)
 	}
-	if out, err := exec.Command("apt-cache", append(apt, "policy", "etcd-node-etcd0", "etcd-node-etcd2")...).CombinedOutput(); err != nil ||
-		strings.Count(string(out), "Candidate: 1.0-1") != 2 {
+	if out, err := repotest.Apt(t, root, rdir, ring, "apt-cache", "policy", "etcd-node-etcd0", "etcd-node-etcd2"); err != nil ||
+		strings.Count(out, "Candidate: 1.0-1") != 2 {
 		t.Errorf("apt-cache policy: %v\n%s", err, out)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	_ "github.com/goreleaser/nfpm/v2/rpm"
 
 	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/packaging/repo/repotest"
 )
 
 var date = time.Unix(1700000000, 0)
@@ -65,26 +66,10 @@ func build(t *testing.T, dir string, p []string, s *Signer) {
 	}
 }
 
-// apt runs apt-get against the repository in dir only, with its own state
-// under root and the keyring given: what `apt-get update` and `apt-get
-// download` on a host do, checks included.
+// apt runs apt-get against the repository in dir only (repotest.Apt).
 func apt(t *testing.T, root, dir, keyring string, args ...string) (string, error) {
 	t.Helper()
-	for _, d := range []string{"sources", "lists/partial", "cache/archives/partial", "work"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-	os.WriteFile(filepath.Join(root, "status"), nil, 0o644)
-	os.WriteFile(filepath.Join(root, "sources", "etcd.sources"),
-		[]byte("Types: deb\nURIs: file://"+dir+"\nSuites: stable\nComponents: main\nSigned-By: "+keyring+"\n"), 0o644)
-	argv := []string{"apt-get", "-q", "-o", "Dir::Etc::SourceList=/dev/null", "-o", "Dir::Etc::SourceParts=" + root + "/sources",
-		"-o", "Dir::State::Lists=" + root + "/lists", "-o", "Dir::Cache=" + root + "/cache", "-o", "Dir::State::status=" + root + "/status",
-		"-o", "APT::Architecture=amd64", "-o", "APT::Architectures=amd64", "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root",
-		"-o", "Acquire::Languages=none"}
-	out, err := host.LocalRunner{Dir: filepath.Join(root, "work")}.Run(context.Background(), nil, append(argv, args...)...)
-	if err != nil {
-		return string(out) + err.Error(), err
-	}
-	return string(out), nil
+	return repotest.Apt(t, root, dir, keyring, args...)
 }
 
 // dnf installs etcdtest into an install root from the yum repository in
