@@ -13,10 +13,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/etcd-appliance/appliance/internal/etcdtest"
 )
 
 // block is a fenced shell block of a document.
@@ -95,18 +96,6 @@ func repoCopy(t *testing.T) string {
 	return dst
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 // TestShellBlocks runs every ```sh block of README.md and docs/*.md that
 // can run on this machine alone, as written, in a copy of the repository
 // with bin/ on PATH (as the package puts the commands on PATH). A block
@@ -168,7 +157,7 @@ func runBlock(t *testing.T, b block, dir string, env []string) {
 	// A group of its own: Ctrl-C reaches the whole foreground job, as a
 	// terminal sends it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out := &lockedBuffer{}
+	out := &etcdtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Stdin = io.NopCloser(strings.NewReader(""))
 	if err := cmd.Start(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -120,7 +119,7 @@ func TestV2CommandsAgainstAMember(t *testing.T) {
 	defer cancel()
 	w := exec.CommandContext(ctx, filepath.Join(bin, "etcdctl"), "-C", ep, "watch", "--recursive", "--forever", "/dir")
 	w.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir()}
-	var wout syncBuffer
+	var wout etcdtest.Buffer
 	w.Stdout, w.Stderr = &wout, &wout
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -133,16 +132,3 @@ func TestV2CommandsAgainstAMember(t *testing.T) {
 		t.Errorf("watch --recursive saw nothing:\n%s", wout.String())
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -31,7 +31,8 @@ func newPackageCmd(e *env) *cobra.Command {
 			"With TLS on and a certificate directory (--certs, default certs/ beside the inventory), each\n" +
 			"host's package carries its certificates and private keys: publish such packages only to a\n" +
 			"repository as private as the keys.\n\n" +
-			"--repo DIR also makes DIR (created 0700) a signed apt and yum repository of these packages,\n" +
+			"--repo DIR also makes DIR (0700; new, empty or a repository made before: it is replaced as a\n" +
+			"whole) a signed apt and yum repository of these packages,\n" +
 			"signed with your key: ETCD_SIGNING_KEY names an armored secret key file (mode 0600),\n" +
 			"ETCD_SIGNING_PASSPHRASE_FILE its passphrase file. Serve DIR privately at --repo-url; hosts\n" +
 			"then install with `apt install etcd-node-etcd0` or `dnf install etcd-node-etcd0` (DIR holds\n" +

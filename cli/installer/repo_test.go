@@ -32,6 +32,12 @@ func TestPackageRepo(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "signed apt and yum repository (3 debs, 3 rpms)") {
 		t.Fatalf("package --repo: %d\n%s%s", code, out, errOut)
 	}
+	if _, errOut, code := run(t, "package", inv, "--out", pkgs, "--repo", pkgs); code == 0 || !strings.Contains(errOut, "replaced as a whole") {
+		t.Errorf("--repo equal to --out: %d %s", code, errOut)
+	}
+	if ents, _ := os.ReadDir(pkgs); len(ents) != 6 {
+		t.Errorf("--repo equal to --out touched the packages: %v", ents)
+	}
 	if fi, err := os.Stat(rdir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("%s: %v %v, want 0700", rdir, fi.Mode(), err)
 	}

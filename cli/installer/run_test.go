@@ -1,13 +1,11 @@
 package installer
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,18 +14,6 @@ import (
 	"github.com/etcd-appliance/appliance/inventory/inventorytest"
 	"github.com/etcd-appliance/appliance/workflow/localcluster/localclustertest"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // The newcomer's `etcd-installer run`, as the binary: a member killed
 // with kill -9 is reported and restarted, and Ctrl-C reads as one stop,
@@ -40,7 +26,7 @@ func TestRunSupervisesAndStopsQuietly(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(etcdtest.BinDir(t), "etcd-installer"), "run", inv, "--data-dir", filepath.Join(dir, "run"))
-	out := &lockedBuffer{}
+	out := &etcdtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -107,6 +109,9 @@ func Build(ctx context.Context, r host.Runner, dir string, pkgs []string, s *Sig
 		}
 	}
 	res.Debs, res.RPMs = len(debs), len(rpms)
+	if err := replaceable(dir, pkgs); err != nil {
+		return res, err
+	}
 	parent := filepath.Dir(filepath.Clean(dir))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return res, err
@@ -157,6 +162,43 @@ func Build(ctx context.Context, r host.Runner, dir string, pkgs []string, s *Sig
 	return res, nil
 }
 
+// Marker names the file every repository built here holds: only such a
+// directory (or an empty one) is ever replaced.
+const Marker = ".etcd-appliance-repo"
+
+// replaceable refuses a directory Build must not replace as a whole: one
+// that is not a directory, holds anything but a repository built here
+// (a home directory, the package output given as the repository), or
+// holds the packages to publish.
+func replaceable(dir string, pkgs []string) error {
+	for _, p := range pkgs {
+		if within(p, dir) {
+			return fmt.Errorf("%s is inside %s, which is replaced as a whole by the repository: give the repository its own directory", p, dir)
+		}
+	}
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s exists and is not a directory: give the repository a directory of its own", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, Marker)); err == nil {
+		return nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("%s is not empty and is no repository built by etcd-appliance (no %s): it would be replaced as a whole, so nothing was done; give a new or empty directory", dir, Marker)
+	}
+	return nil
+}
+
 func buildInto(ctx context.Context, r host.Runner, dir string, debs, rpms []string, s *Signer, o Options, res Result) (Result, error) {
 	if err := aptRepo(ctx, r, dir, debs, s, o); err != nil {
 		return res, err
@@ -174,6 +216,9 @@ func buildInto(ctx context.Context, r host.Runner, dir string, debs, rpms []stri
 			return res, err
 		}
 		res.Files = append(res.Files, k.name)
+	}
+	if err := os.WriteFile(filepath.Join(dir, Marker), []byte("built by etcd-appliance: rebuilding replaces this directory as a whole\n"), 0o644); err != nil {
+		return res, err
 	}
 	for _, sn := range []struct{ file, tmpl string }{{o.Name + ".sources", "sources.tmpl"}, {o.Name + ".repo", "yum.repo.tmpl"}} {
 		var b bytes.Buffer

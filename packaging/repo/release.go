@@ -105,9 +105,6 @@ func Release(ctx context.Context, dist, out, baseURL, work string, date, publish
 	if len(pkgs) == 0 {
 		return fmt.Errorf("no .deb or .rpm in %s: run make package first", dist)
 	}
-	if within(dist, out) {
-		return fmt.Errorf("--out %s would replace the packages in %s: give the repository its own directory (dist/repo)", out, dist)
-	}
 	if err := CheckTools(); err != nil {
 		return err
 	}

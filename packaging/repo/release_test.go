@@ -147,8 +147,18 @@ func TestReleaseHostileDirectories(t *testing.T) {
 	if ents, _ := os.ReadDir(work); len(ents) != 0 {
 		t.Errorf("GnuPG homes left in %s: %v", work, ents)
 	}
-	if err := Release(ctx, dist, dist, "http://127.0.0.1:1/etcd", work, date, time.Now(), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "would replace the packages") {
+	if err := Release(ctx, dist, dist, "http://127.0.0.1:1/etcd", work, date, time.Now(), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "which is replaced as a whole") {
 		t.Errorf("--out equal to --dist: %v", err)
+	}
+	// A directory that is not a repository built here (a home, say) is
+	// never replaced.
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, ".profile"), []byte("mine"), 0o644)
+	if err := Release(ctx, dist, home, "http://127.0.0.1:1/etcd", work, date, time.Now(), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "nothing was done") {
+		t.Errorf("--out a non-empty foreign directory: %v", err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(home, ".profile")); string(data) != "mine" {
+		t.Error("a foreign directory was replaced")
 	}
 	// apt's verifier accepts the rebuilt InRelease with the keyring (apt
 	// itself cannot take a file: URI with spaces).

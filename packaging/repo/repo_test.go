@@ -81,7 +81,7 @@ func dnf(t *testing.T, root, dir string) (string, error) {
 	os.WriteFile(filepath.Join(repos, "etcd.repo"), []byte("[etcd]\nname=etcd\nbaseurl=file://"+dir+"/rpm/$basearch\n"+
 		"enabled=1\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file://"+dir+"/"+RPMKey+"\n"), 0o644)
 	out, err := host.LocalRunner{}.Run(context.Background(), nil, "dnf", "-y", "-q", "--installroot", root, "--releasever", "1",
-		"--setopt=reposdir="+repos, "--setopt=cachedir="+root+"/cache", "--setopt=install_weak_deps=0", "--nodocs",
+		"--setopt=reposdir="+repos, "--setopt=cachedir="+root+"/cache", "--setopt=install_weak_deps=0", "--setopt=skip_if_unavailable=False", "--nodocs",
 		"--forcearch", "x86_64", "install", "etcdtest")
 	if err != nil {
 		return string(out) + err.Error(), err
@@ -130,10 +130,12 @@ func TestRepositoryByRealClients(t *testing.T) {
 		apt    []string // the apt-get command that must fail after update
 		want   string
 	}{
-		{"a deb replaced in the pool", func(t *testing.T, dir string) {
-			evil := pkgs(t, "evil")
-			data, _ := os.ReadFile(evil[0])
-			os.WriteFile(filepath.Join(dir, "pool/main/e/etcdtest", filepath.Base(evil[0])), data, 0o644)
+		{"a deb changed in the pool (same size)", func(t *testing.T, dir string) {
+			debs, _ := filepath.Glob(filepath.Join(dir, "pool/main/e/etcdtest/*.deb"))
+			if len(debs) != 1 {
+				t.Fatalf("pool: %v", debs)
+			}
+			flipByte(t, debs[0])
 		}, []string{"download", "etcdtest"}, "Hash Sum mismatch"},
 		{"Packages changed after signing", func(t *testing.T, dir string) {
 			bin := filepath.Join(dir, "dists/stable/main/binary-amd64")
@@ -172,33 +174,47 @@ func TestRepositoryByRealClients(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		tamper func(t *testing.T, dir string)
+		want   string
 	}{
-		{"an rpm replaced", func(t *testing.T, dir string) {
-			data, _ := os.ReadFile(pkgs(t, "evil")[1])
-			os.WriteFile(filepath.Join(dir, "rpm/x86_64/Packages/etcdtest-1.0.0-1.x86_64.rpm"), data, 0o644)
-		}},
+		{"an rpm changed (same size)", func(t *testing.T, dir string) {
+			flipByte(t, filepath.Join(dir, "rpm/x86_64/Packages/etcdtest-1.0.0-1.x86_64.rpm"))
+		}, "incorrect checksum"},
 		{"repomd.xml changed after signing", func(t *testing.T, dir string) {
 			md := filepath.Join(dir, "rpm/x86_64/repodata/repomd.xml")
 			data, _ := os.ReadFile(md)
 			os.WriteFile(md, bytes.Replace(data, []byte("<revision>"), []byte("<revision>1"), 1), 0o644)
-		}},
+		}, "GPG signature verification error"},
 		{"signed by another key", func(t *testing.T, dir string) {
 			key, _ := os.ReadFile(filepath.Join(dir, RPMKey))
 			build(t, dir, pkgs(t, "genuine"), signer(t))
 			os.WriteFile(filepath.Join(dir, RPMKey), key, 0o644)
-		}},
+		}, "GPG signature verification error"},
 	} {
 		t.Run("dnf: "+c.name, func(t *testing.T) {
 			d := t.TempDir()
 			build(t, d, p, s)
 			c.tamper(t, d)
 			root := t.TempDir()
-			if out, err := dnf(t, root, d); err == nil {
-				t.Errorf("dnf installed from a tampered repository:\n%s", out)
+			if out, err := dnf(t, root, d); err == nil || !strings.Contains(out, c.want) {
+				t.Errorf("dnf did not refuse with %q: %v\n%s", c.want, err, out)
 			}
 			if _, err := os.Stat(filepath.Join(root, "usr/share/etcdtest/hello")); err == nil {
 				t.Error("the package was installed")
 			}
 		})
+	}
+}
+
+// flipByte changes one byte near the end of a file, keeping its size:
+// only a hash can tell.
+func flipByte(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil || len(data) < 100 {
+		t.Fatalf("%s: %v", path, err)
+	}
+	data[len(data)-50] ^= 0xff
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

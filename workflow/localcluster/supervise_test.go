@@ -1,11 +1,9 @@
 package localcluster_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,24 +14,12 @@ import (
 	"github.com/etcd-appliance/appliance/workflow/localcluster/localclustertest"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 // supervised starts a three-member local cluster under Supervise with
 // quick back-offs; done yields Supervise's result.
-func supervised(t *testing.T, burst int) (*localcluster.Cluster, *lockedBuffer, context.CancelFunc, <-chan error) {
+func supervised(t *testing.T, burst int) (*localcluster.Cluster, *etcdtest.Buffer, context.CancelFunc, <-chan error) {
 	t.Helper()
 	lc := localclustertest.Started(t, localclustertest.Inventory(t, 3, ""))
-	out := &lockedBuffer{}
+	out := &etcdtest.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	done := make(chan error, 1)
@@ -44,7 +30,7 @@ func supervised(t *testing.T, burst int) (*localcluster.Cluster, *lockedBuffer, 
 	return lc, out, cancel, done
 }
 
-func waitFor(t *testing.T, out *lockedBuffer, what string) {
+func waitFor(t *testing.T, out *etcdtest.Buffer, what string) {
 	t.Helper()
 	if !etcdtest.Eventually(time.Minute, 50*time.Millisecond, func() bool { return strings.Contains(out.String(), what) }) {
 		t.Fatalf("no %q in a minute:\n%s", what, out.String())
