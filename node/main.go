@@ -102,6 +102,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, ErrRemoved):
 		fmt.Fprintf(stderr, "etcd: %v\n", err)
 		return ExitRemoved
+	case errors.Is(err, ErrDiscoveryFull):
+		// Restarting would only be refused again.
+		fmt.Fprintf(stderr, "etcd: %v\n", err)
+		return ExitConfig
 	default:
 		fmt.Fprintf(stderr, "etcd: %v\n", err)
 		return ExitFailure

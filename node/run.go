@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -36,6 +38,9 @@ type RunOptions struct {
 	// Tick is how often STATUS is refreshed and EXTEND_TIMEOUT_USEC sent;
 	// 0 means 2 s.
 	Tick time.Duration
+	// DNS answers the wait for DNS SRV records; nil means this host's
+	// resolver, the one etcd uses.
+	DNS *net.Resolver
 }
 
 // probeEvery is how often readiness is polled once etcd reports ready.
@@ -86,19 +91,36 @@ type runner struct {
 	errc    <-chan error
 	serving bool
 	kind    startKind
+	// disc reads the v3 discovery service while the member bootstraps
+	// through it; discSize is the size it last read there.
+	disc     *clientv3.Client
+	discSize int
 }
 
 func (r *runner) name() string { return r.c.Etcd.Name }
 
 func (r *runner) run(ctx context.Context) error {
-	r.lc.setStatus("starting %s: opening backend and replaying WAL in %s", r.name(), r.c.Etcd.Dir)
+	starting := fmt.Sprintf("starting %s: opening backend and replaying WAL in %s", r.name(), r.c.Etcd.Dir)
+	r.lc.setStatus("%s", starting)
 	startDone := r.extendWhileStarting()
 	defer startDone()
-	if done, err := r.open(ctx); done {
-		return err
+	r.kind = kindOf(r.c.Etcd)
+	defer func() {
+		if r.disc != nil {
+			r.disc.Close()
+		}
+	}()
+	if check := r.bootstrapWait(); check != nil {
+		if done, err := r.waitBootstrap(ctx, check); done {
+			return err
+		}
+		r.lc.setStatus("%s", starting)
 	}
 	tick := time.NewTicker(r.o.Tick)
 	defer tick.Stop()
+	if done, err := r.open(ctx, tick.C); done {
+		return err
+	}
 	r.errc = r.e.Err()
 	if done, err := r.waitQuorum(ctx, tick.C); done {
 		return err
@@ -136,9 +158,9 @@ func (r *runner) extendWhileStarting() func() {
 
 // open starts etcd: backend open and WAL replay. done means run ends,
 // with err.
-func (r *runner) open(ctx context.Context) (done bool, err error) {
+func (r *runner) open(ctx context.Context, tick <-chan time.Time) (done bool, err error) {
 	ec := r.c.Etcd
-	r.kind = kindOf(ec)
+	opening := "" // what STATUS says etcd does while it opens
 	type started struct {
 		e   *embed.Etcd
 		err error
@@ -148,24 +170,37 @@ func (r *runner) open(ctx context.Context) (done bool, err error) {
 		e, err := embed.StartEtcd(ec)
 		sc <- started{e, err}
 	}()
-	select {
-	case s := <-sc:
-		if s.err != nil {
-			r.lc.fail("failed to start: %v", s.err)
-			return true, fmt.Errorf("starting etcd: %w", s.err)
+	for {
+		select {
+		case <-tick:
+			if opening = r.openingStatus(ctx); opening != "" {
+				r.lc.setStatus("%s", opening)
+			}
+		case s := <-sc:
+			if err := r.discoveryFull(s.err); err != nil {
+				r.lc.fail("%v", err)
+				return true, err
+			}
+			if s.err != nil {
+				r.lc.fail("failed to start: %v", s.err)
+				return true, fmt.Errorf("starting etcd: %w", s.err)
+			}
+			r.e = s.e
+			return false, nil
+		case <-ctx.Done():
+			// Leaving mid-replay is as safe as a crash; waiting could outlast
+			// TimeoutStopSec=.
+			r.orderly.Store(true)
+			r.lc.stopping("stopping: interrupted while opening the backend")
+			return true, nil
+		case <-r.deadline:
+			if opening != "" {
+				return true, r.gaveUp(opening)
+			}
+			r.lc.fail("gave up after %s: opening the backend and replaying the WAL in %s did not finish; "+
+				"raise ETCD_START_TIMEOUT if the WAL is that large", r.c.StartTimeout, ec.Dir)
+			return true, fmt.Errorf("%w (%s) while opening the backend", ErrStartTimeout, r.c.StartTimeout)
 		}
-		r.e = s.e
-		return false, nil
-	case <-ctx.Done():
-		// Leaving mid-replay is as safe as a crash; waiting could outlast
-		// TimeoutStopSec=.
-		r.orderly.Store(true)
-		r.lc.stopping("stopping: interrupted while opening the backend")
-		return true, nil
-	case <-r.deadline:
-		r.lc.fail("gave up after %s: opening the backend and replaying the WAL in %s did not finish; "+
-			"raise ETCD_START_TIMEOUT if the WAL is that large", r.c.StartTimeout, ec.Dir)
-		return true, fmt.Errorf("%w (%s) while opening the backend", ErrStartTimeout, r.c.StartTimeout)
 	}
 }
 
@@ -366,6 +401,10 @@ const closeBound = 40 * time.Second
 // so before that it would hang: then stop the server alone, which closes
 // raft, the WAL and the backend.
 func (r *runner) close() {
+	if r.e == nil {
+		// Still waiting to bootstrap, or opening: nothing runs yet.
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		if r.serving {

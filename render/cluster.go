@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/etcd-appliance/appliance/internal/discovery"
 	"github.com/etcd-appliance/appliance/internal/shquote"
 
 	"github.com/etcd-appliance/appliance/inventory"
@@ -59,7 +60,7 @@ func renderCluster(inv *inventory.Inventory) ([]ClusterFile, error) {
 	case inventory.BootstrapDiscovery:
 		d := inv.Cluster.Discovery
 		if err := c.add(DiscoveryFile, "discovery.sh.tmpl", 0o755, map[string]any{
-			"Endpoints": strings.Join(d.Endpoints, ","), "Key": "/_etcd/registry/" + d.Token + "/_config/size", "Size": len(inv.Members),
+			"Endpoints": strings.Join(d.Endpoints, ","), "Key": discovery.SizeKey(d.Token), "Size": len(inv.Members),
 		}); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,74 @@
+// Package discovery reads what etcd v3 discovery keeps for a cluster on
+// its discovery service: the size key the operator puts there before the
+// members start (render's discovery.sh) and the members that registered.
+// The server waits on it with a STATUS that names what is missing, doctor
+// reports it, and render writes the key: one place knows the layout.
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// etcd's layout (server/etcdserver/api/v3discovery): one prefix per token.
+const prefix = "/_etcd/registry/"
+
+// SizeKey is the key that holds the expected member count of token.
+func SizeKey(token string) string { return prefix + token + "/_config/size" }
+
+// MembersPrefix is where members of token register themselves.
+func MembersPrefix(token string) string { return prefix + token + "/members/" }
+
+var (
+	// ErrSizeNotSet: nobody ran discovery.sh; etcd fails at once.
+	ErrSizeNotSet = errors.New("the size key is not set")
+	// ErrBadSize: the size key holds something other than a count.
+	ErrBadSize = errors.New("the size key does not hold a positive member count")
+)
+
+// State is a token's state on the discovery service.
+type State struct {
+	// Size is the expected member count; 0 with an error from Read.
+	Size int
+	// Registered is how many members have registered so far.
+	Registered int
+}
+
+// Full reports whether every place is taken: a member that is not one of
+// them is refused (etcd's "discovery: cluster is full").
+func (s State) Full() bool { return s.Size > 0 && s.Registered >= s.Size }
+
+// Read reads token's state in one transaction, so the count and the size
+// belong together. The error wraps ErrSizeNotSet or ErrBadSize when the
+// size key is the problem, and the client's error otherwise.
+func Read(ctx context.Context, kv clientv3.KV, token string) (State, error) {
+	resp, err := kv.Txn(ctx).Then(
+		clientv3.OpGet(SizeKey(token)),
+		clientv3.OpGet(MembersPrefix(token), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+	).Commit()
+	if err != nil {
+		return State{}, err
+	}
+	size, members := resp.Responses[0].GetResponseRange(), resp.Responses[1].GetResponseRange()
+	st := State{Registered: int(members.Count)}
+	if len(size.Kvs) == 0 {
+		return st, ErrSizeNotSet
+	}
+	n, err := strconv.Atoi(string(size.Kvs[0].Value))
+	if err != nil || n <= 0 {
+		return st, fmt.Errorf("%w (it holds %q)", ErrBadSize, truncate(string(size.Kvs[0].Value), 20))
+	}
+	st.Size = n
+	return st, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
