@@ -155,7 +155,7 @@ func TestDiscoveryBootstrap(t *testing.T) {
 			"--discovery-endpoints", strings.Join(svc.Endpoints(), ","), "--discovery-token", token,
 			"--initial-advertise-peer-urls", peer, "--listen-peer-urls", peer,
 			"--listen-client-urls", client, "--advertise-client-urls", client, "--log-outputs", "stderr"}, nil)
-		m.ClientURL = client
+		m.ClientURL, m.PeerURL = client, peer
 		sock := etcdtest.NewNotifySocket(t, nil)
 		m.Env = append(m.Env, sock.Env())
 		return m, sock
@@ -183,6 +183,14 @@ func TestDiscoveryBootstrap(t *testing.T) {
 	st, err := discovery.Read(ctx, cli, token)
 	if err != nil || st.Size != 1 || st.Registered != 1 || !st.Full() {
 		t.Fatalf("discovery state %+v, %v: want 1 of 1", st, err)
+	}
+	// doctor finds a member's registration where etcd made it.
+	key, err := discovery.MemberKey(token, "d0", []string{m0.PeerURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := cli.Get(ctx, key); err != nil || resp.Count != 1 {
+		t.Errorf("d0 is not registered at %s: %v", key, err)
 	}
 
 	m1, sock1 := member("d1")

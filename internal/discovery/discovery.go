@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"strconv"
 
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
 )
 
 // etcd's layout (server/etcdserver/api/v3discovery): one prefix per token.
@@ -22,6 +24,16 @@ func SizeKey(token string) string { return prefix + token + "/_config/size" }
 
 // MembersPrefix is where members of token register themselves.
 func MembersPrefix(token string) string { return prefix + token + "/members/" }
+
+// MemberKey is where the member with advertised peer URLs registers under
+// token: etcd derives the member's ID from them and the token.
+func MemberKey(token, name string, peerURLs []string) (string, error) {
+	urls, err := types.NewURLs(peerURLs)
+	if err != nil {
+		return "", err
+	}
+	return MembersPrefix(token) + membership.NewMember(name, urls, token, nil).ID.String(), nil
+}
 
 var (
 	// ErrSizeNotSet: nobody ran discovery.sh; etcd fails at once.

@@ -25,8 +25,12 @@ import (
 	"syscall"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/etcd-appliance/appliance/datadir"
 	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/internal/discovery"
 	"github.com/etcd-appliance/appliance/internal/envfile"
 	"github.com/etcd-appliance/appliance/internal/parallel"
 	"github.com/etcd-appliance/appliance/internal/shquote"
@@ -119,6 +123,9 @@ func Run(ctx context.Context, inv *inventory.Inventory, t workflow.Target, o Opt
 	}
 	if inv.Cluster.Bootstrap == inventory.BootstrapDNSSRV {
 		d.check("dns-srv", func() string { return d.srvRecords(ctx) })
+	}
+	if m := t.Host.Member; m != nil && inv.Cluster.Bootstrap == inventory.BootstrapDiscovery {
+		d.check("discovery", func() string { return d.discoveryService(ctx, m) })
 	}
 	d.check("certificates", d.certificates)
 	d.check("peers", func() string { return d.peers(ctx) })
@@ -648,6 +655,68 @@ func (d *doctor) srvRecords(ctx context.Context) string {
 		return ""
 	}
 	return fmt.Sprintf("%s and %s list every member with its ports", server, client)
+}
+
+// discoveryService checks what v3 discovery bootstrap needs on the
+// discovery service, as this host reaches it: the size key a new member
+// waits for, holding the inventory's member count, and a place for this
+// member among those the token has (etcd refuses it once they are taken).
+func (d *doctor) discoveryService(ctx context.Context, m *inventory.Member) string {
+	if info, err := host.InspectDataDir(d.t.FS, d.inv.DataDir(m)); err == nil && info.Initialized {
+		d.add(Skip, "discovery", "", "%s has bootstrapped: it no longer needs the discovery service", m.Name)
+		return ""
+	}
+	disc := d.inv.Cluster.Discovery
+	eps := strings.Join(disc.Endpoints, ",")
+	key := discovery.SizeKey(disc.Token)
+	fix := fmt.Sprintf("run the _cluster/discovery.sh that `etcd-installer render %s` writes, once (it puts %d at %s)", d.inv.Source, len(d.inv.Members), key)
+	cfg := clientv3.Config{Endpoints: disc.Endpoints, Logger: zap.NewNop()}
+	if strings.HasPrefix(disc.Endpoints[0], "https://") {
+		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		d.add(Fail, "discovery", "", "discovery endpoints %s: %v", eps, err)
+		return ""
+	}
+	defer cli.Close()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := discovery.Read(cctx, cli, disc.Token)
+	switch {
+	case errors.Is(err, discovery.ErrSizeNotSet):
+		d.add(Fail, "discovery", fix, "%s is not set on the discovery service at %s: %s waits for it", key, eps, m.Name)
+		return ""
+	case errors.Is(err, discovery.ErrBadSize):
+		d.add(Fail, "discovery", fix, "%s on the discovery service at %s: %v", key, eps, err)
+		return ""
+	case err != nil:
+		d.add(Fail, "discovery", "check that the discovery service runs and that "+d.t.Host.Name+" reaches it",
+			"the discovery service at %s does not answer from %s: %v", eps, d.t.Host.Name, err)
+		return ""
+	}
+	if st.Size != len(d.inv.Members) {
+		d.add(Warn, "discovery", fix, "%s holds %d, but the inventory has %d members: the cluster would form with the first %d to register",
+			key, st.Size, len(d.inv.Members), st.Size)
+	}
+	mine, err := discovery.MemberKey(disc.Token, m.Name, []string{d.inv.PeerURL(m)})
+	if err != nil {
+		d.add(Fail, "discovery", "", "%v", err)
+		return ""
+	}
+	resp, err := cli.Get(cctx, mine, clientv3.WithCountOnly())
+	switch {
+	case err != nil:
+		d.add(Fail, "discovery", "", "reading %s's registration on %s: %v", m.Name, eps, err)
+		return ""
+	case resp.Count == 0 && st.Full():
+		d.add(Fail, "discovery", "add a member to a running cluster with `etcd-installer member add`; a new cluster needs a new token",
+			"all %d places of the token on %s are taken by other members: %s would be refused", st.Size, eps, m.Name)
+		return ""
+	case resp.Count > 0:
+		return fmt.Sprintf("%s registered on %s; %d of %d members so far", m.Name, eps, st.Registered, st.Size)
+	}
+	return fmt.Sprintf("%s holds %d on %s; %d registered so far", key, st.Size, eps, st.Registered)
 }
 
 // ReachedAsFlag tells etcd-installer run over SSH which host it runs on:
