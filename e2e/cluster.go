@@ -28,8 +28,29 @@ type ClusterTest struct {
 	Pk      Packages
 	Control *testbed.Node
 	Members []*testbed.Node
+	// Proxies are hosts for gRPC proxies, reached over SSH like members.
+	Proxies []*testbed.Node
 	// Writer is the e2e-writer binary built for the hosts.
 	Writer string
+	// Hosts names and places the hosts; the zero value is the cluster
+	// suite's.
+	Hosts HostNames
+}
+
+// HostNames name a suite's hosts: the control host, the member hosts
+// (Prefix0, Prefix1, ...) and proxy hosts, on consecutive addresses from
+// Octet.
+type HostNames struct {
+	Control, Prefix string
+	Octet           int
+	Proxies         []string
+}
+
+func (h HostNames) withDefaults() HostNames {
+	if h.Control == "" {
+		h = HostNames{Control: "control", Prefix: "etcd", Octet: 10}
+	}
+	return h
 }
 
 // The cluster runs with TLS (the default for hosts that are not this
@@ -68,31 +89,56 @@ func installDeb(ctx context.Context, n *testbed.Node, dir string, p Packages) er
 	return err
 }
 
-// Setup boots the hosts, installs the etcd package everywhere and gives
-// the control host SSH access to the members, host keys checked.
+// Setup boots the hosts, installs the etcd package everywhere, gives the
+// control host SSH access to the others and writes the cluster suite's
+// inventory.
 func (c *ClusterTest) Setup() error {
-	if err := c.R.Step("boot control and three member hosts", func() error {
+	if err := c.SetupHosts(); err != nil {
+		return err
+	}
+	return c.R.Step("the inventory on control: TLS and auth", func() error {
+		if err := c.Control.WriteFile(passwordPath[1:], []byte("e2e-"+fmt.Sprint(time.Now().UnixNano())+"\n"), 0o600); err != nil {
+			return err
+		}
+		return c.Control.WriteFile(inventoryPath[1:], []byte(inventoryText("e2e", c.Members, true,
+			fmt.Sprintf("auth = true\nroot_password_file = %q\n", passwordPath))), 0o644)
+	})
+}
+
+// SetupHosts boots the hosts, installs the etcd package everywhere and
+// gives the control host SSH access to the others, host keys checked.
+func (c *ClusterTest) SetupHosts() error {
+	h := c.Hosts.withDefaults()
+	if err := c.R.Step(fmt.Sprintf("boot %s, three member hosts and %d proxy hosts", h.Control, len(h.Proxies)), func() error {
 		var err error
-		if c.Control, err = c.TB.AddNode(c.Ctx, "control", 10); err != nil {
+		if c.Control, err = c.TB.AddNode(c.Ctx, h.Control, h.Octet); err != nil {
 			return err
 		}
 		for i := range 3 {
-			n, err := c.TB.AddNode(c.Ctx, fmt.Sprintf("etcd%d", i), 11+i)
+			n, err := c.TB.AddNode(c.Ctx, fmt.Sprintf("%s%d", h.Prefix, i), h.Octet+1+i)
 			if err != nil {
 				return err
 			}
 			c.Members = append(c.Members, n)
 		}
+		for i, name := range h.Proxies {
+			n, err := c.TB.AddNode(c.Ctx, name, h.Octet+4+i)
+			if err != nil {
+				return err
+			}
+			c.Proxies = append(c.Proxies, n)
+		}
 		return nil
 	}); err != nil {
 		return err
 	}
+	others := append(append([]*testbed.Node{}, c.Members...), c.Proxies...)
 	if err := c.R.Step("install the etcd deb on every host", func() error {
-		return parallel(append([]*testbed.Node{c.Control}, c.Members...), func(n *testbed.Node) error { return installDeb(c.Ctx, n, c.Pk.V1, c.Pk) })
+		return parallel(append([]*testbed.Node{c.Control}, others...), func(n *testbed.Node) error { return installDeb(c.Ctx, n, c.Pk.V1, c.Pk) })
 	}); err != nil {
 		return err
 	}
-	return c.R.Step("SSH: control's key on the members; control's known_hosts written by ssh (hashed) and ssh-keyscan -t ecdsa, as operators do", func() error {
+	return c.R.Step("SSH: control's key on the other hosts; control's known_hosts written by ssh (hashed) and ssh-keyscan -t ecdsa, as operators do", func() error {
 		if _, err := c.ctl("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/root/.ssh/id_ed25519"); err != nil {
 			return err
 		}
@@ -100,7 +146,7 @@ func (c *ClusterTest) Setup() error {
 		if err != nil {
 			return err
 		}
-		for _, m := range c.Members {
+		for _, m := range others {
 			if err := m.WriteFile("root/.ssh/authorized_keys", pub, 0o600); err != nil {
 				return err
 			}
@@ -111,24 +157,20 @@ func (c *ClusterTest) Setup() error {
 		// Each host has three host keys; known_hosts holds one per host:
 		// the one ssh negotiates, hashed (Debian's ssh_config), for most,
 		// an ecdsa line from ssh-keyscan for the last.
-		for _, m := range c.Members[:len(c.Members)-1] {
+		for _, m := range others[:len(others)-1] {
 			if out, err := c.ctl("ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "root@"+m.IP, "true"); err != nil {
 				return fmt.Errorf("ssh to %s: %w\n%s", m.Name, err, out)
 			}
 		}
-		last := c.Members[len(c.Members)-1]
+		last := others[len(others)-1]
 		if _, err := c.Control.Sh(c.Ctx, "ssh-keyscan -t ecdsa "+last.IP+" 2>/dev/null >> /root/.ssh/known_hosts"); err != nil {
 			return err
 		}
 		known, _ := c.Control.ReadFile("root/.ssh/known_hosts")
-		if n := strings.Count(string(known), "\n"); n != len(c.Members) || !strings.HasPrefix(string(known), "|1|") {
-			return fmt.Errorf("control's known_hosts: want one line per member, hashed by ssh:\n%s", known)
+		if n := strings.Count(string(known), "\n"); n != len(others) || !strings.HasPrefix(string(known), "|1|") {
+			return fmt.Errorf("control's known_hosts: want one line per host, hashed by ssh:\n%s", known)
 		}
-		if err := c.Control.WriteFile(passwordPath[1:], []byte("e2e-"+fmt.Sprint(time.Now().UnixNano())+"\n"), 0o600); err != nil {
-			return err
-		}
-		return c.Control.WriteFile(inventoryPath[1:], []byte(inventoryText("e2e", c.Members, true,
-			fmt.Sprintf("auth = true\nroot_password_file = %q\n", passwordPath))), 0o644)
+		return nil
 	})
 }
 

@@ -102,3 +102,22 @@ func expect(out, want, what string) error {
 	}
 	return nil
 }
+
+// Always checks cond until d passes and returns its first error: what
+// must stay true for a while (a unit that must not be restarted).
+func Always(ctx context.Context, d time.Duration, cond func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		if err := cond(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -24,7 +24,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	dist2 := fs.String("dist2", "build/e2e/v2", "directory with the etcd packages of a higher revision")
 	cache := fs.String("cache", "/var/cache/etcd-e2e", "where the base image is cached")
 	work := fs.String("workdir", "", "work directory (default: a new one under /var/tmp)")
-	only := fs.String("only", "", "comma-separated suites to run (packages, rpm, distro, repo, cluster); default all")
+	only := fs.String("only", "", "comma-separated suites to run (packages, rpm, distro, repo, cluster, bootstrap); default all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -97,15 +97,22 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if want("repo") {
 		Repo(ctx, r, tb, pk, repoDir, abs(*dist1), abs(*dist2))
 	}
-	if want("cluster") {
-		var writer string
-		if r.Step("build the e2e writer", func() (err error) { writer, err = BuildWriter(dir); return err }) == nil {
-			ct := &ClusterTest{Ctx: ctx, R: r, TB: tb, Pk: pk, Writer: writer}
-			if ct.Setup() == nil {
-				ct.Scenarios()
-				ct.NodePackages()
-			}
+	var writer string
+	if want("cluster") || want("bootstrap") {
+		if r.Step("build the e2e writer", func() (err error) { writer, err = BuildWriter(dir); return err }) != nil {
+			r.Summary()
+			return 1
 		}
+	}
+	if want("cluster") {
+		ct := &ClusterTest{Ctx: ctx, R: r, TB: tb, Pk: pk, Writer: writer}
+		if ct.Setup() == nil {
+			ct.Scenarios()
+			ct.NodePackages()
+		}
+	}
+	if want("bootstrap") {
+		Bootstrap(ctx, r, tb, pk, writer)
 	}
 	r.Summary()
 	if r.Failed() {

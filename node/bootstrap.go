@@ -101,6 +101,10 @@ func srvWaiting(ctx context.Context, res *net.Resolver, name, domain, serviceNam
 		service += "-" + serviceName
 	}
 	srvName := "_" + service + "._tcp." + domain
+	_, srvs, err := res.LookupSRV(ctx, service, "tcp", domain)
+	if err != nil {
+		return fmt.Sprintf("waiting for DNS SRV records: %s does not resolve (%v); %s", srvName, dnsError(err), publishFix)
+	}
 	mine := map[string]bool{}
 	for _, u := range apurls {
 		addr, err := resolveTCP(ctx, res, u.Host)
@@ -108,10 +112,6 @@ func srvWaiting(ctx context.Context, res *net.Resolver, name, domain, serviceNam
 			return fmt.Sprintf("waiting for DNS: %s, this member's advertised peer address, does not resolve (%v); %s", u.Host, err, publishFix)
 		}
 		mine[addr] = true
-	}
-	_, srvs, err := res.LookupSRV(ctx, service, "tcp", domain)
-	if err != nil {
-		return fmt.Sprintf("waiting for DNS SRV records: %s does not resolve (%v); %s", srvName, dnsError(err), publishFix)
 	}
 	var listed []string
 	for _, s := range srvs {

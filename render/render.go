@@ -309,6 +309,14 @@ func proxyFlags(inv *inventory.Inventory, p *inventory.Proxy, dataDir string) []
 		"--listen-addr=" + p.Listen,
 		"--advertise-client-url=" + inventory.HostPort(p.Address, n),
 		"--data-dir=" + dataDir,
+		// Keepalive on the proxy's connections to the members (upstream
+		// leaves it off): without it a member whose host went away
+		// silently (power, link) keeps its connection "up", and the
+		// requests sent on it wait until their clients give up, for as
+		// long as the host stays away. 10 s is grpc-go's least for a
+		// client; etcd accepts pings every 5 s.
+		"--dial-keepalive-time=10s",
+		"--dial-keepalive-timeout=5s",
 	}
 	if inv.TLSEnabled() {
 		t := inv.TLS

@@ -36,11 +36,17 @@ var BasePackages = []string{
 	"openssh-server", "openssh-client", "rpm", "rpmlint",
 	// dnf: the repository suite installs with it, as EL hosts do.
 	"dnf",
+	// dnsmasq: the bootstrap suite's DNS server, serving the rendered SRV
+	// records as the guides' recipe does (not started: see EnsureBase).
+	"dnsmasq",
 	// debootstrap does not resolve virtual packages: rpmlint's
 	// python3-zstandard needs the python3-cffi-backend-api-* that this
 	// package provides.
 	"python3-cffi-backend",
 }
+
+// disabledUnits are installed in the image but not started at boot.
+var disabledUnits = []string{"dnsmasq.service"}
 
 const (
 	// Subnet is the test network; hosts are Subnet.N.
@@ -120,6 +126,11 @@ func (tb *Testbed) EnsureBase(ctx context.Context) error {
 			os.Remove(k)
 		}
 		os.WriteFile(filepath.Join(tmp, "etc/machine-id"), nil, 0o444)
+		// Installed, not enabled: the one host that serves DNS enables it,
+		// as an operator does.
+		for _, u := range disabledUnits {
+			os.Remove(filepath.Join(tmp, "etc/systemd/system/multi-user.target.wants", u))
+		}
 		part := tarball + ".part"
 		if err := run(ctx, "tar", "--zstd", "-C", tmp, "-cf", part, "."); err != nil {
 			return err

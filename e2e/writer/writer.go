@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/srv"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -37,9 +38,11 @@ type Stats struct {
 func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("e2e-writer", flag.ContinueOnError)
 	eps := fs.String("endpoints", "", "comma-separated client URLs")
+	srvDomain := fs.String("discovery-srv", "", "find the endpoints in this domain's _etcd-client(-ssl)._tcp SRV records instead, as etcdctl --discovery-srv does")
 	logPath := fs.String("log", "/root/acked.log", "acknowledged keys")
 	stats := fs.String("stats", "/root/writer.json", "counters, rewritten as it goes")
 	stop := fs.String("stop", "/root/writer.stop", "the writer stops when this file exists")
+	prefix := fs.String("prefix", "e2e/", "the keys it writes (writers beside each other need their own)")
 	// Bounds, should the stop file never come (a test cut short).
 	maxWrites := fs.Int("max-writes", 200000, "stop after this many writes")
 	maxTime := fs.Duration("max-time", 30*time.Minute, "stop after this long")
@@ -57,7 +60,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	// Keepalives, as long-lived etcd clients use: without them a connection
 	// to a host whose link was cut stays "up" and requests wait for their
 	// timeout instead of going to a live member.
-	cfg := clientv3.Config{Endpoints: strings.Split(*eps, ","), DialTimeout: 5 * time.Second,
+	endpoints := strings.Split(*eps, ",")
+	if *srvDomain != "" {
+		found, err := srv.GetClient("etcd-client", *srvDomain, "")
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		endpoints = found.Endpoints
+		fmt.Fprintf(stderr, "e2e-writer: endpoints from %s SRV records: %s\n", *srvDomain, strings.Join(endpoints, ","))
+	}
+	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second,
 		DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second, Logger: zap.NewNop()}
 	if !tlsInfo.Empty() {
 		tc, err := tlsInfo.ClientConfig()
@@ -74,7 +87,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	defer cli.Close()
 	if verify {
-		return verifyAcked(cli, *logPath, stdout, stderr)
+		return verifyAcked(cli, *prefix, *logPath, stdout, stderr)
 	}
 	f, err := os.OpenFile(*logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -96,7 +109,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if _, err := os.Stat(*stop); err == nil {
 			break
 		}
-		key := fmt.Sprintf("e2e/%08d", i)
+		key := fmt.Sprintf("%s%08d", *prefix, i)
 		// An application's write deadline. clientv3 never retries a write
 		// on its own once sent; an application retries an idempotent put
 		// (this one is) until its deadline: a write that does not complete
@@ -138,7 +151,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func verifyAcked(cli *clientv3.Client, logPath string, stdout, stderr io.Writer) int {
+func verifyAcked(cli *clientv3.Client, prefix, logPath string, stdout, stderr io.Writer) int {
 	f, err := os.Open(logPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -147,7 +160,7 @@ func verifyAcked(cli *clientv3.Client, logPath string, stdout, stderr io.Writer)
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := cli.Get(ctx, "e2e/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
