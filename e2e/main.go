@@ -78,6 +78,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if r.Step("boot a host for the deb", func() (err error) { n, err = tb.AddNode(ctx, "pkgdeb", 30); return err }) == nil {
 			DebLifecycle(ctx, r, n, pk)
 		}
+		tb.Release()
 	}
 	if want("rpm") {
 		var n *testbed.Node
@@ -88,14 +89,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				RPMLint(ctx, r, n, pk, "/pkgs/src/rpmlint.toml")
 			}
 		}
+		tb.Release()
 	}
 	if want("distro") {
 		if r.Step("gather Debian's etcd 3.4.23 packages and build upstream etcd 3.5 and 3.6", func() error { return PrepareDistro(distroDir) }) == nil {
 			Distro(ctx, r, tb, pk)
 		}
+		tb.Release()
 	}
 	if want("repo") {
 		Repo(ctx, r, tb, pk, repoDir, abs(*dist1), abs(*dist2))
+		tb.Release()
 	}
 	var writer string
 	if want("cluster") || want("bootstrap") {
@@ -110,6 +114,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			ct.Scenarios()
 			ct.NodePackages()
 		}
+		tb.Release()
 	}
 	if want("bootstrap") {
 		Bootstrap(ctx, r, tb, pk, writer)
