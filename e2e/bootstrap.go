@@ -536,7 +536,13 @@ func (b *BootstrapTest) discoveryWaits() error {
 	if err := b.memberStatus("waiting for the discovery service at http://" + b.Control.IP + ":2379: this cluster's size key is not set; run the rendered _cluster/discovery.sh"); err != nil {
 		return err
 	}
-	return b.doctorSays(discInv, b.Members[0].Name, discovery.SizeKey(b.discToken())+" is not set on the discovery service", "discovery.sh")
+	if err := b.doctorSays(discInv, b.Members[0].Name, discovery.SizeKey("TOKEN")+" is not set on the discovery service", "discovery.sh"); err != nil {
+		return err
+	}
+	if out, _ := b.ctl("etcd-installer", "doctor", discInv, "--host", b.Members[0].Name); strings.Contains(out, b.discToken()) {
+		return fmt.Errorf("doctor names the token:\n%s", out)
+	}
+	return nil
 }
 
 // discoveryBootstrap is the step "discovery: the rendered discovery.sh run on bctl; ...".

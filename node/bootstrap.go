@@ -46,14 +46,16 @@ func (r *runner) bootstrapWait() func(ctx context.Context) string {
 			return srvWaiting(ctx, res, ec.Name, ec.DNSCluster, ec.DNSClusterServiceName, ec.AdvertisePeerUrls)
 		}
 	case len(ec.DiscoveryCfg.Endpoints) > 0 && r.kind == startNew:
+		// Only what etcd would fail on at once: an unreachable service
+		// etcd retries itself (and openingStatus says so meanwhile).
 		return func(ctx context.Context) string {
 			_, err := r.discoveryState(ctx)
 			switch {
 			case errors.Is(err, discovery.ErrSizeNotSet):
 				return r.discoveryWhere() + ": this cluster's size key is not set; run the rendered _cluster/discovery.sh once " +
 					"(it puts the member count at " + discovery.SizeKey("TOKEN") + ")"
-			case err != nil:
-				return r.discoveryWhere() + ": " + err.Error()
+			case errors.Is(err, discovery.ErrBadSize):
+				return r.discoveryWhere() + ": " + err.Error() + "; run the rendered _cluster/discovery.sh once"
 			}
 			return ""
 		}
@@ -87,46 +89,69 @@ func (r *runner) waitBootstrap(ctx context.Context, check func(context.Context) 
 }
 
 // srvWaiting checks what etcd's DNS SRV bootstrap looks up (client/pkg/v3/srv
-// GetCluster): the peers' SRV name of the domain must list this member,
-// matched as etcd matches it, by the address its target resolves to. It
-// returns what is missing, or "".
+// GetCluster, for both of etcd's names): the peers' SRV records of the
+// domain must list every advertised peer URL of this member, matched as
+// etcd matches them, by the address a target resolves to. Each lookup has
+// a deadline of its own, and a target that does not resolve is skipped,
+// as etcd skips it. It returns what is missing, or "".
 func srvWaiting(ctx context.Context, res *net.Resolver, name, domain, serviceName string, apurls []url.URL) string {
-	service := "etcd-server"
+	suffix := ""
+	if serviceName != "" {
+		suffix = "-" + serviceName
+	}
+	// etcd takes a target from a name only for URLs of that name's scheme
+	// (else "scheme mismatch").
+	services := map[string]string{"etcd-server-ssl" + suffix: "https", "etcd-server" + suffix: "http"}
+	want := "_etcd-server" + suffix + "._tcp." + domain // what messages name: this member's scheme
 	for _, u := range apurls {
 		if u.Scheme == "https" {
-			service = "etcd-server-ssl"
+			want = "_etcd-server-ssl" + suffix + "._tcp." + domain
 		}
 	}
-	if serviceName != "" {
-		service += "-" + serviceName
+	var listed []string
+	targets := map[string]bool{} // scheme + " " + address
+	var lookupErr error
+	for _, service := range []string{"etcd-server-ssl" + suffix, "etcd-server" + suffix} {
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, srvs, err := res.LookupSRV(lctx, service, "tcp", domain)
+		cancel()
+		if err != nil {
+			if "_"+service+"._tcp."+domain == want {
+				lookupErr = err
+			}
+			continue
+		}
+		for _, s := range srvs {
+			host := net.JoinHostPort(strings.TrimSuffix(s.Target, "."), strconv.Itoa(int(s.Port)))
+			listed = append(listed, host)
+			tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			addr, err := resolveTCP(tctx, res, host)
+			cancel()
+			if err == nil {
+				targets[services[service]+" "+addr] = true
+			}
+		}
 	}
-	srvName := "_" + service + "._tcp." + domain
-	_, srvs, err := res.LookupSRV(ctx, service, "tcp", domain)
-	if err != nil {
-		return fmt.Sprintf("waiting for DNS SRV records: %s does not resolve (%v); %s", srvName, dnsError(err), publishFix)
+	if len(listed) == 0 {
+		return fmt.Sprintf("waiting for DNS SRV records: %s does not resolve (%v); %s", want, dnsError(lookupErr), publishFix)
 	}
-	mine := map[string]bool{}
+	var missing []string
 	for _, u := range apurls {
-		addr, err := resolveTCP(ctx, res, u.Host)
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		addr, err := resolveTCP(actx, res, u.Host)
+		cancel()
 		if err != nil {
 			return fmt.Sprintf("waiting for DNS: %s, this member's advertised peer address, does not resolve (%v); %s", u.Host, err, publishFix)
 		}
-		mine[addr] = true
-	}
-	var listed []string
-	for _, s := range srvs {
-		host := net.JoinHostPort(strings.TrimSuffix(s.Target, "."), strconv.Itoa(int(s.Port)))
-		listed = append(listed, host)
-		if addr, err := resolveTCP(ctx, res, host); err == nil && mine[addr] {
-			return ""
+		if !targets[u.Scheme+" "+addr] {
+			missing = append(missing, u.String())
 		}
 	}
-	var adv []string
-	for _, u := range apurls {
-		adv = append(adv, u.String())
+	if len(missing) == 0 {
+		return ""
 	}
 	return fmt.Sprintf("waiting for DNS SRV records: %s lists %s but not this member %s (%s); %s",
-		srvName, strings.Join(listed, ", "), name, strings.Join(adv, ","), publishFix)
+		want, strings.Join(listed, ", "), name, strings.Join(missing, ","), publishFix)
 }
 
 // resolveTCP resolves host:port to one address as net.ResolveTCPAddr
@@ -200,6 +225,13 @@ func (r *runner) discoveryState(ctx context.Context) (discovery.State, error) {
 	return st, err
 }
 
+func (r *runner) closeDiscovery() {
+	if r.disc != nil {
+		r.disc.Close()
+		r.disc = nil
+	}
+}
+
 // openingStatus is STATUS while etcd opens: with v3 discovery that is
 // where it registers and waits for the other members.
 func (r *runner) openingStatus(ctx context.Context) string {
@@ -227,7 +259,9 @@ func (r *runner) discoveryFull(err error) error {
 	if r.discSize > 0 {
 		places = fmt.Sprintf("all %d places", r.discSize)
 	}
+	dir := r.c.Etcd.Dir
 	return fmt.Errorf("%w: %s of this cluster's token at %s are taken by other members, and discovery only forms a new cluster; "+
-		"to add %s to the running cluster use `etcd-installer member add` (or etcdctl member add, then start it with ETCD_INITIAL_CLUSTER_STATE=existing); "+
-		"a new cluster needs a new token", ErrDiscoveryFull, places, strings.Join(r.c.Etcd.DiscoveryCfg.Endpoints, ","), r.name())
+		"to add %s to the running cluster, move the data dir etcd began aside (mv %s %s.refused-%s), then use `etcd-installer member add` "+
+		"(or etcdctl member add, and start it with ETCD_INITIAL_CLUSTER_STATE=existing); a new cluster needs a new token",
+		ErrDiscoveryFull, places, strings.Join(r.c.Etcd.DiscoveryCfg.Endpoints, ","), r.name(), dir, dir, time.Now().Format("20060102"))
 }

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -56,7 +58,8 @@ host-record=n2.e.test,127.0.0.12
 			"waiting for DNS SRV records: _etcd-server-ssl._tcp.none.test does not resolve (no such name); publish the records `etcd-installer render` writes"},
 		{"service name", "e.test", "dc1", "https://n0.e.test:2380", "_etcd-server-ssl-dc1._tcp.e.test does not resolve"},
 		{"plain text looks up the plain name", "plain.test", "", "http://n0.e.test:2380", ""},
-		{"TLS does not take the plain name", "plain.test", "", "https://n0.e.test:2380", "_etcd-server-ssl._tcp.plain.test does not resolve"},
+		{"TLS does not take the plain name", "plain.test", "", "https://n0.e.test:2380", "_etcd-server-ssl._tcp.plain.test lists n0.e.test:2380 but not this member m"},
+		{"every advertised URL must be listed", "e.test", "", "https://n0.e.test:2380,https://n2.e.test:2380", "but not this member m (https://n2.e.test:2380)"},
 		{"own name unknown", "e.test", "", "https://n9.e.test:2380",
 			"waiting for DNS: n9.e.test:2380, this member's advertised peer address, does not resolve (no such name)"},
 	}
@@ -64,7 +67,7 @@ host-record=n2.e.test,127.0.0.12
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			got := srvWaiting(ctx, res, "m", tc.domain, tc.service, mustURLs(t, tc.apurl))
+			got := srvWaiting(ctx, res, "m", tc.domain, tc.service, mustURLs(t, strings.Split(tc.apurl, ",")...))
 			if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
 				t.Errorf("got %q\nwant %q", got, tc.want)
 			}
@@ -174,15 +177,23 @@ func TestDiscoveryBootstrap(t *testing.T) {
 	if !m0.Running() {
 		t.Fatal("the member exited instead of waiting")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := cli.Put(ctx, discovery.SizeKey(token), "1"); err != nil {
+	if _, err := cli.Put(ctx, discovery.SizeKey(token), "2"); err != nil {
 		t.Fatal(err)
 	}
+	// Registered, it waits for the second, and says so.
+	if !sock0.WaitFor(15*time.Second, hasPrefix("STATUS=bootstrapping through the discovery service at "+svc.Members[0].ClientURL+
+		": 1 of 2 members registered; the others must be started too")) {
+		t.Fatalf("no STATUS counting the registered members: %q", sock0.Statuses())
+	}
+	m1, _ := member("d1")
+	m1.Start()
 	m0.WaitReady(30 * time.Second)
+	m1.WaitReady(30 * time.Second)
 	st, err := discovery.Read(ctx, cli, token)
-	if err != nil || st.Size != 1 || st.Registered != 1 || !st.Full() {
-		t.Fatalf("discovery state %+v, %v: want 1 of 1", st, err)
+	if err != nil || st.Size != 2 || st.Registered != 2 || !st.Full() {
+		t.Fatalf("discovery state %+v, %v: want 2 of 2", st, err)
 	}
 	// doctor finds a member's registration where etcd made it.
 	key, err := discovery.MemberKey(token, "d0", []string{m0.PeerURL})
@@ -193,17 +204,91 @@ func TestDiscoveryBootstrap(t *testing.T) {
 		t.Errorf("d0 is not registered at %s: %v", key, err)
 	}
 
-	m1, sock1 := member("d1")
-	m1.Start()
-	code, exited := m1.Wait(30 * time.Second)
+	m2, sock2 := member("d2")
+	m2.Start()
+	code, exited := m2.Wait(30 * time.Second)
 	if !exited || code != ExitConfig {
-		t.Fatalf("a member after the token is full: exited=%v code=%d, want %d\n%s", exited, code, ExitConfig, m1.Log())
+		t.Fatalf("a member after the token is full: exited=%v code=%d, want %d\n%s", exited, code, ExitConfig, m2.Log())
 	}
-	const want = "STATUS=refused by the discovery service: the cluster is full: all 1 places of this cluster's token at "
-	if !sock1.WaitFor(time.Second, hasPrefix(want)) {
-		t.Errorf("no STATUS %q: %q", want, sock1.Statuses())
+	const want = "STATUS=refused by the discovery service: the cluster is full: all 2 places of this cluster's token at "
+	if !sock2.WaitFor(time.Second, hasPrefix(want)) {
+		t.Errorf("no STATUS %q: %q", want, sock2.Statuses())
 	}
-	if !strings.Contains(m1.Log(), "etcd-installer member add") {
-		t.Errorf("the error does not say what to do instead:\n%s", m1.Log())
+	if !strings.Contains(m2.Log(), "move the data dir etcd began aside (mv ") || !strings.Contains(m2.Log(), "etcd-installer member add") {
+		t.Errorf("the error does not say what to do instead:\n%s", m2.Log())
+	}
+	if strings.Contains(m2.Log(), token) {
+		t.Errorf("the refused member's output names the token")
+	}
+}
+
+// Only a member that has not joined its cluster waits: one restarting on
+// its data, or joining a running cluster through v3 discovery (which etcd
+// does not use then), starts at once.
+func TestBootstrapWaitOnlyForNewMembers(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		wal  bool
+		want bool
+	}{
+		{"dns-srv, new", []string{"--discovery-srv", "e.test"}, false, true},
+		{"dns-srv, joining", []string{"--discovery-srv", "e.test", "--initial-cluster-state", "existing"}, false, true},
+		{"dns-srv, restart", []string{"--discovery-srv", "e.test"}, true, false},
+		{"discovery, new", []string{"--discovery-endpoints", "http://127.0.0.1:1", "--discovery-token", "t"}, false, true},
+		{"discovery, joining", []string{"--discovery-endpoints", "http://127.0.0.1:1", "--discovery-token", "t", "--initial-cluster-state", "existing"}, false, false},
+		{"discovery, restart", []string{"--discovery-endpoints", "http://127.0.0.1:1", "--discovery-token", "t"}, true, false},
+		{"static", nil, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "m")
+			if tc.wal {
+				os.MkdirAll(filepath.Join(dir, "member", "wal"), 0o700)
+				os.WriteFile(filepath.Join(dir, "member", "wal", "0000000000000000-0000000000000000.wal"), []byte("x"), 0o600)
+			}
+			c, err := Parse(append([]string{"--name", "m", "--data-dir", dir, "--initial-advertise-peer-urls", "http://127.0.0.1:2380"}, tc.args...), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &runner{c: c}
+			r.kind = kindOf(c.Etcd)
+			if got := r.bootstrapWait() != nil; got != tc.want {
+				t.Errorf("waits: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// Under systemd the wait counts towards the start timeout: a member whose
+// records never come gives up, saying what it waited for.
+func TestBootstrapWaitGivesUp(t *testing.T) {
+	res := dnstest.Dnsmasq(t, []byte("local=/e.test/\n"))
+	ports := etcdtest.FreePorts(t, 2)
+	c, err := Parse([]string{"--name", "n0", "--data-dir", filepath.Join(t.TempDir(), "n0"),
+		"--discovery-srv", "e.test", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+		"--listen-peer-urls", "http://127.0.0.1:" + itoa(ports[0]),
+		"--listen-client-urls", "http://127.0.0.1:" + itoa(ports[1]), "--advertise-client-urls", "http://127.0.0.1:" + itoa(ports[1]),
+		"--log-level", "error"}, []string{"ETCD_START_TIMEOUT=1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rec := &statusRecorder{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(context.Background(), c, RunOptions{Notifier: rec, Tick: 50 * time.Millisecond, DNS: res, UnderSystemd: true})
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrStartTimeout) {
+			t.Fatalf("got %v, want the start timeout", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not give up")
+	}
+	if rec.find("STATUS=gave up after 1s (ETCD_START_TIMEOUT): waiting for DNS SRV records: _etcd-server._tcp.e.test does not resolve") == "" {
+		t.Errorf("no STATUS naming what it gave up on: %q", rec.all)
 	}
 }

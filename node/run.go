@@ -105,11 +105,7 @@ func (r *runner) run(ctx context.Context) error {
 	startDone := r.extendWhileStarting()
 	defer startDone()
 	r.kind = kindOf(r.c.Etcd)
-	defer func() {
-		if r.disc != nil {
-			r.disc.Close()
-		}
-	}()
+	defer r.closeDiscovery()
 	if check := r.bootstrapWait(); check != nil {
 		if done, err := r.waitBootstrap(ctx, check); done {
 			return err
@@ -118,7 +114,10 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(r.o.Tick)
 	defer tick.Stop()
-	if done, err := r.open(ctx, tick.C); done {
+	done, err := r.open(ctx, tick.C)
+	// Bootstrapped (or not): the discovery service is not needed again.
+	r.closeDiscovery()
+	if done {
 		return err
 	}
 	r.errc = r.e.Err()

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/etcd-appliance/appliance/internal/envfile"
 	"github.com/etcd-appliance/appliance/internal/shquote"
@@ -313,9 +314,8 @@ func proxyFlags(inv *inventory.Inventory, p *inventory.Proxy, dataDir string) []
 		// leaves it off): without it a member whose host went away
 		// silently (power, link) keeps its connection "up", and the
 		// requests sent on it wait until their clients give up, for as
-		// long as the host stays away. 10 s is grpc-go's least for a
-		// client; etcd accepts pings every 5 s.
-		"--dial-keepalive-time=10s",
+		// long as the host stays away.
+		"--dial-keepalive-time=" + proxyKeepalive(inv).String(),
 		"--dial-keepalive-timeout=5s",
 	}
 	if inv.TLSEnabled() {
@@ -325,6 +325,18 @@ func proxyFlags(inv *inventory.Inventory, p *inventory.Proxy, dataDir string) []
 			"--cert-file="+t.CertFile, "--key-file="+t.KeyFile, "--trusted-ca-file="+t.CAFile)
 	}
 	return flags
+}
+
+// proxyKeepalive is how often a proxy pings the members: 10 s, grpc-go's
+// least for a client, unless the members ask for less often
+// (grpc-keepalive-min-time in [cluster.options]; they close the
+// connections of a client that pings more often, "too_many_pings").
+func proxyKeepalive(inv *inventory.Inventory) time.Duration {
+	d := 10 * time.Second
+	if v, err := time.ParseDuration(inv.Cluster.Options["grpc-keepalive-min-time"]); err == nil && v > d {
+		d = v
+	}
+	return d
 }
 
 // EtcdctlEnv points etcdctl at the cluster.

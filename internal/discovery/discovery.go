@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -48,7 +50,14 @@ type State struct {
 	Size int
 	// Registered is how many members have registered so far.
 	Registered int
+	// Keys are the registrations, in the order etcd gives places: by
+	// creation, entries etcd ignores (a value without "name=") left out.
+	Keys []string
 }
+
+// Place is key's place (0-based) among the registrations, -1 when it is
+// not registered; a place at or past Size is refused.
+func (s State) Place(key string) int { return slices.Index(s.Keys, key) }
 
 // Full reports whether every place is taken: a member that is not one of
 // them is refused (etcd's "discovery: cluster is full").
@@ -60,13 +69,19 @@ func (s State) Full() bool { return s.Size > 0 && s.Registered >= s.Size }
 func Read(ctx context.Context, kv clientv3.KV, token string) (State, error) {
 	resp, err := kv.Txn(ctx).Then(
 		clientv3.OpGet(SizeKey(token)),
-		clientv3.OpGet(MembersPrefix(token), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		clientv3.OpGet(MembersPrefix(token), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)),
 	).Commit()
 	if err != nil {
 		return State{}, err
 	}
 	size, members := resp.Responses[0].GetResponseRange(), resp.Responses[1].GetResponseRange()
-	st := State{Registered: int(members.Count)}
+	var st State
+	for _, kv := range members.Kvs {
+		if strings.ContainsRune(string(kv.Value), '=') {
+			st.Keys = append(st.Keys, string(kv.Key))
+		}
+	}
+	st.Registered = len(st.Keys)
 	if len(size.Kvs) == 0 {
 		return st, ErrSizeNotSet
 	}

@@ -59,23 +59,26 @@ func TestDoctorChecksDiscovery(t *testing.T) {
 		}
 	}
 
-	key := "/_etcd/registry/" + token + "/_config/size"
+	key := "/_etcd/registry/TOKEN/_config/size"
+	sizeKey := discovery.SizeKey(token)
 	if f := check(); f.Severity != Fail || !strings.Contains(f.Message, key+" is not set on the discovery service at "+svc.Endpoints()[0]+": d0 waits for it") ||
 		!strings.Contains(f.Fix, "_cluster/discovery.sh") || !strings.Contains(f.Fix, "it puts 3 at "+key) {
 		t.Errorf("size key missing: %+v", f)
 	}
-	put(key, "three")
+	put(sizeKey, "three")
 	if f := check(); f.Severity != Fail || !strings.Contains(f.Message, `does not hold a positive member count (it holds "three")`) {
 		t.Errorf("size key not a number: %+v", f)
 	}
-	put(key, "5")
+	put(sizeKey, "5")
 	if f := check(); f.Severity != Warn || !strings.Contains(f.Message, "holds 5, but the inventory has 3 members") {
 		t.Errorf("size differs from the inventory: %+v", f)
 	}
-	put(key, "3")
+	put(sizeKey, "3")
 	if f := check(); f.Severity != OK || !strings.Contains(f.Message, "holds 3 on "+svc.Endpoints()[0]+"; 0 registered so far") {
 		t.Errorf("ready for bootstrap: %+v", f)
 	}
+	// An entry etcd ignores (no "name=") takes no place.
+	put(discovery.MembersPrefix(token)+"bad", "garbage")
 	for i := range 3 {
 		put(discovery.MembersPrefix(token)+fmt.Sprintf("%x", 0x1000+i), "other=http://127.0.0.9:2380")
 	}
@@ -86,13 +89,36 @@ func TestDoctorChecksDiscovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Registered after the places were taken (a race it lost): refused.
+	put(mine, "d0="+inv.PeerURL(&inv.Members[0]))
+	if f := check(); f.Severity != Fail || !strings.Contains(f.Message, "d0 registered on "+svc.Endpoints()[0]+" after the token's 3 places were taken (it is number 4): it is refused") {
+		t.Errorf("registered too late: %+v", f)
+	}
 	if _, err := cli.Delete(ctx, discovery.MembersPrefix(token)+"1002"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Delete(ctx, mine); err != nil {
 		t.Fatal(err)
 	}
 	put(mine, "d0="+inv.PeerURL(&inv.Members[0]))
 	if f := check(); f.Severity != OK || !strings.Contains(f.Message, "d0 registered on "+svc.Endpoints()[0]+"; 3 of 3 members so far") {
 		t.Errorf("registered: %+v", f)
 	}
+	for _, f := range Run(context.Background(), inv, workflow.Target{Host: h, FS: fs, Services: &hosttest.Services{}}, Options{}) {
+		if strings.Contains(f.Message+f.Fix, token) {
+			t.Errorf("doctor names the token: %+v", f)
+		}
+	}
+	// Only a WAL means it joined: etcd makes member/ before it registers.
+	fs.MkdirAll(inv.DataDir(&inv.Members[0])+"/member/snap", 0o700, "etcd", "etcd")
+	if f := check(); f.Severity == Skip {
+		t.Errorf("skipped with member/ but no WAL: %+v", f)
+	}
+	fs.MkdirAll(inv.DataDir(&inv.Members[0])+"/member/wal", 0o700, "etcd", "etcd")
+	if f := check(); f.Severity != Skip || !strings.Contains(f.Message, "has bootstrapped") {
+		t.Errorf("with a WAL: %+v", f)
+	}
+	fs = hosttest.NewMemFS()
 
 	svc.Members[0].Kill()
 	if f := check(); f.Severity != Fail || !strings.Contains(f.Message, "does not answer from d0") {

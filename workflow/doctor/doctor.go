@@ -662,19 +662,20 @@ func (d *doctor) srvRecords(ctx context.Context) string {
 // waits for, holding the inventory's member count, and a place for this
 // member among those the token has (etcd refuses it once they are taken).
 func (d *doctor) discoveryService(ctx context.Context, m *inventory.Member) string {
-	if info, err := host.InspectDataDir(d.t.FS, d.inv.DataDir(m)); err == nil && info.Initialized {
-		d.add(Skip, "discovery", "", "%s has bootstrapped: it no longer needs the discovery service", m.Name)
+	// etcd registers before it writes the WAL (its data dir has member/
+	// already): only a WAL means the member has joined.
+	if _, err := d.t.FS.Stat(path.Join(d.inv.DataDir(m), "member", "wal")); err == nil {
+		d.add(Skip, "discovery", "", "%s has bootstrapped (its data dir has a WAL): it no longer needs the discovery service", m.Name)
 		return ""
 	}
 	disc := d.inv.Cluster.Discovery
 	eps := strings.Join(disc.Endpoints, ",")
-	key := discovery.SizeKey(disc.Token)
-	fix := fmt.Sprintf("run the _cluster/discovery.sh that `etcd-installer render %s` writes, once (it puts %d at %s)", d.inv.Source, len(d.inv.Members), key)
-	cfg := clientv3.Config{Endpoints: disc.Endpoints, Logger: zap.NewNop()}
-	if strings.HasPrefix(disc.Endpoints[0], "https://") {
-		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	cli, err := clientv3.New(cfg)
+	// The token is as good as a password to the discovery service: named
+	// as a placeholder, as the member's STATUS does.
+	key := discovery.SizeKey("TOKEN")
+	fix := fmt.Sprintf("run the _cluster/discovery.sh that `etcd-installer render %s` writes, once (it puts %d at %s, TOKEN being cluster.discovery.token)",
+		d.inv.Source, len(d.inv.Members), key)
+	cli, err := discoveryClient(d.inv)
 	if err != nil {
 		d.add(Fail, "discovery", "", "discovery endpoints %s: %v", eps, err)
 		return ""
@@ -704,19 +705,42 @@ func (d *doctor) discoveryService(ctx context.Context, m *inventory.Member) stri
 		d.add(Fail, "discovery", "", "%v", err)
 		return ""
 	}
-	resp, err := cli.Get(cctx, mine, clientv3.WithCountOnly())
-	switch {
-	case err != nil:
-		d.add(Fail, "discovery", "", "reading %s's registration on %s: %v", m.Name, eps, err)
-		return ""
-	case resp.Count == 0 && st.Full():
-		d.add(Fail, "discovery", "add a member to a running cluster with `etcd-installer member add`; a new cluster needs a new token",
-			"all %d places of the token on %s are taken by other members: %s would be refused", st.Size, eps, m.Name)
-		return ""
-	case resp.Count > 0:
+	refused := "add a member to a running cluster with `etcd-installer member add` (move the data dir etcd began aside first); a new cluster needs a new token"
+	switch place := st.Place(mine); {
+	case place < 0 && st.Full():
+		d.add(Fail, "discovery", refused, "all %d places of the token on %s are taken by other members: %s would be refused", st.Size, eps, m.Name)
+	case place >= st.Size:
+		d.add(Fail, "discovery", refused, "%s registered on %s after the token's %d places were taken (it is number %d): it is refused", m.Name, eps, st.Size, place+1)
+	case place >= 0:
 		return fmt.Sprintf("%s registered on %s; %d of %d members so far", m.Name, eps, st.Registered, st.Size)
+	default:
+		return fmt.Sprintf("%s holds %d on %s; %d registered so far", key, st.Size, eps, st.Registered)
 	}
-	return fmt.Sprintf("%s holds %d on %s; %d registered so far", key, st.Size, eps, st.Registered)
+	return ""
+}
+
+// discoveryClient is a client of the discovery service configured as the
+// member's etcd configures its own: the inventory's endpoints and its
+// discovery-* options (TLS, user), through etcd's flags and defaults.
+func discoveryClient(inv *inventory.Inventory) (*clientv3.Client, error) {
+	disc := inv.Cluster.Discovery
+	args := []string{"--discovery-endpoints=" + strings.Join(disc.Endpoints, ","), "--discovery-token=" + disc.Token}
+	for k, v := range inv.Cluster.Options {
+		if strings.HasPrefix(k, "discovery-") {
+			args = append(args, "--"+k+"="+v)
+		}
+	}
+	c, err := node.Parse(args, nil)
+	if err != nil {
+		return nil, err
+	}
+	spec := c.Etcd.DiscoveryCfg.ConfigSpec
+	cfg, err := clientv3.NewClientConfig(&spec, zap.NewNop())
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = zap.NewNop()
+	return clientv3.New(*cfg)
 }
 
 // ReachedAsFlag tells etcd-installer run over SSH which host it runs on:
