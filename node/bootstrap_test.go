@@ -46,7 +46,7 @@ host-record=n2.e.test,127.0.0.12
 	res := dnstest.Dnsmasq(t, []byte(records))
 	cases := []struct {
 		name, domain, service, apurl string
-		want                     string // "" = nothing to wait for
+		want                         string // "" = nothing to wait for
 	}{
 		{"listed", "e.test", "", "https://n0.e.test:2380", ""},
 		{"listed by another name of its address", "e.test", "", "https://alias.e.test:2380", ""},
