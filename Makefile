@@ -36,7 +36,7 @@ ARCHES   ?= amd64 arm64
 DIST     ?= dist
 REPO_URL ?= https://repo.example.com/etcd
 
-.PHONY: help build test run bench lint clean package release system-test
+.PHONY: help build test test-stress run bench lint clean package release system-test
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,15 @@ build: ## Build bin/etcd (multi-call: also etcdctl, etcdutl, etcd-installer thro
 test: build ## Run unit and integration tests (real etcd members on loopback).
 	go test -count=1 -timeout 30m ./...
 
+RUNS ?= 5
+test-stress: build ## make test's suite RUNS times in a row (default 5) with stress-ng loading every core beside it: timing assumptions show.
+	@command -v stress-ng >/dev/null || { echo "test-stress needs stress-ng: apt-get install stress-ng (.ci/run installs it)"; exit 2; }
+	@mkdir -p build; set -e; stress-ng --cpu $$(nproc) --timeout 0 --quiet & sp=$$!; trap "kill $$sp 2>/dev/null" EXIT; \
+	for i in $$(seq $(RUNS)); do start=$$(date +%s); \
+		if go test -count=1 -timeout 45m ./... >build/test-stress-$$i.log 2>&1; then r=pass; else r=FAIL; fi; \
+		echo "run $$i of $(RUNS): $$r in $$(( $$(date +%s) - start ))s (build/test-stress-$$i.log)"; \
+		[ $$r = pass ] || { grep -E -- '^(--- FAIL|FAIL|panic)' build/test-stress-$$i.log | head -20; exit 1; }; done
+
 run: build ## Run a local three-member cluster from the bundled example (data in ./.run; Ctrl-C stops it).
 	$(BIN)/etcd-installer run examples/local.toml --data-dir .run
 
@@ -60,6 +69,7 @@ bench: build ## Benchmarks against upstream etcd and size/speed targets (see BEN
 	go test -count=1 -run '^$$' -bench . -benchtime 1x ./packaging
 	UPSTREAM_ETCD=$(BIN)/etcd-upstream go test -count=1 -run '^$$' -bench VersusUpstream -benchtime 1x -timeout 60m ./node
 	go test -count=1 -run '^$$' -bench Migrate1GiB -benchtime 3x -timeout 30m ./workflow/migrate
+	go test -count=1 -run '^$$' -bench . -benchtime 1x ./e2e/lincheck
 
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -285,8 +285,12 @@ func srvTLS() []string {
 type writerUnit struct{ name string }
 
 func (w writerUnit) stats() string { return "/root/" + w.name + ".json" }
-func (w writerUnit) log() string   { return "/root/" + w.name + ".log" }
 func (w writerUnit) stop() string  { return "/root/" + w.name + ".stop" }
+
+// files are where the writer keeps its history and its watchers' streams.
+func (w writerUnit) files() []string {
+	return []string{"--prefix", w.prefix(), "--history", "/root/" + w.name + "-history.jsonl", "--watches", "/root/" + w.name + "-watch"}
+}
 func (w writerUnit) prefix() string {
 	return w.name + "/"
 }
@@ -297,8 +301,8 @@ var (
 )
 
 func (b *BootstrapTest) startWriterUnit(w writerUnit, target ...string) error {
-	argv := append([]string{"systemd-run", "--unit", w.name, "/usr/local/bin/e2e-writer", "--prefix", w.prefix(),
-		"--log", w.log(), "--stats", w.stats(), "--stop", w.stop()}, target...)
+	argv := append(append([]string{"systemd-run", "--unit", w.name, "/usr/local/bin/e2e-writer",
+		"--stats", w.stats(), "--stop", w.stop()}, w.files()...), target...)
 	if out, err := b.ctl(append(argv, srvTLS()...)...); err != nil {
 		return fmt.Errorf("%w\n%s", err, out)
 	}
@@ -433,10 +437,10 @@ func (b *BootstrapTest) stopWriters() error {
 		}); err != nil {
 			return err
 		}
-		out, err := b.ctl(append([]string{"/usr/local/bin/e2e-writer", "verify", "--discovery-srv", srvDomain, "--prefix", w.prefix(), "--log", w.log()}, srvTLS()...)...)
-		_, failed, _ := b.statsOf(w)
-		b.R.Logf("%s: %s; %d writes missed their 10 s deadline", w.name, strings.TrimSpace(out), failed)
-		if err != nil {
+		var st writer.Stats
+		data, _ := b.Control.ReadFile(strings.TrimPrefix(w.stats(), "/"))
+		_ = json.Unmarshal(data, &st)
+		if err := b.verifyWriter(w.name, st, append(append([]string{"--discovery-srv", srvDomain}, w.files()...), srvTLS()...)); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", w.name, err))
 		}
 	}

@@ -132,6 +132,9 @@ func (c *ClusterTest) SetupHosts() error {
 	}); err != nil {
 		return err
 	}
+	// The writer on the control host records each step with its
+	// operations.
+	c.R.OnStep = func(name string) { _ = c.Control.WriteFile("root/writer.step", []byte(name+"\n"), 0o644) }
 	others := append(append([]*testbed.Node{}, c.Members...), c.Proxies...)
 	if err := c.R.Step("install the etcd deb on every host", func() error {
 		return parallel(append([]*testbed.Node{c.Control}, others...), func(n *testbed.Node) error { return installDeb(c.Ctx, n, c.Pk.V1, c.Pk) })

@@ -10,7 +10,10 @@ import (
 
 // Run prints and times named steps and remembers failures.
 type Run struct {
-	Out     io.Writer
+	Out io.Writer
+	// OnStep hears each step's name as it starts (the writer records it
+	// with each operation, so a violation names its step).
+	OnStep  func(name string)
 	start   time.Time
 	results []result
 }
@@ -28,6 +31,9 @@ func NewRun(out io.Writer) *Run { return &Run{Out: out, start: time.Now()} }
 // its error.
 func (r *Run) Step(name string, f func() error) error {
 	fmt.Fprintf(r.Out, "--- %s\n", name)
+	if r.OnStep != nil {
+		r.OnStep(name)
+	}
 	start := time.Now()
 	err := f()
 	took := time.Since(start)

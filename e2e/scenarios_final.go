@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/etcd-appliance/appliance/e2e/testbed"
+	"github.com/etcd-appliance/appliance/e2e/writer"
 )
 
 // Scenarios of the cluster suite, after the writer: its verification, a gRPC proxy, backup and restore.
@@ -26,9 +30,37 @@ func (c *ClusterTest) noWriteLost() error {
 	}); err != nil {
 		return err
 	}
-	out, err := c.ctl(append([]string{"/usr/local/bin/e2e-writer", "verify", "--endpoints", c.endpoints()}, operatorTLS()...)...)
-	c.R.Logf("%s; %d writes missed their 10 s deadline, %d transient errors retried", strings.TrimSpace(out), c.writerStats().Failed, c.writerStats().Retried)
-	return err
+	return c.verifyWriter("writer", c.writerStats(), append([]string{"--endpoints", c.endpoints()}, operatorTLS()...))
+}
+
+// verifyWriter runs the writer's checker on the control host and reports
+// what it checked; a violation's drawing is copied next to the test's
+// work files.
+func (c *ClusterTest) verifyWriter(name string, st writer.Stats, args []string) error {
+	viz := "/root/" + name + "-violation.html"
+	out, err := c.ctl(append([]string{"/usr/local/bin/e2e-writer", "verify", "--viz", viz}, args...)...)
+	var sum writer.Summary
+	if jerr := json.Unmarshal([]byte(strings.TrimSpace(out)), &sum); jerr != nil {
+		return fmt.Errorf("verify: %v %v\n%s", err, jerr, out)
+	}
+	c.R.Logf("%s: %d operations checked (%d with unknown outcome that took effect, %d unknown that did not), linearizable check %.2fs; "+
+		"%d watch events from %d watchers against %d history events; %d writes acknowledged, %d missed their 10 s deadline",
+		name, sum.Ops, sum.Unknown, sum.Dropped, sum.CheckSeconds, sum.WatchEvents, sum.Watchers, sum.HistoryEvents, st.Acked, st.Failed)
+	if err == nil {
+		return nil
+	}
+	for _, v := range sum.Violations {
+		c.R.Logf("VIOLATION %s", v)
+	}
+	if sum.Visualization != "" {
+		if b, rerr := c.Control.ReadFile(strings.TrimPrefix(viz, "/")); rerr == nil {
+			dst := filepath.Join(c.TB.Dir, name+"-violation.html")
+			if werr := os.WriteFile(dst, b, 0o644); werr == nil {
+				c.R.Logf("the checker's drawing of the violation: %s", dst)
+			}
+		}
+	}
+	return fmt.Errorf("%d violations: %w", len(sum.Violations), err)
 }
 
 // proxyOnControl is the step "a gRPC proxy on control under systemd: certs, apply --host; READY, our STATUS, clients through it with TLS and auth".
