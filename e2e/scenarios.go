@@ -39,6 +39,7 @@ func (c *ClusterTest) scenarios() []scenario {
 		{"certs renew on control, apply: every host gets new certificates, nothing restarts, members serve the new ones", true, false, c.renewCerts},
 		{"a tuning change from control: plan --host matches apply --host --dry-run, --this-host refused, control untouched; applied, members restart one at a time, the leader last; no failed write", true, false, c.rollingTuning},
 		{"7. member remove etcd2, then member add back: learner, promoted", true, false, c.memberRemoveAdd},
+		{"7b. etcd1's disk dies (powered off, data dir gone, back): etcd exits 81, not restarted, doctor names it; member replace puts it back under the writer", true, false, c.lostDisk},
 		{"8. rolling upgrade to revision 2, host by host, each confirmed by apply: no failed write", true, false, c.rollingUpgrade},
 		{"9. dpkg -r etcd keeps the data dir; reinstalled and applied, the member rejoins with its data", true, false, c.packageRemoval},
 		{"the clients' history through every step above is linearizable; every watcher saw the cluster's history; no acknowledged write lost", false, false, c.noWriteLost},

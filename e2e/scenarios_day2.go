@@ -3,6 +3,8 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -304,4 +306,54 @@ func (c *ClusterTest) operatorFromControl(m *testbed.Node) error {
 	}
 	c.R.Logf("from control: plan --host %s and apply --host %s --dry-run agree on %v; --this-host %s refused; control unchanged", m.Name, m.Name, planned, m.Name)
 	return nil
+}
+
+// lostDisk is the step "7b. etcd1's disk dies: ...".
+func (c *ClusterTest) lostDisk() error {
+	ctx := c.Ctx
+	n := c.member("etcd1")
+	n.PowerOff()
+	// A new disk: the data dir is gone when the host comes back.
+	if err := os.RemoveAll(filepath.Join(n.Root(), "var/lib/etcd", n.Name)); err != nil {
+		return err
+	}
+	if err := n.PowerOn(ctx); err != nil {
+		return err
+	}
+	if err := Eventually(ctx, 60*time.Second, func() error {
+		out, _ := n.Exec(ctx, "systemctl", "show", "etcd", "--property=ActiveState,ExecMainStatus")
+		if !strings.Contains(out, "ActiveState=failed") || !strings.Contains(out, "ExecMainStatus=81") {
+			return fmt.Errorf("etcd on %s with an empty data dir: %s", n.Name, out)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	// Not restarted: 81 is in RestartPreventExitStatus; held past RestartSec.
+	if err := Always(ctx, 7*time.Second, func() error {
+		if out, _ := n.Exec(ctx, "systemctl", "show", "etcd", "--property=NRestarts", "--value"); strings.TrimSpace(out) != "0" {
+			return fmt.Errorf("etcd on %s restarted %s times", n.Name, strings.TrimSpace(out))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	_, _, _, status := unitState(ctx, n, "etcd.service")
+	c.R.Logf("STATUS: %s", status)
+	out, _ := c.ctl("etcd-installer", "doctor", inventoryPath, "--host", n.Name)
+	if err := expect(out, "etcd-installer member replace "+inventoryPath+" "+n.Name, "doctor"); err != nil {
+		return err
+	}
+	if err := c.writesContinue(20, 30*time.Second); err != nil {
+		return fmt.Errorf("with %s's member lost: %w", n.Name, err)
+	}
+	start := time.Now()
+	if out, err := c.ctl("etcd-installer", "member", "replace", inventoryPath, n.Name); err != nil {
+		return fmt.Errorf("member replace: %w\n%s", err, out)
+	}
+	c.R.Logf("member replace to a promoted member: %s", time.Since(start).Round(10*time.Millisecond))
+	if err := c.health(60 * time.Second); err != nil {
+		return err
+	}
+	return c.writesContinue(20, 30*time.Second)
 }

@@ -292,3 +292,31 @@ func TestBootstrapWaitGivesUp(t *testing.T) {
 		t.Errorf("no STATUS naming what it gave up on: %q", rec.all)
 	}
 }
+
+// A member whose data dir is gone while its cluster still has it (a new
+// disk): etcd refuses it ("has already been bootstrapped"), and systemd
+// would restart it every 5 s forever; it exits 81, naming the fix.
+func TestLostDataExitCode(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	c.Start()
+	c.WaitReady(30 * time.Second)
+	m := c.Members[2]
+	m.Kill()
+	if err := os.RemoveAll(m.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	sock := etcdtest.NewNotifySocket(t, nil)
+	m.Env = append(m.Env, sock.Env())
+	m.Start()
+	code, exited := m.Wait(60 * time.Second)
+	if !exited || code != ExitLostData {
+		t.Fatalf("exited=%v code=%d, want %d\n%s", exited, code, ExitLostData, m.Log())
+	}
+	const want = "STATUS=member lost its data: the cluster already has member m2, but its data dir "
+	if !sock.WaitFor(time.Second, hasPrefix(want)) {
+		t.Errorf("no STATUS %q: %q", want, sock.Statuses())
+	}
+	if !strings.Contains(m.Log(), "etcd-installer member replace INVENTORY m2") {
+		t.Errorf("the error does not name the fix:\n%s", m.Log())
+	}
+}

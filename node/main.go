@@ -33,6 +33,10 @@ const (
 	// ExitOldData: the data dir was written by an etcd too old to open
 	// without changing it; restarting cannot help until it is migrated.
 	ExitOldData = 80
+	// ExitLostData: the cluster has this member, but its data dir is
+	// empty (a new disk, the dir deleted); it cannot rejoin as itself
+	// until it is replaced (etcd-installer member replace).
+	ExitLostData = 81
 )
 
 // Main runs the etcd server with args as os.Args and returns the exit code.
@@ -102,6 +106,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, ErrRemoved):
 		fmt.Fprintf(stderr, "etcd: %v\n", err)
 		return ExitRemoved
+	case errors.Is(err, ErrLostData):
+		fmt.Fprintf(stderr, "etcd: %v\n", err)
+		return ExitLostData
 	case errors.Is(err, ErrDiscoveryFull):
 		// Restarting would only be refused again.
 		fmt.Fprintf(stderr, "etcd: %v\n", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,9 @@ var (
 	ErrStartTimeout = errors.New("start-up took longer than --start-timeout")
 	// ErrStopped means the server stopped without being asked to.
 	ErrStopped = errors.New("etcd server stopped unexpectedly")
+	// ErrLostData means the cluster has this member but its data dir has
+	// none of its data: it must be replaced, not restarted.
+	ErrLostData = errors.New("member lost its data")
 )
 
 // RunOptions are the knobs of Run; the zero value is what Main uses.
@@ -176,6 +180,10 @@ func (r *runner) open(ctx context.Context, tick <-chan time.Time) (done bool, er
 				r.lc.setStatus("%s", opening)
 			}
 		case s := <-sc:
+			if err := r.lostData(s.err); err != nil {
+				r.lc.fail("%v", err)
+				return true, err
+			}
 			if err := r.discoveryFull(s.err); err != nil {
 				r.lc.fail("%v", err)
 				return true, err
@@ -201,6 +209,19 @@ func (r *runner) open(ctx context.Context, tick <-chan time.Time) (done bool, er
 			return true, fmt.Errorf("%w (%s) while opening the backend", ErrStartTimeout, r.c.StartTimeout)
 		}
 	}
+}
+
+// lostData recognizes etcd's refusal of a member that starts a new
+// cluster with an empty data dir while its peers already have it: its
+// disk was replaced or its data dir deleted. Restarting would be refused
+// again every 5 s forever; the fix is to replace the member.
+func (r *runner) lostData(err error) error {
+	if err == nil || r.kind != startNew || !strings.Contains(err.Error(), "has already been bootstrapped") {
+		return nil
+	}
+	return fmt.Errorf("%w: the cluster already has member %s, but its data dir %s holds none of its data (a new disk, or the dir deleted), "+
+		"so it cannot rejoin as itself; replace it: `etcd-installer member replace INVENTORY %s` (member remove, then member add, in one step)",
+		ErrLostData, r.name(), r.c.Etcd.Dir, r.name())
 }
 
 // waitQuorum waits until the member has joined its cluster (ReadyNotify:

@@ -54,7 +54,7 @@ func TestEtcdUnit(t *testing.T) {
 	}
 	// The exit codes that must not cause a restart are the node's.
 	prevent := strings.Fields(strings.Join(o["Service.RestartPreventExitStatus"], " "))
-	for _, code := range []int{node.ExitConfig, node.ExitRemoved} {
+	for _, code := range []int{node.ExitConfig, node.ExitRemoved, node.ExitOldData, node.ExitLostData} {
 		found := false
 		for _, p := range prevent {
 			found = found || p == strconv.Itoa(code)

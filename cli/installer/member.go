@@ -12,10 +12,10 @@ import (
 func newMemberCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "member",
-		Short:   "Add or remove members of a running cluster",
-		Example: "  etcd-installer member add prod.toml etcd3\n  etcd-installer member remove prod.toml etcd3",
+		Short:   "Add, remove or replace members of a running cluster",
+		Example: "  etcd-installer member add prod.toml etcd3\n  etcd-installer member remove prod.toml etcd3\n  etcd-installer member replace prod.toml etcd1",
 	}
-	cmd.AddCommand(newMemberAddCmd(e), newMemberRemoveCmd(e))
+	cmd.AddCommand(newMemberAddCmd(e), newMemberRemoveCmd(e), newMemberReplaceCmd(e))
 	return cmd
 }
 
@@ -109,4 +109,50 @@ func printDryRun(e *env, plan *workflow.Plan) error {
 		return nil
 	}
 	return plan.Print(e.stdout)
+}
+
+func newMemberReplaceCmd(e *env) *cobra.Command {
+	var cf clientFlags
+	var ssh sshFlags
+	var force, dryRun bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "replace INVENTORY NAME",
+		Short: "Replace member NAME with an empty data dir: remove it, add it back as a learner, promote",
+		Long: "For a member whose disk died (its etcd exits 81: the cluster has it, its data dir is empty) or that\n" +
+			"must start afresh. member replace removes NAME (refused when the other members could not keep\n" +
+			"quorum, unless --force), stops it and moves its data dir aside (kept, named with the date), then\n" +
+			"adds it back as a learner on its host and promotes it once it has caught up. Re-running resumes.",
+		Example: "  etcd-installer member replace prod.toml etcd1 --dry-run\n  etcd-installer member replace prod.toml etcd1",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			i, hosts, err := loadHosts(args[0], &ssh)
+			if err != nil {
+				return err
+			}
+			defer hosts.Close()
+			if err := member.Addable(i, args[1]); err != nil {
+				return err
+			}
+			t, err := hosts.Target(args[1])
+			if err != nil {
+				return err
+			}
+			plan := e.plan(dryRun)
+			o := member.Options{Dial: cf.files().Dialer(i), Wait: wait, Force: force, Plan: plan}
+			if o.Extra, err = certFiles(i, cf.certs, args[1]); err != nil {
+				return err
+			}
+			if err := member.Replace(cmd.Context(), i, args[1], t, o, e.log); err != nil {
+				return err
+			}
+			return printDryRun(e, plan)
+		},
+	}
+	cf.add(cmd)
+	ssh.add(cmd)
+	addDryRunFlag(cmd, &dryRun)
+	cmd.Flags().BoolVar(&force, "force", false, "replace even when the other members could not keep quorum")
+	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the member to start and catch up")
+	return cmd
 }

@@ -327,6 +327,9 @@ func (d *doctor) unit(ctx context.Context, st host.UnitState, err error) string 
 			}
 		}
 		d.add(Fail, "unit", fix, "%s exited %d: the cluster removed this member", unit, st.ExitStatus)
+	case st.Active == "failed" && st.ExitStatus == node.ExitLostData:
+		d.add(Fail, "unit", "replace the member: `etcd-installer member replace "+d.inv.Source+" "+d.t.Host.Name+"` (it moves the empty data dir aside, removes the member and adds it back as a learner that catches up)",
+			"%s exited %d: the cluster has this member, but its data dir holds none of its data (a lost disk, or the dir deleted)", unit, st.ExitStatus)
 	case st.Active == "failed":
 		d.add(Fail, "unit", "the last lines of its log say why: journalctl -u "+unit,
 			"%s failed (%s, exit status %d): %s", unit, st.Result, st.ExitStatus, st.Status)

@@ -39,3 +39,17 @@ func TestDoctorOnARemovedMember(t *testing.T) {
 		}
 	}
 }
+
+// A member whose disk died (etcd exits 81): doctor names it and the one
+// command that puts it back.
+func TestDoctorOnALostDisk(t *testing.T) {
+	inv := inventorytest.Parse(t, inventorytest.Loopback("t", `tls = "off"`, 3, []int{1, 2, 3, 4, 5, 6}))
+	h, _ := inv.Host("m2")
+	svc := &hosttest.Services{States: []host.UnitState{{Active: "failed", Result: "exit-code", ExitStatus: node.ExitLostData}}}
+	fs := Run(context.Background(), inv, workflow.Target{Host: h, FS: hosttest.NewMemFS(), Services: svc}, Options{})
+	unit := findings(fs, "unit", Fail)
+	if len(unit) != 1 || !strings.Contains(unit[0].Message, "exited 81: the cluster has this member, but its data dir holds none of its data") ||
+		!strings.Contains(unit[0].Fix, "etcd-installer member replace t.toml m2") {
+		t.Errorf("want the lost disk and member replace in:\n%s", dump(fs))
+	}
+}

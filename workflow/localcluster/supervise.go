@@ -28,6 +28,7 @@ var preventRestart = map[int]string{
 	78: "invalid configuration",
 	79: "removed from the cluster",
 	80: "data of an etcd too old to open (etcd-installer migrate)",
+	81: "lost its data: an empty data dir for a member the cluster has (etcd-installer member replace)",
 }
 
 // SuperviseOptions tune Supervise; zero values are run's defaults.

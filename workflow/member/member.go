@@ -332,6 +332,45 @@ func Remove(ctx context.Context, inv *inventory.Inventory, name string, t *workf
 	)
 }
 
+// Replace puts member name back with an empty data dir, for a member
+// whose disk died (its etcd exits 81) or that must start afresh: Remove
+// (refused when the other members could not keep quorum; the host's unit
+// stopped, the data dir moved aside, never deleted), then Add (a learner,
+// applied on its host, promoted once it has caught up). Run again after
+// an interruption it resumes: a name no longer in the cluster, or a
+// learner, goes straight to Add.
+func Replace(ctx context.Context, inv *inventory.Inventory, name string, t workflow.Target, o Options, log logrus.FieldLogger) error {
+	if err := Addable(inv, name); err != nil {
+		return err
+	}
+	c, members, err := cluster.RunningMembers(ctx, inv, name, o.Dial)
+	if err != nil {
+		return err
+	}
+	c.Close()
+	voting := false
+	for _, m := range members {
+		if m.Name == name && !m.Learner {
+			voting = true
+		}
+	}
+	if voting {
+		if err := Remove(ctx, inv, name, &t, o, log); err != nil {
+			return fmt.Errorf("replacing %s, removing it: %w", name, err)
+		}
+		if o.Plan.DryRun() {
+			o.Plan.Do("", fmt.Sprintf("then add %s back as a learner on its host with an empty data dir, promoted once caught up (member add)", name), func() error { return nil })
+			return nil
+		}
+	} else {
+		log.WithField("member", name).Info("not a voting member of the running cluster (removed already, or a learner): adding it back")
+	}
+	if err := Add(ctx, inv, name, t, o, log); err != nil {
+		return fmt.Errorf("replacing %s, adding it back: %w", name, err)
+	}
+	return nil
+}
+
 // cleanUp stops and disables a removed member's unit and moves its data
 // dir aside. It tries every part and reports all that failed.
 func cleanUp(ctx context.Context, inv *inventory.Inventory, name string, t workflow.Target, o Options, log logrus.FieldLogger) error {

@@ -161,3 +161,95 @@ func TestMemberAddWithAuthThroughAFollower(t *testing.T) {
 		t.Fatalf("voting members after the add: %v", got)
 	}
 }
+
+// A member whose disk died: its data dir gone, etcd refuses to restart it
+// as itself (exit 81, which systemd does not restart), and member replace
+// puts it back under a writer with no failed write; run again, it changes
+// nothing.
+func TestMemberReplaceLostDisk(t *testing.T) {
+	lc := localclustertest.New(t, localclustertest.Inventory(t, 3, ""))
+	ctx := context.Background()
+	if err := lc.Start(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	w := localclustertest.StartWriter(t, lc, lc.Inv.ClientURLs()[:2])
+	unit := unitOf(lc, "m2")
+	procs := lc.Processes("m2")
+	procs.Kill(unit)
+	dir := lc.Inv.DataDir(localclustertest.Member(t, lc.Inv, "m2"))
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := procs.Start(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, _ := procs.State(ctx, unit)
+		if st.Active == "failed" {
+			if st.ExitStatus != 81 || !strings.HasPrefix(st.Status, "member lost its data: the cluster already has member m2, but its data dir") ||
+				!strings.Contains(st.Status, "etcd-installer member replace INVENTORY m2") {
+				t.Fatalf("restarted on an empty data dir: exit %d, STATUS %q", st.ExitStatus, st.Status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("m2 on an empty data dir is %s: %s", st.Active, st.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	tg, _ := lc.Target("m2")
+	opts := member.Options{Dial: lc.Dial, Wait: 2 * time.Minute}
+	if err := member.Replace(ctx, lc.Inv, "m2", tg, opts, localclustertest.Log(t)); err != nil {
+		t.Fatalf("member replace: %v", err)
+	}
+	if got := localclustertest.Voting(t, lc); len(got) != 3 {
+		t.Fatalf("after replace: voting members %v", got)
+	}
+	if matches, _ := filepath.Glob(dir + ".removed-*"); len(matches) != 1 {
+		t.Errorf("the data dir etcd began is not kept aside: %v", matches)
+	}
+	if err := member.Replace(ctx, lc.Inv, "m2", tg, opts, localclustertest.Log(t)); err == nil {
+		// A second replace of a healthy member replaces it again: allowed,
+		// as it keeps quorum; the cluster must still have three.
+		if got := localclustertest.Voting(t, lc); len(got) != 3 {
+			t.Fatalf("after a second replace: voting members %v", got)
+		}
+	} else {
+		t.Errorf("member replace again: %v", err)
+	}
+	acked, failed := w.Finish()
+	if len(failed) > 0 {
+		t.Errorf("%d writes failed during the replace, first: %v", len(failed), failed[0])
+	}
+	c, err := cluster.Dial(lc.Inv.ClientURLs(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resp, err := c.KV().Get(ctx, "w/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || int(resp.Count) != len(acked) {
+		t.Errorf("%v keys in the cluster, %d acknowledged (%v)", resp, len(acked), err)
+	}
+	t.Logf("%d writes acknowledged through the lost disk and two replaces, %d failed", len(acked), len(failed))
+}
+
+// Replacing a member when another is down would cost quorum: refused,
+// nothing changed.
+func TestMemberReplaceRefusesQuorumLoss(t *testing.T) {
+	lc := localclustertest.New(t, localclustertest.Inventory(t, 3, ""))
+	ctx := context.Background()
+	if err := lc.Start(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	lc.Processes("m1").Kill(unitOf(lc, "m1"))
+	tg, _ := lc.Target("m2")
+	err := member.Replace(ctx, lc.Inv, "m2", tg, member.Options{Dial: lc.Dial, Wait: time.Minute}, localclustertest.Log(t))
+	if !errors.Is(err, member.ErrQuorumRisk) {
+		t.Errorf("got %v, want a quorum refusal", err)
+	}
+	if got := localclustertest.Voting(t, lc); len(got) != 3 {
+		t.Errorf("a member was removed anyway: %v", got)
+	}
+}
