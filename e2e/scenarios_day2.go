@@ -341,7 +341,9 @@ func (c *ClusterTest) lostDisk() error {
 	_, _, _, status := unitState(ctx, n, "etcd.service")
 	c.R.Logf("STATUS: %s", status)
 	out, _ := c.ctl("etcd-installer", "doctor", inventoryPath, "--host", n.Name)
-	if err := expect(out, "etcd-installer member replace "+inventoryPath+" "+n.Name, "doctor"); err != nil {
+	// doctor runs on the host with its copy of the inventory: the fix
+	// names that copy.
+	if err := expect(out, "etcd-installer member replace "+filepath.Base(inventoryPath)+" "+n.Name, "doctor"); err != nil {
 		return err
 	}
 	if err := c.writesContinue(20, 30*time.Second); err != nil {
