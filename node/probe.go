@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver"
@@ -146,8 +148,51 @@ func alive(ctx context.Context, srv *etcdserver.EtcdServer) error {
 		return fmt.Errorf("raft node does not answer: %w", ctx.Err())
 	}
 	ctx = srv.AuthStore().WithRoot(ctx)
-	if _, err := srv.Range(ctx, &pb.RangeRequest{KeysOnly: true, Limit: 1, Serializable: true}); err != nil {
-		return fmt.Errorf("backend read: %w", err)
+	return backendAlive(ctx, func() error {
+		_, err := srv.Range(ctx, &pb.RangeRequest{KeysOnly: true, Limit: 1, Serializable: true})
+		return err
+	}, defragmenting)
+}
+
+// backendAlive runs read, which does not return while a defragmentation
+// holds the backend (it waits on the backend's locks, not on ctx). A read
+// that has not answered by ctx's end counts as alive while the backend is
+// defragmenting: a defragmentation stops reads for its whole duration
+// (seconds per GiB), and a watchdog that stopped pinging then would have
+// systemd kill the member mid-way, every time it is defragmented.
+func backendAlive(ctx context.Context, read func() error, defragmenting func() bool) error {
+	errc := make(chan error, 1)
+	go func() { errc <- read() }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("backend read: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		if defragmenting() {
+			return nil
+		}
+		return fmt.Errorf("backend read: %w", ctx.Err())
 	}
-	return nil
+}
+
+// defragmenting reports whether this process's backend is being
+// defragmented, from etcd's own gauge (etcd_disk_defrag_inflight).
+func defragmenting() bool {
+	families, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		return false
+	}
+	for _, f := range families {
+		if f.GetName() != "etcd_disk_defrag_inflight" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if m.GetGauge().GetValue() > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -334,7 +334,9 @@ func (r *runner) watchdog(ctx context.Context) {
 		}
 		go func() {
 			defer busy.Store(false)
-			cctx, cancel := context.WithTimeout(ctx, every)
+			// Half an interval: a check that must wait out a
+			// defragmentation still pings well within WatchdogSec.
+			cctx, cancel := context.WithTimeout(ctx, every/2)
 			defer cancel()
 			if err := alive(cctx, r.e.Server); err != nil {
 				r.lg.Warn("not pinging the watchdog: member is not alive", zap.Error(err))
