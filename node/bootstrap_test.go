@@ -75,6 +75,25 @@ host-record=n2.e.test,127.0.0.12
 	}
 }
 
+// srvMember is the validated configuration of a new member n0 of a
+// dns-srv cluster of domain e.test, advertising peerURL, on loopback ports.
+func srvMember(t *testing.T, peerURL string, env []string) *Config {
+	t.Helper()
+	ports := etcdtest.FreePorts(t, 2)
+	c, err := Parse([]string{"--name", "n0", "--data-dir", filepath.Join(t.TempDir(), "n0"),
+		"--discovery-srv", "e.test", "--initial-advertise-peer-urls", peerURL,
+		"--listen-peer-urls", "http://127.0.0.1:" + itoa(ports[0]),
+		"--listen-client-urls", "http://127.0.0.1:" + itoa(ports[1]), "--advertise-client-urls", "http://127.0.0.1:" + itoa(ports[1]),
+		"--log-level", "error"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 type statusRecorder struct {
 	mu  sync.Mutex
 	all []string
@@ -103,19 +122,7 @@ func (s *statusRecorder) find(prefix string) string {
 // to stop, it stops cleanly.
 func TestWaitsForSRVRecords(t *testing.T) {
 	res := dnstest.Dnsmasq(t, []byte("local=/e.test/\nhost-record=n0.e.test,127.0.0.10\n"))
-	ports := etcdtest.FreePorts(t, 2)
-	c, err := Parse([]string{"--name", "n0", "--data-dir", filepath.Join(t.TempDir(), "n0"),
-		"--discovery-srv", "e.test",
-		"--initial-advertise-peer-urls", "http://n0.e.test:2380",
-		"--listen-peer-urls", "http://127.0.0.1:" + itoa(ports[0]),
-		"--listen-client-urls", "http://127.0.0.1:" + itoa(ports[1]), "--advertise-client-urls", "http://127.0.0.1:" + itoa(ports[1]),
-		"--log-level", "error"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	c := srvMember(t, "http://n0.e.test:2380", nil)
 	rec := &statusRecorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -263,18 +270,7 @@ func TestBootstrapWaitOnlyForNewMembers(t *testing.T) {
 // records never come gives up, saying what it waited for.
 func TestBootstrapWaitGivesUp(t *testing.T) {
 	res := dnstest.Dnsmasq(t, []byte("local=/e.test/\n"))
-	ports := etcdtest.FreePorts(t, 2)
-	c, err := Parse([]string{"--name", "n0", "--data-dir", filepath.Join(t.TempDir(), "n0"),
-		"--discovery-srv", "e.test", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-		"--listen-peer-urls", "http://127.0.0.1:" + itoa(ports[0]),
-		"--listen-client-urls", "http://127.0.0.1:" + itoa(ports[1]), "--advertise-client-urls", "http://127.0.0.1:" + itoa(ports[1]),
-		"--log-level", "error"}, []string{"ETCD_START_TIMEOUT=1s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	c := srvMember(t, "http://127.0.0.1:2380", []string{"ETCD_START_TIMEOUT=1s"})
 	rec := &statusRecorder{}
 	done := make(chan error, 1)
 	go func() {

@@ -1,10 +1,13 @@
 package installer
 
 import (
+	"context"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/workflow"
 	"github.com/etcd-appliance/appliance/workflow/member"
 )
@@ -20,47 +23,53 @@ func newMemberCmd(e *env) *cobra.Command {
 }
 
 func newMemberAddCmd(e *env) *cobra.Command {
-	var cf clientFlags
-	var ssh sshFlags
-	var force, dryRun bool
-	var wait time.Duration
-	cmd := &cobra.Command{
+	return memberJoinCmd(e, &cobra.Command{
 		Use:   "add INVENTORY NAME",
 		Short: "Add the inventory member NAME: as a learner, apply its host, promote once caught up",
 		Long: "The inventory must already list NAME. member add adds it as a learner, applies its host with\n" +
 			"initial-cluster-state=existing and the cluster's current members, waits until it has caught up\n" +
 			"and promotes it. Add several members one at a time. Re-running resumes an interrupted add.",
 		Example: "  etcd-installer member add prod.toml etcd3 --dry-run\n  etcd-installer member add prod.toml etcd3",
-		Args:    cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			i, hosts, err := loadHosts(args[0], &ssh)
-			if err != nil {
-				return err
-			}
-			defer hosts.Close()
-			if err := member.Addable(i, args[1]); err != nil {
-				return err
-			}
-			t, err := hosts.Target(args[1])
-			if err != nil {
-				return err
-			}
-			plan := e.plan(dryRun)
-			o := member.Options{Dial: cf.files().Dialer(i), Wait: wait, Force: force, Plan: plan}
-			if o.Extra, err = certFiles(i, cf.certs, args[1]); err != nil {
-				return err
-			}
-			if err := member.Add(cmd.Context(), i, args[1], t, o, e.log); err != nil {
-				return err
-			}
-			return printDryRun(e, plan)
-		},
+	}, member.Add, "add even when some members are unhealthy")
+}
+
+// memberJoinCmd completes cmd as a command that brings an inventory
+// member into the running cluster on its host (add, replace): the same
+// arguments, flags, certificates and dry run, run by do.
+func memberJoinCmd(e *env, cmd *cobra.Command, do func(context.Context, *inventory.Inventory, string, workflow.Target, member.Options, logrus.FieldLogger) error, forceHelp string) *cobra.Command {
+	var cf clientFlags
+	var ssh sshFlags
+	var force, dryRun bool
+	var wait time.Duration
+	cmd.Args = cobra.ExactArgs(2)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		i, hosts, err := loadHosts(args[0], &ssh)
+		if err != nil {
+			return err
+		}
+		defer hosts.Close()
+		if err := member.Addable(i, args[1]); err != nil {
+			return err
+		}
+		t, err := hosts.Target(args[1])
+		if err != nil {
+			return err
+		}
+		plan := e.plan(dryRun)
+		o := member.Options{Dial: cf.files().Dialer(i), Wait: wait, Force: force, Plan: plan}
+		if o.Extra, err = certFiles(i, cf.certs, args[1]); err != nil {
+			return err
+		}
+		if err := do(cmd.Context(), i, args[1], t, o, e.log); err != nil {
+			return err
+		}
+		return printDryRun(e, plan)
 	}
 	cf.add(cmd)
 	ssh.add(cmd)
 	addDryRunFlag(cmd, &dryRun)
-	cmd.Flags().BoolVar(&force, "force", false, "add even when some members are unhealthy")
-	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the new member to start and catch up")
+	cmd.Flags().BoolVar(&force, "force", false, forceHelp)
+	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the member to start and catch up")
 	return cmd
 }
 
@@ -112,11 +121,7 @@ func printDryRun(e *env, plan *workflow.Plan) error {
 }
 
 func newMemberReplaceCmd(e *env) *cobra.Command {
-	var cf clientFlags
-	var ssh sshFlags
-	var force, dryRun bool
-	var wait time.Duration
-	cmd := &cobra.Command{
+	return memberJoinCmd(e, &cobra.Command{
 		Use:   "replace INVENTORY NAME",
 		Short: "Replace member NAME with an empty data dir: remove it, add it back as a learner, promote",
 		Long: "For a member whose disk died (its etcd exits 81: the cluster has it, its data dir is empty) or that\n" +
@@ -124,35 +129,5 @@ func newMemberReplaceCmd(e *env) *cobra.Command {
 			"quorum, unless --force), stops it and moves its data dir aside (kept, named with the date), then\n" +
 			"adds it back as a learner on its host and promotes it once it has caught up. Re-running resumes.",
 		Example: "  etcd-installer member replace prod.toml etcd1 --dry-run\n  etcd-installer member replace prod.toml etcd1",
-		Args:    cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			i, hosts, err := loadHosts(args[0], &ssh)
-			if err != nil {
-				return err
-			}
-			defer hosts.Close()
-			if err := member.Addable(i, args[1]); err != nil {
-				return err
-			}
-			t, err := hosts.Target(args[1])
-			if err != nil {
-				return err
-			}
-			plan := e.plan(dryRun)
-			o := member.Options{Dial: cf.files().Dialer(i), Wait: wait, Force: force, Plan: plan}
-			if o.Extra, err = certFiles(i, cf.certs, args[1]); err != nil {
-				return err
-			}
-			if err := member.Replace(cmd.Context(), i, args[1], t, o, e.log); err != nil {
-				return err
-			}
-			return printDryRun(e, plan)
-		},
-	}
-	cf.add(cmd)
-	ssh.add(cmd)
-	addDryRunFlag(cmd, &dryRun)
-	cmd.Flags().BoolVar(&force, "force", false, "replace even when the other members could not keep quorum")
-	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the member to start and catch up")
-	return cmd
+	}, member.Replace, "replace even when the other members could not keep quorum")
 }

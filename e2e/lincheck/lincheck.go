@@ -192,10 +192,6 @@ func Check(ops []Op, final []Event, timeout time.Duration, vizPath string) (Resu
 		}
 	}
 	var res Result
-	var end int64
-	for _, op := range ops {
-		end = max(end, op.Call, op.Return)
-	}
 	var history []porcupine.Operation
 	for _, op := range ops {
 		o := output{found: op.Found, got: op.Got, ok: op.OK}

@@ -49,7 +49,7 @@ type Stats struct {
 	LastErr string `json:"lastErr,omitempty"`
 }
 
-// Options configure a run; Main fills them from flags.
+// options configure a run; Main fills them from flags.
 type options struct {
 	endpoints []string
 	tls       *transport.TLSInfo
@@ -147,7 +147,6 @@ func (o options) client(endpoints []string) (*clientv3.Client, error) {
 type recorder struct {
 	mu    sync.Mutex
 	w     *bufio.Writer
-	f     *os.File
 	start time.Time
 	step  atomic.Value
 }
@@ -174,7 +173,7 @@ func run(o options) error {
 		return err
 	}
 	defer f.Close()
-	rec := &recorder{w: bufio.NewWriter(f), f: f, start: time.Now()}
+	rec := &recorder{w: bufio.NewWriter(f), start: time.Now()}
 	rec.step.Store("")
 	var st struct {
 		acked, failed, retried, ops, unknown atomic.Int64
