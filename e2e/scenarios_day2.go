@@ -193,43 +193,6 @@ func (c *ClusterTest) memberRemoveAdd() error {
 	return c.health(60 * time.Second)
 }
 
-// rollingUpgrade is the step "8. rolling upgrade to revision 2, host by host, each confirmed by apply: no failed write".
-func (c *ClusterTest) rollingUpgrade() error {
-	ctx := c.Ctx
-	before := c.writerStats()
-	for _, m := range c.Members {
-		if err := installDeb(ctx, m, c.Pk.V2, c.Pk); err != nil {
-			return err
-		}
-		out, err := m.Exec(ctx, "etcd-installer", "apply", "/root/node.toml", "--this-host", m.Name)
-		if err != nil {
-			// The member has no inventory of its own: copy control's.
-			inv, _ := c.Control.ReadFile(inventoryPath[1:])
-			m.WriteFile("root/node.toml", inv, 0o644)
-			if out, err = m.Exec(ctx, "etcd-installer", "apply", "/root/node.toml", "--this-host", m.Name); err != nil {
-				return err
-			}
-		}
-		c.R.Logf("%s", strings.TrimSpace(out))
-		if err := c.health(60 * time.Second); err != nil {
-			return err
-		}
-		if v, _ := m.Exec(ctx, "dpkg-query", "-W", "-f=${Version}", "etcd"); !strings.HasSuffix(v, "-2") {
-			return fmt.Errorf("%s runs %s", m.Name, v)
-		}
-	}
-	if err := c.writesContinue(10, 20*time.Second); err != nil {
-		return err
-	}
-	after := c.writerStats()
-	c.R.Logf("%d writes acknowledged during the upgrade, %d failed, %d transient errors retried within the deadline",
-		after.Acked-before.Acked, after.Failed-before.Failed, after.Retried-before.Retried)
-	if after.Failed != before.Failed {
-		return fmt.Errorf("%d writes failed during the rolling upgrade (last: %s)", after.Failed-before.Failed, after.LastErr)
-	}
-	return nil
-}
-
 // packageRemoval is the step "9. dpkg -r etcd keeps the data dir; reinstalled and applied, the member rejoins with its data".
 func (c *ClusterTest) packageRemoval() error {
 	ctx := c.Ctx

@@ -187,6 +187,13 @@ func nodeContents(s *stage, inv *inventory.Inventory, hf render.HostFiles, extra
 // the marker, a plain file of this package, is gone only when the package
 // is removed.
 func nodeScripts(s *stage, unit, marker string) (nfpm.Scripts, error) {
+	// A member restarts one at a time, only while the others keep quorum
+	// (a package may be upgraded on every host at once); a proxy holds no
+	// quorum.
+	restart := "systemctl restart --no-block " + unit
+	if unit == units.Etcd {
+		restart = fmt.Sprintf(`etcd-installer safe-restart --reason "upgrade of the package %s"`, NodePackageName(path.Base(marker)))
+	}
 	post := fmt.Sprintf(`#!/bin/sh
 # Enables and starts %[1]s with this host's configuration (no wait: a
 # member of a new cluster waits for its peers); restarts it on upgrade.
@@ -194,13 +201,17 @@ set -e
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload
 	systemctl enable %[1]s
-	if systemctl is-active --quiet %[1]s; then
-		systemctl restart --no-block %[1]s
-	else
+	case $(systemctl is-active %[1]s 2>/dev/null || true) in
+	active | activating | reloading)
+		%[2]s ||
+			echo "%[1]s keeps running with its previous settings; once the cause above is fixed, run: %[2]s" >&2
+		;;
+	*)
 		systemctl start --no-block %[1]s
-	fi
+		;;
+	esac
 fi
-`, unit)
+`, unit, restart)
 	postrm := fmt.Sprintf(`#!/bin/sh
 # After removal (not upgrade: then %[2]s exists), stops and disables %[1]s.
 set -e

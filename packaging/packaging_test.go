@@ -84,8 +84,9 @@ func TestEtcdPackages(t *testing.T) {
 	contains(t, "rpm --configfiles", cmd(t, "rpm", "-qp", "--configfiles", rpm), "/etc/etcd/etcd.conf")
 	contains(t, "rpm --requires", cmd(t, "rpm", "-qp", "--requires", rpm), "systemd", "shadow-utils", "/bin/sh")
 	scripts := cmd(t, "rpm", "-qp", "--scripts", rpm)
+	shellcheck(t, "postinst", cmd(t, "sh", "-c", "dpkg-deb --ctrl-tarfile "+deb+" | tar -xO ./postinst"))
 	contains(t, "rpm --scripts", scripts, "preinstall scriptlet", "postinstall scriptlet", "postuninstall scriptlet",
-		"systemd-sysusers", "try-restart etcd.service")
+		"systemd-sysusers", "etcd-installer safe-restart")
 	if strings.Contains(scripts, "$1") {
 		t.Error("maintainer scripts use $1, which dpkg and rpm fill differently")
 	}
@@ -132,8 +133,14 @@ func TestNodePackages(t *testing.T) {
 	deb := paths[0]
 	contains(t, "node dpkg-deb -I", cmd(t, "dpkg-deb", "-I", deb),
 		"Package: etcd-node-etcd1", "Version: 1.0-3", "Architecture: all", "Depends: etcd (>= 3.7.3)")
-	contains(t, "node postinst", cmd(t, "sh", "-c", "dpkg-deb --ctrl-tarfile "+deb+" | tar -xO ./postinst"),
-		"systemctl enable etcd.service", "systemctl start --no-block etcd.service")
+	postinst := cmd(t, "sh", "-c", "dpkg-deb --ctrl-tarfile "+deb+" | tar -xO ./postinst")
+	contains(t, "node postinst", postinst,
+		"systemctl enable etcd.service", "systemctl start --no-block etcd.service",
+		`etcd-installer safe-restart --reason "upgrade of the package etcd-node-etcd1"`)
+	if strings.Contains(postinst, "systemctl restart") {
+		t.Error("the node package restarts its member without the quorum check and the lock")
+	}
+	shellcheck(t, "node postinst", postinst)
 	contains(t, "node dpkg-deb -c", cmd(t, "dpkg-deb", "-c", deb),
 		"-rw-r----- root/etcd", "./etc/etcd/node/etcd.conf", "./etc/etcd/etcdctl.env",
 		"./etc/systemd/system/etcd.service.d/50-etcd-node.conf", "./usr/share/etcd-node/etcd1")
@@ -141,4 +148,15 @@ func TestNodePackages(t *testing.T) {
 	contains(t, "node etcd.conf", conf, "ETCD_NAME=etcd1", "ETCD_INITIAL_CLUSTER=etcd0=https://10.0.0.10:2380", "ETCD_CLIENT_CERT_AUTH=true")
 	contains(t, "node rpm", cmd(t, "rpm", "-qp", "--requires", paths[1]), "etcd >= 3.7.3")
 	contains(t, "node rpm config", cmd(t, "rpm", "-qp", "--configfiles", paths[1]), "/etc/etcd/node/etcd.conf")
+}
+
+// shellcheck checks a maintainer script as POSIX sh (.ci/run installs
+// ShellCheck).
+func shellcheck(t *testing.T, what, script string) {
+	t.Helper()
+	c := exec.Command("shellcheck", "-s", "sh", "-")
+	c.Stdin = strings.NewReader(script)
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Errorf("shellcheck %s: %v\n%s", what, err, out)
+	}
 }

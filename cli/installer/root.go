@@ -66,6 +66,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newPackageCmd(e),
 		newCertsCmd(e),
 		newMigrateCmd(e),
+		newSafeRestartCmd(e),
 	)
 	return root
 }

@@ -1,0 +1,122 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// MaintenanceLock is the prefix of the cluster-wide lock that every
+// disruptive maintenance of one member takes (a package upgrade's restart,
+// and later defragmentation), so that two hosts never do it at once. It is
+// an etcd mutex (`etcdctl lock` uses the same scheme): a key per waiter
+// under the prefix, held by the oldest, each on a lease, so a holder that
+// dies releases it when its lease expires. Each key's value names its
+// holder: `etcdctl get --prefix /etcd-appliance/locks/maintenance/`.
+const MaintenanceLock = "/etcd-appliance/locks/maintenance/"
+
+// LockTTL is the lease of a held lock: how long a crashed holder keeps
+// the others waiting.
+const LockTTL = 30 * time.Second
+
+// ErrLockTimeout means the lock was not free before the deadline.
+var ErrLockTimeout = errors.New("the maintenance lock was not free in time")
+
+// Held is a held lock.
+type Held struct {
+	s *concurrency.Session
+	m *concurrency.Mutex
+}
+
+// Release frees the lock (and ends its lease, so even a failed unlock
+// frees it within LockTTL).
+func (h *Held) Release(ctx context.Context) error {
+	err := h.m.Unlock(ctx)
+	return errors.Join(err, h.s.Close())
+}
+
+// Lock takes the maintenance lock as holder, waiting up to wait; while it
+// waits, waiting hears who holds it (when that changes). Connect the
+// client to members that stay up: the lease is kept alive through them.
+func Lock(ctx context.Context, c *clientv3.Client, holder string, wait time.Duration, waiting func(holder string)) (*Held, error) {
+	s, err := concurrency.NewSession(c, concurrency.WithTTL(int(LockTTL/time.Second)), concurrency.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: lease: %w", MaintenanceLock, err)
+	}
+	m := concurrency.NewMutex(s, MaintenanceLock)
+	lctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	if waiting != nil {
+		go watchHolder(lctx, c, s.Lease(), waiting, done)
+	}
+	if err := m.Lock(lctx); err != nil {
+		s.Close()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w (waited %s; held by %s)", ErrLockTimeout, wait, Holder(ctx, c))
+		}
+		return nil, fmt.Errorf("lock %s: %w", MaintenanceLock, err)
+	}
+	// The mutex's key orders waiters by creation; its value is free to
+	// say who holds it.
+	if _, err := c.Put(ctx, m.Key(), holder, clientv3.WithLease(s.Lease())); err != nil {
+		h := &Held{s: s, m: m}
+		return nil, errors.Join(fmt.Errorf("lock %s: naming the holder: %w", MaintenanceLock, err), h.Release(ctx))
+	}
+	return &Held{s: s, m: m}, nil
+}
+
+// Holder names who holds the maintenance lock ("nobody" when it is free).
+func Holder(ctx context.Context, c *clientv3.Client) string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	resp, err := c.Get(ctx, MaintenanceLock, clientv3.WithFirstCreate()...)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("unknown (%v)", err)
+	case len(resp.Kvs) == 0:
+		return "nobody"
+	case len(resp.Kvs[0].Value) == 0:
+		return fmt.Sprintf("lease %x (no name yet)", resp.Kvs[0].Lease)
+	}
+	return string(resp.Kvs[0].Value)
+}
+
+// watchHolder reports the lock's holder while Lock waits, each time it
+// changes (polled: a waiter only needs to say whom it waits for).
+func watchHolder(ctx context.Context, c *clientv3.Client, own clientv3.LeaseID, waiting func(string), done <-chan struct{}) {
+	last := ""
+	for i := 0; ; i++ {
+		if i > 0 {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		resp, err := c.Get(ctx, MaintenanceLock, clientv3.WithFirstCreate()...)
+		if err != nil || len(resp.Kvs) == 0 || clientv3.LeaseID(resp.Kvs[0].Lease) == own {
+			continue
+		}
+		h := string(resp.Kvs[0].Value)
+		if h == "" {
+			h = fmt.Sprintf("lease %x", resp.Kvs[0].Lease)
+		}
+		if h != last {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			waiting(h)
+			last = h
+		}
+	}
+}
