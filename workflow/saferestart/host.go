@@ -30,18 +30,25 @@ type Settings struct {
 // EnvironmentFiles asks systemd which environment files unit reads (a
 // node package's drop-in replaces the default one), in order.
 func EnvironmentFiles(ctx context.Context, r host.Runner, unit string) ([]string, error) {
-	out, err := r.Run(ctx, nil, "systemctl", "show", "--property=EnvironmentFiles", "--value", unit)
+	// Without --value, which systemd before 230 lacks.
+	out, err := r.Run(ctx, nil, "systemctl", "show", "--property=EnvironmentFiles", unit)
 	if err != nil {
 		return nil, err
 	}
+	return parseEnvironmentFiles(string(out)), nil
+}
+
+// parseEnvironmentFiles reads systemctl show's lines, one per file:
+// "EnvironmentFiles=/etc/etcd/etcd.conf (ignore_errors=no)".
+func parseEnvironmentFiles(out string) []string {
 	var files []string
-	for _, line := range strings.Split(string(out), "\n") {
-		// "/etc/etcd/etcd.conf (ignore_errors=no)"
-		if p, _, _ := strings.Cut(strings.TrimSpace(line), " ("); p != "" {
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "EnvironmentFiles=")
+		if p, _, _ := strings.Cut(line, " ("); p != "" {
 			files = append(files, strings.TrimPrefix(p, "-"))
 		}
 	}
-	return files, nil
+	return files
 }
 
 // ReadSettings reads the member's environment files (later ones win, as

@@ -193,3 +193,13 @@ func TestSettings(t *testing.T) {
 		t.Fatalf("a broken etcdctl.env must be named: %v", err)
 	}
 }
+
+func TestEnvironmentFiles(t *testing.T) {
+	out := "EnvironmentFiles=/etc/etcd/etcd.conf (ignore_errors=no)\nEnvironmentFiles=/etc/etcd/node/etcd.conf (ignore_errors=yes)\n"
+	if got := strings.Join(parseEnvironmentFiles(out), " "); got != "/etc/etcd/etcd.conf /etc/etcd/node/etcd.conf" {
+		t.Fatalf("got %q", got)
+	}
+	if got := parseEnvironmentFiles("EnvironmentFiles=\n"); len(got) != 0 {
+		t.Fatalf("a unit without environment files: %q", got)
+	}
+}
