@@ -134,6 +134,9 @@ func (p *Processes) Start(_ context.Context, unit string) error {
 	var argv []string
 	var envPath string
 	switch unit {
+	case units.BackupTimer:
+		// Child processes have no timers: scheduled backups need systemd.
+		return nil
 	case units.Etcd:
 		envPath = layout.EtcdConf
 	case units.GRPCProxy:

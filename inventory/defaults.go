@@ -67,6 +67,17 @@ func Defaults(in *Inventory) *Inventory {
 			m.MetricsPort = c.MetricsPort
 		}
 	}
+	if b := &inv.Backup; b.Scheduled() {
+		if b.Dir == "" {
+			b.Dir = layout.BackupDir
+		}
+		if b.KeepLast == 0 {
+			b.KeepLast = 24
+		}
+		if b.KeepDaily == 0 {
+			b.KeepDaily = 7
+		}
+	}
 	inv.Proxies = append([]Proxy(nil), in.Proxies...)
 	for i := range inv.Proxies {
 		p := &inv.Proxies[i]

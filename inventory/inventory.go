@@ -26,6 +26,7 @@ type Inventory struct {
 	TLS     TLSFiles `toml:"tls"`
 	Members []Member `toml:"member"`
 	Proxies []Proxy  `toml:"proxy"`
+	Backup  Backup   `toml:"backup"`
 
 	// Source names the inventory in headers and errors (the file's base name).
 	Source string `toml:"-"`
@@ -125,6 +126,25 @@ type Member struct {
 	// SSH is [user@]host[:port] for remote provisioning.
 	SSH string `toml:"ssh"`
 }
+
+// Backup schedules verified snapshots: a timer on every member fires on
+// Schedule, and the member that is leader at that moment takes the
+// snapshot, verifies it by restoring it into a scratch directory, and
+// applies the retention; the others record that they skipped.
+type Backup struct {
+	// Schedule is a systemd calendar expression (OnCalendar=: "hourly",
+	// "*-*-* 02:30:00"); empty: no scheduled backups.
+	Schedule string `toml:"schedule"`
+	// Dir holds the backups on each member (0700, owned by etcd).
+	Dir string `toml:"dir"`
+	// KeepLast verified backups are kept, and besides them the newest of
+	// each of the last KeepDaily days.
+	KeepLast  int `toml:"keep_last"`
+	KeepDaily int `toml:"keep_daily"`
+}
+
+// Scheduled reports whether the members back up on a schedule.
+func (b Backup) Scheduled() bool { return b.Schedule != "" }
 
 // Proxy is a host running `etcd grpc-proxy`.
 type Proxy struct {

@@ -79,6 +79,7 @@ func Validate(inv *Inventory) error {
 	v.proxies()
 	v.bootstrap()
 	v.tls()
+	v.backup()
 	return l.join()
 }
 
@@ -660,4 +661,33 @@ func Warnings(inv *Inventory) []string {
 		}
 	}
 	return w
+}
+
+func (v *validator) backup() {
+	b := v.inv.Backup
+	if !b.Scheduled() {
+		if b.Dir != "" || b.KeepLast != 0 || b.KeepDaily != 0 {
+			v.l.add("backup.schedule", `add schedule = "hourly" (or any systemd calendar expression) under [backup]`,
+				"[backup] has settings but no schedule, so no backup would ever be taken")
+		}
+		return
+	}
+	if len(b.Schedule) > 200 || strings.ContainsFunc(b.Schedule, func(r rune) bool { return r < ' ' || r == 0x7f || r == '\\' || r == '%' }) {
+		v.l.add("backup.schedule", `use a systemd calendar expression such as "hourly", "daily" or "*-*-* 00/4:00:00" (systemd-analyze calendar checks one)`,
+			"%q is not a calendar expression systemd would read", b.Schedule)
+	}
+	switch d := path.Clean(b.Dir); {
+	case !path.IsAbs(b.Dir) || !pathRE.MatchString(b.Dir):
+		v.l.add("backup.dir", "use an absolute path of letters, digits and ._/+@- such as "+layout.BackupDir, "%q is not a usable absolute path", b.Dir)
+	case d == "/" || strings.HasPrefix(d+"/", "/etc/") || strings.HasPrefix(d+"/", "/usr/") || sandboxed(d) != "":
+		v.l.add("backup.dir", "use a directory on a data disk, such as "+layout.BackupDir, "%q is not a place for backups", b.Dir)
+	case d == path.Clean(v.inv.Cluster.DataDir) || strings.HasPrefix(d+"/", path.Clean(v.inv.Cluster.DataDir)+"/"):
+		v.l.add("backup.dir", "keep backups outside cluster.data_dir ("+v.inv.Cluster.DataDir+"), ideally on another disk", "%q is inside the data dir", b.Dir)
+	}
+	if b.KeepLast < 1 {
+		v.l.add("backup.keep_last", "keep at least 1 backup", "keep_last is %d", b.KeepLast)
+	}
+	if b.KeepDaily < 0 {
+		v.l.add("backup.keep_daily", "use 0 or more days", "keep_daily is %d", b.KeepDaily)
+	}
 }

@@ -35,4 +35,21 @@ const (
 	PKIDir = "/etc/etcd/pki"
 	// ProxyDataDir is the gRPC proxy's state (StateDirectory=).
 	ProxyDataDir = "/var/lib/etcd-grpc-proxy"
+	// BackupDir holds scheduled backups by default.
+	BackupDir = "/var/lib/etcd-backup"
+)
+
+// Scheduled backups.
+const (
+	// BackupConf is etcd-backup.service's environment file.
+	BackupConf = "/etc/etcd/backup.conf"
+	// BackupTimerDropIn sets the timer's schedule.
+	BackupTimerDropIn = "/etc/systemd/system/etcd-backup.timer.d/10-schedule.conf"
+	// BackupServiceDropIn opens a backup dir other than BackupDir to the
+	// service's sandbox.
+	BackupServiceDropIn = "/etc/systemd/system/etcd-backup.service.d/10-dir.conf"
+	// BackupStatus is where etcd-backup.service records the last good
+	// backup; the server exports it as metrics (it is etcd's state dir,
+	// which etcd may read whatever the backup dir).
+	BackupStatus = "/var/lib/etcd/backup-status.json"
 )

@@ -72,6 +72,7 @@ func Run(ctx context.Context, c *Config, o RunOptions) error {
 		lg.Warn(w)
 	}
 
+	registerApplianceMetrics()
 	r := &runner{c: c, o: o, lg: lg, lc: &lifecycle{n: o.Notifier, lg: lg}, removed: &removed, orderly: &orderly, start: time.Now()}
 	if o.UnderSystemd && c.StartTimeout > 0 {
 		t := time.NewTimer(c.StartTimeout)

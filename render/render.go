@@ -128,6 +128,11 @@ func renderHost(inv *inventory.Inventory, h inventory.Host, opts MemberOptions) 
 			files = append(files, File{Path: layout.DataDirDropIn, Mode: 0o644, Owner: "root", Group: "root",
 				Data: data, Unit: units.Etcd, UnitFile: true})
 		}
+		bf, err := backupFiles(inv)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, bf...)
 	} else {
 		vars, err := ProxyEnv(inv, h.Proxy)
 		if err != nil {
@@ -391,4 +396,47 @@ func SandboxDropIn(header []string, dirs ...string) ([]byte, error) {
 	var buf bytes.Buffer
 	err := tmpl.ExecuteTemplate(&buf, "dropin.tmpl", map[string]any{"Header": header, "Lines": lines})
 	return buf.Bytes(), err
+}
+
+// BackupEnv is etcd-backup.service's environment: what `etcd-installer
+// backup scheduled` needs to know of the inventory on the host.
+func BackupEnv(inv *inventory.Inventory) []Var {
+	b := inv.Backup
+	return []Var{
+		{"BACKUP_CLUSTER", inv.Cluster.Name}, {"BACKUP_TOKEN", inv.Cluster.Token}, {"BACKUP_DIR", b.Dir},
+		{"BACKUP_KEEP_LAST", strconv.Itoa(b.KeepLast)}, {"BACKUP_KEEP_DAILY", strconv.Itoa(b.KeepDaily)},
+	}
+}
+
+// backupFiles are a member's scheduled-backup settings: the service's
+// environment, the timer's schedule and, for a backup dir of its own, the
+// drop-in that opens it to the service's sandbox. None of them concerns
+// etcd.service: a change restarts nothing.
+func backupFiles(inv *inventory.Inventory) ([]File, error) {
+	if !inv.Backup.Scheduled() {
+		return nil, nil
+	}
+	env, err := envFile(inv, layout.BackupConf, fmt.Sprintf("scheduled backups of etcd cluster %s (read by %s)", inv.Cluster.Name, units.Backup), BackupEnv(inv))
+	if err != nil {
+		return nil, err
+	}
+	env.Mode, env.Owner, env.Group = 0o644, "root", "root"
+	dropIn := func(p, section, what string, lines ...string) File {
+		var b strings.Builder
+		for _, l := range append([]string{p + ": " + what}, header(inv, "")[1:]...) {
+			b.WriteString("# " + l + "\n")
+		}
+		b.WriteString("[" + section + "]\n")
+		for _, l := range lines {
+			b.WriteString(l + "\n")
+		}
+		return File{Path: p, Mode: 0o644, Owner: "root", Group: "root", Data: []byte(b.String()), UnitFile: true}
+	}
+	files := []File{env, dropIn(layout.BackupTimerDropIn, "Timer", "the schedule of "+units.BackupTimer,
+		"OnCalendar=", "OnCalendar="+inv.Backup.Schedule)}
+	if d := path.Clean(inv.Backup.Dir); d != layout.BackupDir {
+		files = append(files, dropIn(layout.BackupServiceDropIn, "Service", units.Backup+" writes its backups to "+d,
+			"ReadWritePaths="+d))
+	}
+	return files, nil
 }

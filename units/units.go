@@ -4,13 +4,17 @@ package units
 
 import "embed"
 
-// FS holds etcd.service and etcd-grpc-proxy.service.
+// FS holds etcd.service, etcd-grpc-proxy.service and the scheduled
+// backup's etcd-backup.service and etcd-backup.timer.
 //
-//go:embed *.service
+//go:embed *.service *.timer
 var FS embed.FS
 
 // Names of the shipped units.
 const (
 	Etcd      = "etcd.service"
 	GRPCProxy = "etcd-grpc-proxy.service"
+	Backup    = "etcd-backup.service"
+	// BackupTimer starts Backup on the inventory's schedule.
+	BackupTimer = "etcd-backup.timer"
 )

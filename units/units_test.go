@@ -82,12 +82,17 @@ func verifyRoot(t *testing.T, name string) string {
 	if err := os.Rename(filepath.Join(root, "sys"), filepath.Join(root, "usr/lib/systemd/system")); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := FS.ReadFile(name)
-	if err := os.WriteFile(filepath.Join(root, "etc/systemd/system", name), b, 0o644); err != nil {
-		t.Fatal(err)
+	// A timer is verified with the service it starts.
+	for _, n := range []string{name, strings.TrimSuffix(name, ".timer") + ".service"} {
+		b, _ := FS.ReadFile(n)
+		if err := os.WriteFile(filepath.Join(root, "etc/systemd/system", n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(root, "usr/bin/etcd"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, bin := range []string{"etcd", "etcd-installer"} {
+		if err := os.WriteFile(filepath.Join(root, "usr/bin", bin), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return root
 }
@@ -95,7 +100,7 @@ func verifyRoot(t *testing.T, name string) string {
 // systemd-analyze verify exits 0 even for unknown settings; it only warns.
 // Any output is a failure.
 func TestUnitsVerify(t *testing.T) {
-	for _, name := range []string{Etcd, GRPCProxy} {
+	for _, name := range []string{Etcd, GRPCProxy, Backup, BackupTimer} {
 		root := verifyRoot(t, name)
 		out, err := exec.Command("systemd-analyze", "verify", "--man=no", "--root="+root, name).CombinedOutput()
 		if err != nil || len(bytes.TrimSpace(out)) != 0 {
@@ -107,10 +112,14 @@ func TestUnitsVerify(t *testing.T) {
 var exposure = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`)
 
 // TestUnitsExposure keeps the sandboxing: systemd rates each unit's
-// exposure from 0 (locked down) to 10; 2.0 and below is "OK".
+// exposure from 0 (locked down) to 10.
 func TestUnitsExposure(t *testing.T) {
 	dir := t.TempDir()
-	for _, name := range []string{Etcd, GRPCProxy} {
+	// The backup runs as root: it reads the host's client key, the
+	// cluster's root user, which only root may read; everything else is
+	// locked down as far as a networked oneshot allows.
+	limit := map[string]float64{Etcd: 2.0, GRPCProxy: 2.0, Backup: 2.1}
+	for _, name := range []string{Etcd, GRPCProxy, Backup} {
 		b, _ := FS.ReadFile(name)
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, b, 0o644); err != nil {
@@ -123,8 +132,8 @@ func TestUnitsExposure(t *testing.T) {
 		}
 		score, _ := strconv.ParseFloat(string(m[1]), 64)
 		t.Logf("%s exposure %.1f", name, score)
-		if score > 2.0 {
-			t.Errorf("%s exposure %.1f, want <= 2.0", name, score)
+		if score > limit[name] {
+			t.Errorf("%s exposure %.1f, want <= %.1f", name, score, limit[name])
 		}
 	}
 }

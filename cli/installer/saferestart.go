@@ -38,12 +38,7 @@ func newSafeRestartCmd(e *env) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r := host.LocalRunner{}
-			files, err := saferestart.EnvironmentFiles(ctx, r, unit)
-			if err != nil {
-				return fmt.Errorf("asking systemd for %s's environment files: %w", unit, err)
-			}
-			s, err := saferestart.ReadSettings(host.LocalFS{Root: "/"}, files)
+			s, err := hostSettings(cmd, unit)
 			if err != nil {
 				return err
 			}
@@ -58,12 +53,9 @@ func newSafeRestartCmd(e *env) *cobra.Command {
 					*f.dst = f.file
 				}
 			}
-			var cr cluster.Credentials
-			if anyTLS(s.Endpoints) {
-				info := transport.TLSInfo{TrustedCAFile: s.CA, CertFile: s.Cert, KeyFile: s.Key}
-				if cr.TLS, err = info.ClientConfig(); err != nil {
-					return fmt.Errorf("client TLS from %s: %w; fix: pass --cacert, --cert and --key", strings.Join(s.From, ", "), err)
-				}
+			cr, err := hostCredentials(s)
+			if err != nil {
+				return err
 			}
 			hostname, _ := os.Hostname()
 			o := saferestart.Options{
@@ -75,7 +67,7 @@ func newSafeRestartCmd(e *env) *cobra.Command {
 				Again: "etcd-installer safe-restart",
 				Plan:  e.plan(dryRun),
 			}
-			res, err := saferestart.Run(ctx, host.Systemd{R: r}, o, e.log)
+			res, err := saferestart.Run(ctx, host.Systemd{R: host.LocalRunner{}}, o, e.log)
 			if err != nil {
 				return err
 			}
@@ -101,6 +93,30 @@ func newSafeRestartCmd(e *env) *cobra.Command {
 	cmd.Flags().DurationVar(&lockWait, "lock-wait", 20*time.Minute, "how long to wait for the maintenance lock (other members restarting)")
 	cmd.Flags().DurationVar(&readyWait, "timeout", 15*time.Minute, "how long the restarted member may take to serve again (its start timeout)")
 	return cmd
+}
+
+// hostSettings reads what this host says about its member and cluster:
+// the unit's environment files and /etc/etcd/etcdctl.env.
+func hostSettings(cmd *cobra.Command, unit string) (saferestart.Settings, error) {
+	files, err := saferestart.EnvironmentFiles(cmd.Context(), host.LocalRunner{}, unit)
+	if err != nil {
+		return saferestart.Settings{}, fmt.Errorf("asking systemd for %s's environment files: %w", unit, err)
+	}
+	return saferestart.ReadSettings(host.LocalFS{Root: "/"}, files)
+}
+
+// hostCredentials are the host's client credentials (TLS files when the
+// endpoints use TLS).
+func hostCredentials(s saferestart.Settings) (cluster.Credentials, error) {
+	var cr cluster.Credentials
+	if anyTLS(s.Endpoints) {
+		info := transport.TLSInfo{TrustedCAFile: s.CA, CertFile: s.Cert, KeyFile: s.Key}
+		var err error
+		if cr.TLS, err = info.ClientConfig(); err != nil {
+			return cr, fmt.Errorf("client TLS from %s: %w; fix: pass --cacert, --cert and --key", strings.Join(s.From, ", "), err)
+		}
+	}
+	return cr, nil
 }
 
 func anyTLS(endpoints []string) bool {

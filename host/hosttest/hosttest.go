@@ -165,6 +165,28 @@ type Services struct {
 	Enabled  bool
 	Running  bool
 	LogsText string
+	// timers are the states of .timer units, kept apart from the one
+	// service the fields above describe.
+	timers map[string]host.UnitState
+}
+
+// timer applies a change to a .timer unit's state; false for other units.
+func (f *Services) timer(u string, change func(*host.UnitState)) bool {
+	if !strings.HasSuffix(u, ".timer") {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.timers == nil {
+		f.timers = map[string]host.UnitState{}
+	}
+	st, ok := f.timers[u]
+	if !ok {
+		st = host.UnitState{Active: "inactive", Enabled: "disabled"}
+	}
+	change(&st)
+	f.timers[u] = st
+	return true
 }
 
 func (f *Services) record(c string) {
@@ -190,17 +212,23 @@ func (f *Services) Calls() string {
 func (f *Services) DaemonReload(context.Context) error { f.record("daemon-reload"); return nil }
 func (f *Services) Enable(_ context.Context, u string) error {
 	f.record("enable " + u)
-	f.Enabled = true
+	if !f.timer(u, func(st *host.UnitState) { st.Enabled = "enabled" }) {
+		f.Enabled = true
+	}
 	return nil
 }
 func (f *Services) Disable(_ context.Context, u string) error {
 	f.record("disable " + u)
-	f.Enabled = false
+	if !f.timer(u, func(st *host.UnitState) { st.Enabled = "disabled" }) {
+		f.Enabled = false
+	}
 	return nil
 }
 func (f *Services) Start(_ context.Context, u string) error {
 	f.record("start " + u)
-	f.Running = true
+	if !f.timer(u, func(st *host.UnitState) { st.Active = "active" }) {
+		f.Running = true
+	}
 	return nil
 }
 func (f *Services) Restart(_ context.Context, u string) error {
@@ -209,12 +237,18 @@ func (f *Services) Restart(_ context.Context, u string) error {
 }
 func (f *Services) Stop(_ context.Context, u string) error {
 	f.record("stop " + u)
-	f.Running = false
+	if !f.timer(u, func(st *host.UnitState) { st.Active = "inactive" }) {
+		f.Running = false
+	}
 	return nil
 }
 func (f *Services) Logs(context.Context, string, int) string { return f.LogsText }
 
-func (f *Services) State(context.Context, string) (host.UnitState, error) {
+func (f *Services) State(_ context.Context, u string) (host.UnitState, error) {
+	var timer host.UnitState
+	if f.timer(u, func(st *host.UnitState) { timer = *st }) {
+		return timer, nil
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := host.UnitState{Active: "inactive"}

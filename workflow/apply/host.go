@@ -19,6 +19,7 @@ import (
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/layout"
 	"github.com/etcd-appliance/appliance/render"
+	"github.com/etcd-appliance/appliance/units"
 	"github.com/etcd-appliance/appliance/workflow"
 )
 
@@ -358,14 +359,57 @@ func (r *hostRun) units(ctx context.Context) error {
 			return err
 		}
 	}
-	if !r.res.Enabled {
-		return nil
-	}
-	return r.o.Plan.Do(r.t.Host.Name, "enable "+r.unit, func() error {
-		if err := r.t.Services.Enable(ctx, r.unit); err != nil {
+	if r.res.Enabled {
+		if err := r.o.Plan.Do(r.t.Host.Name, "enable "+r.unit, func() error {
+			if err := r.t.Services.Enable(ctx, r.unit); err != nil {
+				return err
+			}
+			r.log.WithField("unit", r.unit).Info("enabled")
+			return nil
+		}); err != nil {
 			return err
 		}
-		r.log.WithField("unit", r.unit).Info("enabled")
+	}
+	return r.backupTimer(ctx)
+}
+
+// backupTimer enables and starts etcd-backup.timer on a member when the
+// inventory schedules backups (once: an active, enabled timer is left as
+// it is; a new schedule takes effect with the daemon-reload above), and
+// stops and disables it when the inventory no longer does.
+func (r *hostRun) backupTimer(ctx context.Context) error {
+	if r.t.Host.Member == nil {
+		return nil
+	}
+	st, err := r.t.Services.State(ctx, units.BackupTimer)
+	if !r.inv.Backup.Scheduled() {
+		// The schedule was removed from the inventory: no more backups
+		// (those taken stay where they are).
+		if err != nil || (st.Enabled != "enabled" && st.Active != "active") {
+			return nil
+		}
+		return r.o.Plan.Do(r.t.Host.Name, "stop and disable "+units.BackupTimer+" (the inventory has no [backup] schedule)", func() error {
+			if err := r.t.Services.Stop(ctx, units.BackupTimer); err != nil {
+				return err
+			}
+			if err := r.t.Services.Disable(ctx, units.BackupTimer); err != nil {
+				return err
+			}
+			r.log.WithField("unit", units.BackupTimer).Info("stopped and disabled")
+			return nil
+		})
+	}
+	if err == nil && st.Active == "active" && st.Enabled == "enabled" {
+		return nil
+	}
+	return r.o.Plan.Do(r.t.Host.Name, "enable and start "+units.BackupTimer+" (backups on "+r.inv.Backup.Schedule+")", func() error {
+		if err := r.t.Services.Enable(ctx, units.BackupTimer); err != nil {
+			return err
+		}
+		if err := r.t.Services.Start(ctx, units.BackupTimer); err != nil {
+			return err
+		}
+		r.log.WithField("unit", units.BackupTimer).Info("enabled and started")
 		return nil
 	})
 }

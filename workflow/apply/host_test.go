@@ -439,3 +439,30 @@ func TestApplySinceHasWholeSeconds(t *testing.T) {
 		t.Errorf("restarted for a file written in the second the unit started: %+v", res)
 	}
 }
+
+// A [backup] schedule enables and starts the timer once; removing it from
+// the inventory stops and disables it; the member is never restarted for
+// either.
+func TestApplyBackupTimer(t *testing.T) {
+	with := parse(t, threeHosts+"\n[backup]\nschedule = \"*-*-* 02:30:00\"\n")
+	fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+	if _, err := Host(context.Background(), with, target(t, with, "etcd0", fsys, svc), Options{}, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	if got := svc.Calls(); got != "daemon-reload enable etcd.service enable etcd-backup.timer start etcd-backup.timer start etcd.service" {
+		t.Errorf("calls %q", got)
+	}
+	if b, _ := fsys.ReadFile(layout.BackupTimerDropIn); !strings.Contains(string(b), "\nOnCalendar=\nOnCalendar=*-*-* 02:30:00\n") {
+		t.Errorf("the timer's schedule: %s", b)
+	}
+	svc.Reset()
+	if _, err := Host(context.Background(), with, target(t, with, "etcd0", fsys, svc), Options{}, quietLog()); err != nil || svc.Calls() != "" {
+		t.Errorf("second apply: %v, calls %q", err, svc.Calls())
+	}
+	without := parse(t, threeHosts)
+	svc.Reset()
+	res, err := Host(context.Background(), without, target(t, without, "etcd0", fsys, svc), Options{}, quietLog())
+	if err != nil || svc.Calls() != "stop etcd-backup.timer disable etcd-backup.timer" || res.Restarted {
+		t.Errorf("schedule removed: %+v, %v, calls %q", res, err, svc.Calls())
+	}
+}

@@ -57,6 +57,10 @@ type Info struct {
 	SHA256      string    `json:"sha256"`
 	TakenAt     time.Time `json:"takenAt"`
 	Members     []Member  `json:"members"`
+	// Verified is when a scheduled backup was restored into a scratch
+	// directory and its key space hashed as the cluster did (Verify);
+	// only a verified backup counts as a good one.
+	Verified *time.Time `json:"verified,omitempty"`
 }
 
 // Member is a member as it was when the snapshot was taken.
@@ -127,13 +131,13 @@ func Save(ctx context.Context, inv *inventory.Inventory, c cluster.Membership, c
 	what := fmt.Sprintf("save a snapshot of cluster %s from %s (%s) to %s, with its checksum and metadata in %s.json", inv.Cluster.Name, from.Name, role, out, out)
 	err := plan.Do("", what, func() error {
 		var err error
-		info, err = save(ctx, inv, c, cr, from, out, log)
+		info, err = save(ctx, inv.Cluster.Name, inv.Cluster.Token, c, cr, from, out, log)
 		return err
 	})
 	return info, err
 }
 
-func save(ctx context.Context, inv *inventory.Inventory, c cluster.Membership, cr cluster.Credentials, from *cluster.EndpointRow, out string, log logrus.FieldLogger) (Info, error) {
+func save(ctx context.Context, clusterName, token string, c cluster.Membership, cr cluster.Credentials, from *cluster.EndpointRow, out string, log logrus.FieldLogger) (Info, error) {
 	log = log.WithFields(logrus.Fields{"member": from.Name, "file": out})
 	// The client writes OUT.part, then renames it: a stale one goes
 	// first, so that the write never follows what was left there.
@@ -157,7 +161,7 @@ func save(ctx context.Context, inv *inventory.Inventory, c cluster.Membership, c
 		return Info{}, err
 	}
 	info := Info{
-		Cluster: inv.Cluster.Name, Token: inv.Cluster.Token, Member: from.Name, Endpoint: from.Endpoint,
+		Cluster: clusterName, Token: token, Member: from.Name, Endpoint: from.Endpoint,
 		ServerVersion: from.Version, StorageVersion: version, Revision: st.Revision, HashKV: hash, TotalKeys: st.TotalKey,
 		Size: size, SHA256: sum, TakenAt: time.Now().UTC(),
 	}

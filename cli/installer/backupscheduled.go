@@ -1,0 +1,128 @@
+package installer
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	humanize "github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
+	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/inventory"
+	"github.com/etcd-appliance/appliance/layout"
+	"github.com/etcd-appliance/appliance/render"
+	"github.com/etcd-appliance/appliance/units"
+	"github.com/etcd-appliance/appliance/workflow/backup"
+)
+
+func newBackupScheduledCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "scheduled",
+		Short: "One scheduled backup on this member (what etcd-backup.service runs): the leader's snapshot, verified, then the retention",
+		Long: "scheduled runs on a member's host, with the settings etcd-backup.service reads from " + layout.BackupConf + "\n" +
+			"(BACKUP_CLUSTER, BACKUP_TOKEN, BACKUP_DIR, BACKUP_KEEP_LAST, BACKUP_KEEP_DAILY; rendered from the inventory's\n" +
+			"[backup]). When this member is not the leader it skips, saying which member is. The leader saves a\n" +
+			"snapshot to BACKUP_DIR with FILE.json (checksum, revision, key-space hash, members), restores it into a\n" +
+			"scratch directory and compares the key-space hash; a backup that does not verify goes to BACKUP_DIR/failed\n" +
+			"and the command fails. Then the retention deletes the verified backups beyond KEEP_LAST and one per day\n" +
+			"for KEEP_DAILY days, and " + layout.BackupStatus + " records the last good backup (exported by etcd as metrics).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env := map[string]string{}
+			for _, v := range render.BackupEnv(&inventory.Inventory{}) {
+				env[v.Key] = os.Getenv(v.Key)
+				if env[v.Key] == "" {
+					return fmt.Errorf("%s is not set: run this from %s, which reads %s (etcd-installer apply writes it when the inventory has [backup] schedule)",
+						v.Key, units.Backup, layout.BackupConf)
+				}
+			}
+			keepLast, err1 := strconv.Atoi(env["BACKUP_KEEP_LAST"])
+			keepDaily, err2 := strconv.Atoi(env["BACKUP_KEEP_DAILY"])
+			if err1 != nil || err2 != nil || keepLast < 1 || keepDaily < 0 {
+				return fmt.Errorf("%s: BACKUP_KEEP_LAST=%q and BACKUP_KEEP_DAILY=%q must be counts; fix: etcd-installer apply", layout.BackupConf,
+					env["BACKUP_KEEP_LAST"], env["BACKUP_KEEP_DAILY"])
+			}
+			s, err := hostSettings(cmd, units.Etcd)
+			if err != nil {
+				return err
+			}
+			cr, err := hostCredentials(s)
+			if err != nil {
+				return err
+			}
+			uid, gid, err := host.IDs("etcd")
+			if err != nil {
+				uid, gid = -1, -1
+			}
+			o := backup.ScheduledOptions{
+				Cluster: env["BACKUP_CLUSTER"], Token: env["BACKUP_TOKEN"], Dir: env["BACKUP_DIR"],
+				KeepLast: keepLast, KeepDaily: keepDaily, Name: s.Name, Endpoints: s.Endpoints, Cred: cr,
+				UID: uid, GID: gid, Status: layout.BackupStatus,
+			}
+			res, err := backup.Scheduled(cmd.Context(), o, e.log)
+			if err != nil {
+				return err
+			}
+			if res.Skipped != "" {
+				fmt.Fprintln(e.stdout, "skipped:", res.Skipped)
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "%s: revision %d, %d keys, %s; saved in %s, verified in %s; %d old backups deleted by the retention\n",
+				res.File, res.Info.Revision, res.Info.TotalKeys, humanize.IBytes(uint64(res.Info.Size)),
+				res.Took.Round(time.Millisecond), res.Verify.Round(time.Millisecond), len(res.Deleted))
+			return nil
+		},
+	}
+}
+
+func newBackupListCmd(e *env) *cobra.Command {
+	var ssh sshFlags
+	cmd := &cobra.Command{
+		Use:   "list INVENTORY",
+		Short: "List the scheduled backups on every member: time, revision, size, verified",
+		Long: "list reads the inventory's [backup] dir on every member (here, or over SSH) and prints one line per\n" +
+			"backup, oldest first. A backup without metadata or not verified is listed with the reason, and is never\n" +
+			"counted as good; those kept aside in failed/ are not listed.",
+		Example: "  etcd-installer backup list prod.toml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			i, hosts, err := loadHosts(args[0], &ssh)
+			if err != nil {
+				return err
+			}
+			defer hosts.Close()
+			if !i.Backup.Scheduled() {
+				return fmt.Errorf("%s has no [backup] schedule, so its members keep no scheduled backups; fix: add [backup] schedule = \"hourly\" and apply", i.Source)
+			}
+			w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "HOST\tBACKUP\tTAKEN\tREVISION\tSIZE\tVERIFIED")
+			var failed error
+			for _, m := range i.Members {
+				t, err := hosts.Target(m.Name)
+				if err == nil {
+					var list []backup.Listed
+					if list, err = backup.List(t.FS, i.Backup.Dir); err == nil {
+						for _, l := range list {
+							verified := "no: " + fmt.Sprint(l.Err)
+							if l.Err == nil {
+								verified = l.Info.Verified.Format(time.RFC3339)
+							}
+							fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, l.File, l.Info.TakenAt.Format(time.RFC3339), l.Info.Revision,
+								humanize.IBytes(uint64(l.Info.Size)), verified)
+						}
+						continue
+					}
+				}
+				fmt.Fprintf(w, "%s\t(%v)\t\t\t\t\n", m.Name, err)
+				failed = errUnhealthy
+			}
+			w.Flush()
+			return failed
+		},
+	}
+	ssh.add(cmd)
+	return cmd
+}

@@ -1,0 +1,132 @@
+package backup_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/internal/backupstatus"
+	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/workflow/backup"
+	"github.com/etcd-appliance/appliance/workflow/localcluster/localclustertest"
+)
+
+func TestRetain(t *testing.T) {
+	day := func(d, h int) time.Time { return time.Date(2026, 11, d, h, 0, 0, 0, time.UTC) }
+	taken := map[string]time.Time{
+		"a": day(20, 1), "b": day(20, 23), // b is day 20's newest
+		"c": day(21, 5), "d": day(22, 1), "e": day(22, 2), "f": day(22, 3),
+	}
+	for _, tc := range []struct {
+		last, daily int
+		drop        string
+	}{
+		{last: 2, daily: 0, drop: "a b c d"},
+		{last: 2, daily: 2, drop: "a b d"},  // f (22nd), c (21st)
+		{last: 1, daily: 3, drop: "a d e"},  // f, c, b
+		{last: 10, daily: 0, drop: ""},      // all kept
+		{last: 1, daily: 30, drop: "a d e"}, // only three days have one
+	} {
+		got := strings.Join(backup.Retain(taken, tc.last, tc.daily), " ")
+		if got != tc.drop {
+			t.Errorf("keep_last %d, keep_daily %d: drop %q, want %q", tc.last, tc.daily, got, tc.drop)
+		}
+	}
+}
+
+// TestScheduledBackups runs what etcd-backup.service runs on every member
+// of a real cluster: only the leader takes a backup, it is verified and
+// recorded, the retention keeps the newest; a backup damaged before its
+// verification is kept aside, fails the run and never counts.
+func TestScheduledBackups(t *testing.T) {
+	lc := localclustertest.Started(t, localclustertest.Inventory(t, 3, ""))
+	ctx := context.Background()
+	c, err := cluster.Dial(lc.Inv.ClientURLs(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 200 {
+		if _, err := c.KV().Put(ctx, "k"+string(rune('a'+i%26))+string(rune('a'+i/26)), strings.Repeat("v", 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	status := filepath.Join(dir, "status.json")
+	opts := func(name string, at time.Time) backup.ScheduledOptions {
+		return backup.ScheduledOptions{Cluster: "local", Token: "local", Dir: filepath.Join(dir, "backups"), KeepLast: 2, KeepDaily: 1,
+			Name: name, Endpoints: lc.Inv.ClientURLs(), UID: -1, GID: -1, Status: status, Now: func() time.Time { return at }}
+	}
+	at := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	run := func(at time.Time) (taken []backup.ScheduledResult) {
+		for _, m := range lc.Inv.Members {
+			res, err := backup.Scheduled(ctx, opts(m.Name, at), localclustertest.Log(t))
+			if err != nil {
+				t.Fatalf("%s: %v", m.Name, err)
+			}
+			if res.Skipped == "" {
+				taken = append(taken, res)
+			} else if !strings.Contains(res.Skipped, "is not the leader") {
+				t.Errorf("%s skipped for another reason: %s", m.Name, res.Skipped)
+			}
+		}
+		return taken
+	}
+	taken := run(at)
+	if len(taken) != 1 {
+		t.Fatalf("%d members took a backup at once, want the leader alone", len(taken))
+	}
+	res := taken[0]
+	t.Logf("the leader's backup: revision %d, %d keys, %d bytes, saved in %s, verified in %s", res.Info.Revision, res.Info.TotalKeys, res.Info.Size, res.Took, res.Verify)
+	if res.Info.Verified == nil || res.Info.TotalKeys < 200 {
+		t.Fatalf("backup %+v", res.Info)
+	}
+	st, err := backupstatus.Read(status)
+	if err != nil || st.File != res.File || st.Revision != res.Info.Revision {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	for k := 1; k <= 2; k++ {
+		run(at.Add(time.Duration(k) * time.Minute))
+	}
+	list, err := backup.List(host.LocalFS{Root: "/"}, filepath.Join(dir, "backups"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || filepath.Base(list[1].File) != "local-20261130T100200Z.db" || list[0].Err != nil || list[1].Err != nil {
+		t.Fatalf("after three backups with keep_last 2, keep_daily 1: %+v", list)
+	}
+
+	// A backup damaged before verification (a bad disk, a bug planted):
+	// the run fails, the file is kept aside, the last good one stands.
+	leader := filepath.Base(res.Info.Member)
+	o := opts(leader, at.Add(time.Hour))
+	o.Tamper(func(file string) {
+		f, err := os.OpenFile(file, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt([]byte("damage damage damage"), 8192); err != nil {
+			t.Fatal(err)
+		}
+	})
+	_, err = backup.Scheduled(ctx, o, localclustertest.Log(t))
+	if !errors.Is(err, backup.ErrVerify) {
+		t.Fatalf("a damaged backup verified: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "backups", "failed", "local-20261130T110000Z.db")); err != nil {
+		t.Errorf("the damaged backup is not kept aside: %v", err)
+	}
+	after, _ := backupstatus.Read(status)
+	if after.File != filepath.Join(dir, "backups", "local-20261130T100200Z.db") {
+		t.Errorf("the last good backup became %s", after.File)
+	}
+	if list, _ := backup.List(host.LocalFS{Root: "/"}, filepath.Join(dir, "backups")); len(list) != 2 {
+		t.Errorf("the damaged backup counts: %+v", list)
+	}
+}
