@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/etcd-appliance/appliance/cluster"
-	"github.com/etcd-appliance/appliance/internal/backupstatus"
 	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/internal/backupstatus"
 	"github.com/etcd-appliance/appliance/workflow/backup"
 	"github.com/etcd-appliance/appliance/workflow/localcluster/localclustertest"
 )
