@@ -45,6 +45,7 @@ func (c *ClusterTest) scenarios() []scenario {
 		{"9. dpkg -r etcd keeps the data dir; reinstalled and applied, the member rejoins with its data", true, false, c.packageRemoval},
 		{"the clients' history through every step above is linearizable; every watcher saw the cluster's history; no acknowledged write lost", false, false, c.noWriteLost},
 		{"a gRPC proxy on control under systemd: certs, apply --host; READY, our STATUS, clients through it with TLS and auth", true, false, c.proxyOnControl},
+		{"scheduled backups: [backup] in the inventory, apply; the timer fires every 10 s, the leader alone backs up, each verified, the retention keeps 2; backup list; the metric; schedule removed: timers stopped", false, false, c.scheduledBackups},
 		{"backup on control, restore over the running cluster (real hosts, SSH, systemd): the backup's keys, later keys gone", true, false, c.backupRestore},
 		{"after the restore: clients and watchers again on the restored cluster, their history checked", true, false, c.afterRestore},
 	}
