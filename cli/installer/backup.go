@@ -85,16 +85,19 @@ func newRestoreCmd(e *env) *cobra.Command {
 	var yes, dryRun bool
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use:   "restore INVENTORY FILE",
+		Use:   "restore INVENTORY {FILE | NAME}",
 		Short: "Replace every member's data with a backup: stop all, keep old data aside, restore, start, verify",
 		Long: "restore checks FILE against FILE.json, stops every member, moves each data dir aside (kept),\n" +
 			"restores the snapshot on each member with its name and peer URL, starts all members together\n" +
 			"and checks that every member holds the snapshot's key space. It asks for confirmation\n" +
 			"(not with --dry-run, which only prints what it would do per host).\n" +
 			"If a host fails before the start, every member is put back on its old data and started again\n" +
-			"(a partly restored data dir is kept as DIR.failed-restore-DATE).",
+			"(a partly restored data dir is kept as DIR.failed-restore-DATE).\n" +
+			"NAME is a scheduled backup as `etcd-installer backup list` shows it: it is copied from the member\n" +
+			"that keeps it (here, or over SSH) and checked the same way.",
 		Example: "  etcd-installer restore prod.toml /backup/prod-2026-11-21.db --dry-run\n" +
-			"  etcd-installer restore prod.toml /backup/prod-2026-11-21.db",
+			"  etcd-installer restore prod.toml /backup/prod-2026-11-21.db\n" +
+			"  etcd-installer restore prod.toml prod-20261130T210000Z.db",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			i, hosts, err := loadHosts(args[0], &ssh)
@@ -102,7 +105,29 @@ func newRestoreCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer hosts.Close()
-			info, err := backup.ReadInfo(args[1])
+			file := args[1]
+			if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) && i.Backup.Scheduled() && !strings.Contains(file, "/") {
+				// A scheduled backup by name, from the member that keeps it.
+				tmp, err := os.MkdirTemp("", "etcd-restore-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				from := map[string]backup.DirReader{}
+				var names []string
+				for _, m := range i.Members {
+					if t, err := hosts.Target(m.Name); err == nil {
+						from[m.Name] = t.FS
+						names = append(names, m.Name)
+					}
+				}
+				var on string
+				if file, on, err = backup.Fetch(args[1], i.Backup.Dir, from, names, tmp); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "restoring the scheduled backup %s, copied from %s\n", args[1], on)
+			}
+			info, err := backup.ReadInfo(file)
 			if err != nil {
 				return err
 			}
@@ -125,7 +150,7 @@ func newRestoreCmd(e *env) *cobra.Command {
 			}
 			plan := e.plan(dryRun)
 			o := backup.RestoreOptions{Dial: cf.files().Dialer(i), Wait: wait, Plan: plan}
-			if err := backup.Restore(cmd.Context(), i, args[1], targets, o, e.log); err != nil {
+			if err := backup.Restore(cmd.Context(), i, file, targets, o, e.log); err != nil {
 				return err
 			}
 			return printDryRun(e, plan)

@@ -3,6 +3,7 @@ package installer
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -84,7 +85,7 @@ func newBackupListCmd(e *env) *cobra.Command {
 		Use:   "list INVENTORY",
 		Short: "List the scheduled backups on every member: time, revision, size, verified",
 		Long: "list reads the inventory's [backup] dir on every member (here, or over SSH) and prints one line per\n" +
-			"backup, oldest first. A backup without metadata or not verified is listed with the reason, and is never\n" +
+			"backup, oldest first, by the name `etcd-installer restore INVENTORY NAME` takes. A backup without metadata or not verified is listed with the reason, and is never\n" +
 			"counted as good; those kept aside in failed/ are not listed.",
 		Example: "  etcd-installer backup list prod.toml",
 		Args:    cobra.ExactArgs(1),
@@ -110,7 +111,7 @@ func newBackupListCmd(e *env) *cobra.Command {
 							if l.Err == nil {
 								verified = l.Info.Verified.Format(time.RFC3339)
 							}
-							fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, l.File, l.Info.TakenAt.Format(time.RFC3339), l.Info.Revision,
+							fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, filepath.Base(l.File), l.Info.TakenAt.Format(time.RFC3339), l.Info.Revision,
 								humanize.IBytes(uint64(l.Info.Size)), verified)
 						}
 						continue

@@ -318,3 +318,39 @@ type osDir struct{}
 
 func (osDir) ReadDir(p string) ([]fs.DirEntry, error) { return os.ReadDir(p) }
 func (osDir) ReadFile(p string) ([]byte, error)       { return os.ReadFile(p) }
+
+// ErrNoSuchBackup means no member keeps a scheduled backup of that name.
+var ErrNoSuchBackup = errors.New("no such backup")
+
+// Fetch copies the scheduled backup name (a file name `backup list`
+// shows, such as prod-20261130T210000Z.db) and its metadata from the
+// first member that keeps it in dir to the local directory to, for
+// restore. from reads each member's files (here, or over SSH).
+func Fetch(name, dir string, from map[string]DirReader, hosts []string, to string) (string, string, error) {
+	if filepath.Base(name) != name || !strings.HasSuffix(name, ".db") || strings.HasPrefix(name, ".") {
+		return "", "", fmt.Errorf("%w: %q is not the name of a scheduled backup (as `etcd-installer backup list` shows it: CLUSTER-YYYYMMDDTHHMMSSZ.db)", ErrNoSuchBackup, name)
+	}
+	var tried []string
+	for _, h := range hosts {
+		f := from[h]
+		if f == nil {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		meta, err := f.ReadFile(p + ".json")
+		if err != nil {
+			tried = append(tried, h)
+			continue
+		}
+		data, err := f.ReadFile(p)
+		if err != nil {
+			return "", "", fmt.Errorf("%s: %s: %w", h, p, err)
+		}
+		out := filepath.Join(to, name)
+		if err := errors.Join(os.WriteFile(out, data, 0o600), os.WriteFile(out+".json", meta, 0o600)); err != nil {
+			return "", "", err
+		}
+		return out, h, nil
+	}
+	return "", "", fmt.Errorf("%w: %s is not in %s on %s; fix: etcd-installer backup list INVENTORY shows what each member keeps", ErrNoSuchBackup, name, dir, strings.Join(tried, ", "))
+}

@@ -3,6 +3,7 @@ package backup_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,5 +129,38 @@ func TestScheduledBackups(t *testing.T) {
 	}
 	if list, _ := backup.List(host.LocalFS{Root: "/"}, filepath.Join(dir, "backups")); len(list) != 2 {
 		t.Errorf("the damaged backup counts: %+v", list)
+	}
+}
+
+type memDir map[string][]byte
+
+func (m memDir) ReadDir(string) ([]fs.DirEntry, error) { return nil, nil }
+func (m memDir) ReadFile(p string) ([]byte, error) {
+	if b, ok := m[p]; ok {
+		return b, nil
+	}
+	return nil, fs.ErrNotExist
+}
+
+func TestFetchByName(t *testing.T) {
+	from := map[string]backup.DirReader{
+		"a": memDir{},
+		"b": memDir{"/b/x-20261130T210000Z.db": []byte("snap"), "/b/x-20261130T210000Z.db.json": []byte("{}")},
+	}
+	to := t.TempDir()
+	file, on, err := backup.Fetch("x-20261130T210000Z.db", "/b", from, []string{"a", "b"}, to)
+	if err != nil || on != "b" || file != filepath.Join(to, "x-20261130T210000Z.db") {
+		t.Fatalf("%s from %s: %v", file, on, err)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "snap" {
+		t.Errorf("copied %q", b)
+	}
+	for _, bad := range []string{"../etc/shadow", "x.db/../../y.db", ".hidden.db", "x.json", "/b/x-20261130T210000Z.db"} {
+		if _, _, err := backup.Fetch(bad, "/b", from, []string{"a", "b"}, to); !errors.Is(err, backup.ErrNoSuchBackup) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	if _, _, err := backup.Fetch("x-20261201T000000Z.db", "/b", from, []string{"a", "b"}, to); !errors.Is(err, backup.ErrNoSuchBackup) || !strings.Contains(err.Error(), "on a, b") {
+		t.Errorf("missing: %v", err)
 	}
 }
