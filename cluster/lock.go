@@ -32,6 +32,30 @@ type Held struct {
 	m *concurrency.Mutex
 }
 
+// ErrLockLost means the lock's lease ended while it was held (its
+// keepalives did not reach the cluster for LockTTL): another may hold it.
+var ErrLockLost = errors.New("the maintenance lock was lost")
+
+// Check confirms the lock is still held: its session alive and its key
+// still the oldest (etcd compares the key's creation revision).
+func (h *Held) Check(ctx context.Context) error {
+	select {
+	case <-h.s.Done():
+		return fmt.Errorf("%w: its lease expired", ErrLockLost)
+	default:
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := h.s.Client().Txn(ctx).If(h.m.IsOwner()).Commit()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrLockLost, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: its key is gone", ErrLockLost)
+	}
+	return nil
+}
+
 // Release frees the lock (and ends its lease, so even a failed unlock
 // frees it within LockTTL).
 func (h *Held) Release(ctx context.Context) error {
@@ -43,13 +67,22 @@ func (h *Held) Release(ctx context.Context) error {
 // waits, waiting hears who holds it (when that changes). Connect the
 // client to members that stay up: the lease is kept alive through them.
 func Lock(ctx context.Context, c *clientv3.Client, holder string, wait time.Duration, waiting func(holder string)) (*Held, error) {
-	s, err := concurrency.NewSession(c, concurrency.WithTTL(int(LockTTL/time.Second)), concurrency.WithContext(ctx))
+	// Every request is bounded: the client waits for a connection by
+	// default, and a package script must never hang on an unreachable
+	// member. The lease itself lives on with ctx.
+	lctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	gctx, gcancel := context.WithTimeout(lctx, 10*time.Second)
+	lease, err := c.Grant(gctx, int64(LockTTL/time.Second))
+	gcancel()
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: lease: %w", MaintenanceLock, err)
+	}
+	s, err := concurrency.NewSession(c, concurrency.WithLease(lease.ID), concurrency.WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: lease: %w", MaintenanceLock, err)
 	}
 	m := concurrency.NewMutex(s, MaintenanceLock)
-	lctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
 	done := make(chan struct{})
 	defer close(done)
 	if waiting != nil {
@@ -64,7 +97,10 @@ func Lock(ctx context.Context, c *clientv3.Client, holder string, wait time.Dura
 	}
 	// The mutex's key orders waiters by creation; its value is free to
 	// say who holds it.
-	if _, err := c.Put(ctx, m.Key(), holder, clientv3.WithLease(s.Lease())); err != nil {
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err = c.Put(pctx, m.Key(), holder, clientv3.WithLease(s.Lease()))
+	pcancel()
+	if err != nil {
 		h := &Held{s: s, m: m}
 		return nil, errors.Join(fmt.Errorf("lock %s: naming the holder: %w", MaintenanceLock, err), h.Release(ctx))
 	}

@@ -135,7 +135,9 @@ func (p *Processes) Start(_ context.Context, unit string) error {
 	var envPath string
 	switch unit {
 	case units.BackupTimer:
-		// Child processes have no timers: scheduled backups need systemd.
+		// Child processes have no timers: the timer is "started" and
+		// says that nothing will fire (scheduled backups need systemd).
+		pr.ready, pr.status = true, "etcd-installer run has no timers: no scheduled backups here"
 		return nil
 	case units.Etcd:
 		envPath = layout.EtcdConf
@@ -363,6 +365,11 @@ func (p *Processes) State(_ context.Context, unit string) (UnitState, error) {
 		st.Enabled = "enabled"
 	}
 	switch {
+	case unit == units.BackupTimer:
+		st.Active = "inactive"
+		if pr.ready && !pr.stopped {
+			st.Active = "active"
+		}
 	case pr.cmd == nil:
 		st.Active = "inactive"
 	case !isDone(pr.done):

@@ -71,10 +71,11 @@ func Defaults(in *Inventory) *Inventory {
 		if b.Dir == "" {
 			b.Dir = layout.BackupDir
 		}
-		if b.KeepLast == 0 {
+		// A key written as 0 means 0 (validate says whether it may be).
+		if b.KeepLast == 0 && !in.pos.has("backup.keep_last") {
 			b.KeepLast = 24
 		}
-		if b.KeepDaily == 0 {
+		if b.KeepDaily == 0 && !in.pos.has("backup.keep_daily") {
 			b.KeepDaily = 7
 		}
 	}

@@ -175,3 +175,9 @@ func bracketDelta(s string) int {
 	})
 	return d
 }
+
+// has reports whether the inventory file sets the key at path.
+func (p positions) has(path string) bool {
+	_, ok := p.lines[path]
+	return ok
+}

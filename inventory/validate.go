@@ -646,7 +646,8 @@ func Warnings(inv *Inventory) []string {
 			`and run `+"`etcd-installer certs`"+` to use TLS with client certificates`)
 	}
 	if inv.Cluster.Auth && !inv.TLSEnabled() && !inv.Loopback() {
-		w = append(w, at("cluster.auth")+": auth without TLS sends passwords and tokens in clear text")
+		w = append(w, at("cluster.auth")+": auth without TLS sends passwords and tokens in clear text, and the hosts have no "+
+			"client certificate to authenticate with: a package upgrade cannot restart their members safely (it leaves them running and says so)")
 	}
 	for i, m := range inv.Members {
 		if ip := net.ParseIP(m.IP); ip != nil && ip.IsUnspecified() {
@@ -672,11 +673,17 @@ func (v *validator) backup() {
 		}
 		return
 	}
-	if len(b.Schedule) > 200 || strings.ContainsFunc(b.Schedule, func(r rune) bool { return r < ' ' || r == 0x7f || r == '\\' || r == '%' }) {
+	if strings.TrimSpace(b.Schedule) == "" || len(b.Schedule) > 200 || strings.ContainsFunc(b.Schedule, func(r rune) bool { return r < ' ' || r == 0x7f || r == '\\' || r == '%' }) {
 		v.l.add("backup.schedule", `use a systemd calendar expression such as "hourly", "daily" or "*-*-* 00/4:00:00" (systemd-analyze calendar checks one)`,
 			"%q is not a calendar expression systemd would read", b.Schedule)
 	}
+	if v.inv.Cluster.Auth && !v.inv.TLSEnabled() {
+		v.l.add("backup.schedule", "use TLS (remove tls = \"off\"): each member's host authenticates its backups with its client certificate",
+			"scheduled backups need TLS when auth is on: without a client certificate the host cannot authenticate to take a snapshot")
+	}
 	switch d := path.Clean(b.Dir); {
+	case b.Dir != d:
+		v.l.add("backup.dir", fmt.Sprintf("write it as %q", d), "%q is not a clean path", b.Dir)
 	case !path.IsAbs(b.Dir) || !pathRE.MatchString(b.Dir):
 		v.l.add("backup.dir", "use an absolute path of letters, digits and ._/+@- such as "+layout.BackupDir, "%q is not a usable absolute path", b.Dir)
 	case d == "/" || strings.HasPrefix(d+"/", "/etc/") || strings.HasPrefix(d+"/", "/usr/") || sandboxed(d) != "":

@@ -204,7 +204,7 @@ if [ -d /run/systemd/system ]; then
 	case $(systemctl is-active %[1]s 2>/dev/null || true) in
 	active | activating | reloading)
 		%[2]s ||
-			echo "%[1]s keeps running with its previous settings; once the cause above is fixed, run: %[2]s" >&2
+			echo "%[1]s was not restarted safely (see above: it keeps running with its previous settings, or did not come back); once the cause is fixed, run: %[2]s" >&2
 		;;
 	*)
 		systemctl start --no-block %[1]s

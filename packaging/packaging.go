@@ -184,6 +184,11 @@ func etcdContents(s *stage, o EtcdOptions) (files.Contents, error) {
 	// The default configuration: the operator's (or apply's) edits win on
 	// upgrade (deb conffile, rpm %config(noreplace)).
 	c.file(conf, "/etc/etcd/etcd.conf", files.TypeConfigNoReplace, 0o640, "root", "etcd")
+	nr, err := s.embedded("needrestart.conf")
+	if err != nil {
+		return nil, err
+	}
+	c.file(nr, "/etc/needrestart/conf.d/etcd.conf", files.TypeConfig, 0o644, "root", "root")
 	for _, f := range []struct{ name, dst string }{
 		{"sysusers.conf", "/usr/lib/sysusers.d/etcd.conf"},
 		{"tmpfiles.conf", "/usr/lib/tmpfiles.d/etcd.conf"},

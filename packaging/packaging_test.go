@@ -65,6 +65,8 @@ func TestEtcdPackages(t *testing.T) {
 		"-rwxr-xr-x root/root", "./usr/bin/etcd\n",
 		"./usr/bin/etcdctl -> etcd", "./usr/bin/etcdutl -> etcd", "./usr/bin/etcd-installer -> etcd",
 		"./usr/lib/systemd/system/etcd.service", "./usr/lib/systemd/system/etcd-grpc-proxy.service",
+		"./usr/lib/systemd/system/etcd-backup.service", "./usr/lib/systemd/system/etcd-backup.timer",
+		"./etc/needrestart/conf.d/etcd.conf",
 		"./usr/lib/sysusers.d/etcd.conf", "./usr/lib/tmpfiles.d/etcd.conf",
 		"./usr/share/doc/etcd/copyright", "./usr/share/doc/etcd/changelog.Debian.gz",
 		"./usr/share/man/man1/etcd.1.gz", "./usr/share/man/man1/etcd-installer.1.gz",
@@ -158,5 +160,21 @@ func shellcheck(t *testing.T, what, script string) {
 	c.Stdin = strings.NewReader(script)
 	if out, err := c.CombinedOutput(); err != nil {
 		t.Errorf("shellcheck %s: %v\n%s", what, err, out)
+	}
+}
+
+// needrestart, which restarts services after upgrades on Debian and
+// Ubuntu, must leave etcd.service to the package's safe restart: its
+// configuration is Perl, read here as needrestart reads it.
+func TestNeedrestartLeavesEtcdAlone(t *testing.T) {
+	script := `our %nrconf; do $ARGV[0]; die "parse: $@ $!" if $@ || !%nrconf;
+my @res = keys %{$nrconf{override_rc}};
+for my $unit ("etcd.service", "etcd-grpc-proxy.service", "other.service") {
+	my ($re) = grep { $unit =~ $_ } @res;
+	print "$unit ", (defined $re ? $nrconf{override_rc}{$re} : "default"), "\n";
+}`
+	out, err := exec.Command("perl", "-e", script, "./files/needrestart.conf").CombinedOutput()
+	if err != nil || string(out) != "etcd.service 0\netcd-grpc-proxy.service default\nother.service default\n" {
+		t.Fatalf("perl: %v\n%s", err, out)
 	}
 }

@@ -3,8 +3,10 @@ package installer
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -63,7 +65,11 @@ func newBackupScheduledCmd(e *env) *cobra.Command {
 				KeepLast: keepLast, KeepDaily: keepDaily, Name: s.Name, Endpoints: s.Endpoints, Cred: cr,
 				UID: uid, GID: gid, Status: layout.BackupStatus,
 			}
-			res, err := backup.Scheduled(cmd.Context(), o, e.log)
+			// systemd's SIGTERM (TimeoutStartSec=, systemctl stop) ends
+			// the run through its cleanups (the scratch restore).
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			res, err := backup.Scheduled(ctx, o, e.log)
 			if err != nil {
 				return err
 			}

@@ -1,9 +1,12 @@
 package installer
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,7 +40,12 @@ func newSafeRestartCmd(e *env) *cobra.Command {
 		Example: "  etcd-installer safe-restart\n  etcd-installer safe-restart --dry-run",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
+			// Bounded as a whole, and stopped (releasing the lock) by
+			// SIGINT or SIGTERM: a package script must never hang.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			ctx, cancel := context.WithTimeout(ctx, lockWait+readyWait+2*time.Minute)
+			defer cancel()
 			s, err := hostSettings(cmd, unit)
 			if err != nil {
 				return err

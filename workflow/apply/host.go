@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
@@ -399,15 +400,48 @@ func (r *hostRun) backupTimer(ctx context.Context) error {
 			return nil
 		})
 	}
-	if err == nil && st.Active == "active" && st.Enabled == "enabled" {
+	if d := r.inv.Backup.Dir; d != layout.BackupDir {
+		// The package's tmpfiles.d creates only the default dir, and the
+		// unit's sandbox needs the dir it opens to exist.
+		if _, err := r.t.FS.Stat(d); errors.Is(err, fs.ErrNotExist) {
+			if err := r.o.Plan.Do(r.t.Host.Name, "create "+d+" (0700 etcd:etcd, for backups)", func() error {
+				return r.t.FS.MkdirAll(d, 0o700, "etcd", "etcd")
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	// A new schedule re-arms a running timer; systemd refuses one it
+	// cannot read only when the timer starts, so the start is checked.
+	changed := slices.ContainsFunc(r.res.Files, func(f FileChange) bool { return f.Path == layout.BackupTimerDropIn })
+	if err == nil && st.Active == "active" && st.Enabled == "enabled" && !changed {
 		return nil
 	}
-	return r.o.Plan.Do(r.t.Host.Name, "enable and start "+units.BackupTimer+" (backups on "+r.inv.Backup.Schedule+")", func() error {
+	return r.o.Plan.Do(r.t.Host.Name, "enable and (re)start "+units.BackupTimer+" (backups on "+r.inv.Backup.Schedule+")", func() error {
 		if err := r.t.Services.Enable(ctx, units.BackupTimer); err != nil {
 			return err
 		}
-		if err := r.t.Services.Start(ctx, units.BackupTimer); err != nil {
+		if err := r.t.Services.Restart(ctx, units.BackupTimer); err != nil {
 			return err
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st, err := r.t.Services.State(ctx, units.BackupTimer)
+			if err != nil {
+				return err
+			}
+			if st.Active == "active" {
+				break
+			}
+			if st.Active == "failed" || time.Now().After(deadline) {
+				return fmt.Errorf("%s is %s: systemd did not take the schedule %q; fix: backup.schedule in %s (`systemd-analyze calendar %q` checks it)\n%s",
+					units.BackupTimer, st.Active, r.inv.Backup.Schedule, r.inv.Source, r.inv.Backup.Schedule, r.t.Services.Logs(ctx, units.BackupTimer, 5))
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
 		}
 		r.log.WithField("unit", units.BackupTimer).Info("enabled and started")
 		return nil

@@ -449,7 +449,7 @@ func TestApplyBackupTimer(t *testing.T) {
 	if _, err := Host(context.Background(), with, target(t, with, "etcd0", fsys, svc), Options{}, quietLog()); err != nil {
 		t.Fatal(err)
 	}
-	if got := svc.Calls(); got != "daemon-reload enable etcd.service enable etcd-backup.timer start etcd-backup.timer start etcd.service" {
+	if got := svc.Calls(); got != "daemon-reload enable etcd.service enable etcd-backup.timer restart etcd-backup.timer start etcd.service" {
 		t.Errorf("calls %q", got)
 	}
 	if b, _ := fsys.ReadFile(layout.BackupTimerDropIn); !strings.Contains(string(b), "\nOnCalendar=\nOnCalendar=*-*-* 02:30:00\n") {
@@ -464,5 +464,22 @@ func TestApplyBackupTimer(t *testing.T) {
 	res, err := Host(context.Background(), without, target(t, without, "etcd0", fsys, svc), Options{}, quietLog())
 	if err != nil || svc.Calls() != "stop etcd-backup.timer disable etcd-backup.timer" || res.Restarted {
 		t.Errorf("schedule removed: %+v, %v, calls %q", res, err, svc.Calls())
+	}
+}
+
+// A backup dir of the inventory's own is created for the unit's sandbox,
+// which opens it (the package creates only the default one).
+func TestApplyCreatesTheBackupDir(t *testing.T) {
+	inv := parse(t, threeHosts+"\n[backup]\nschedule = \"daily\"\ndir = \"/srv/etcd-backup\"\n")
+	fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+	if _, err := Host(context.Background(), inv, target(t, inv, "etcd0", fsys, svc), Options{}, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := fsys.Stat("/srv/etcd-backup")
+	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("backup dir: %v, %v", fi, err)
+	}
+	if b, _ := fsys.ReadFile(layout.BackupServiceDropIn); !strings.Contains(string(b), "\nReadWritePaths=/srv/etcd-backup\n") {
+		t.Errorf("the sandbox drop-in: %s", b)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -69,7 +70,16 @@ func Scheduled(ctx context.Context, o ScheduledOptions, log logrus.FieldLogger) 
 	}
 	var c *cluster.Client
 	var self *cluster.EndpointRow
+	var release func()
 	steps := []workflow.Step{
+		{Name: "dir", Run: func(context.Context) error {
+			unlock, err := lockDir(o.Dir, log)
+			if err != nil {
+				return err
+			}
+			release = unlock
+			return nil
+		}},
 		{Name: "leader", Run: func(ctx context.Context) error {
 			var err error
 			if c, err = cluster.DialWith(o.Endpoints, o.Cred); err != nil {
@@ -79,9 +89,6 @@ func Scheduled(ctx context.Context, o ScheduledOptions, log logrus.FieldLogger) 
 			return err
 		}},
 		{Name: "snapshot", Run: func(ctx context.Context) error {
-			if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-				return err
-			}
 			// Sorted by name is sorted by time.
 			res.File = filepath.Join(o.Dir, fmt.Sprintf("%s-%s.db", o.Cluster, now().UTC().Format("20060102T150405Z")))
 			if err := destination(res.File, false); err != nil {
@@ -91,6 +98,7 @@ func Scheduled(ctx context.Context, o ScheduledOptions, log logrus.FieldLogger) 
 			var err error
 			res.Info, err = save(ctx, o.Cluster, o.Token, c, o.Cred, self, res.File, log)
 			res.Took = time.Since(start)
+			res.Info.TakenAt = now().UTC()
 			return err
 		}},
 		{Name: "verify", Run: func(ctx context.Context) error {
@@ -127,13 +135,16 @@ func Scheduled(ctx context.Context, o ScheduledOptions, log logrus.FieldLogger) 
 		}},
 		{Name: "retention", Run: func(context.Context) error {
 			var err error
-			res.Deleted, err = applyRetention(o.Dir, o.KeepLast, o.KeepDaily, log)
+			res.Deleted, err = applyRetention(o, res.File, now(), log)
 			return err
 		}},
 	}
 	defer func() {
 		if c != nil {
 			c.Close()
+		}
+		if release != nil {
+			release()
 		}
 	}()
 	for _, s := range steps {
@@ -290,21 +301,32 @@ func Retain(taken map[string]time.Time, keepLast, keepDaily int) (drop []string)
 	return drop
 }
 
-// applyRetention deletes the verified backups Retain does not keep. Files
-// that are not verified backups are never touched.
-func applyRetention(dir string, keepLast, keepDaily int, log logrus.FieldLogger) ([]string, error) {
-	list, err := List(osDir{}, dir)
+// applyRetention deletes the verified backups of this cluster that Retain
+// does not keep. The backup just taken is always kept; files that are not
+// verified backups, and backups of another cluster sharing the dir, are
+// never touched; a backup dated in the future (a clock stepped back)
+// counts as taken now, so it cannot hold a place forever.
+func applyRetention(o ScheduledOptions, just string, now time.Time, log logrus.FieldLogger) ([]string, error) {
+	list, err := List(osDir{}, o.Dir)
 	if err != nil {
 		return nil, err
 	}
 	taken := map[string]time.Time{}
 	for _, l := range list {
-		if l.Err == nil {
-			taken[l.File] = l.Info.TakenAt
+		if l.Err != nil || l.Info.Cluster != o.Cluster || l.Info.Token != o.Token {
+			continue
 		}
+		t := l.Info.TakenAt
+		if t.After(now) {
+			t = now
+		}
+		taken[l.File] = t
 	}
 	var deleted []string
-	for _, f := range Retain(taken, keepLast, keepDaily) {
+	for _, f := range Retain(taken, o.KeepLast, o.KeepDaily) {
+		if f == just {
+			continue
+		}
 		if err := errors.Join(os.Remove(f), os.Remove(f+".json")); err != nil {
 			return deleted, err
 		}
@@ -353,4 +375,31 @@ func Fetch(name, dir string, from map[string]DirReader, hosts []string, to strin
 		return out, h, nil
 	}
 	return "", "", fmt.Errorf("%w: %s is not in %s on %s; fix: etcd-installer backup list INVENTORY shows what each member keeps", ErrNoSuchBackup, name, dir, strings.Join(tried, ", "))
+}
+
+// lockDir creates dir (0700) and takes an exclusive lock on dir/.lock, so
+// that a manual run and the timer's never write the same dir at once; then
+// it removes what a run killed half-way left (a scratch restore, a
+// partial snapshot), which only a run holding the lock could be writing.
+func lockDir(dir string, log logrus.FieldLogger) (func(), error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another backup is running in %s (it holds %s/.lock)", dir, dir)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if n := e.Name(); strings.HasPrefix(n, ".verify-") || strings.HasSuffix(n, ".db.part") {
+			if err := os.RemoveAll(filepath.Join(dir, n)); err == nil {
+				log.WithField("file", filepath.Join(dir, n)).Info("removed what an interrupted backup left")
+			}
+		}
+	}
+	return func() { f.Close() }, nil
 }

@@ -91,15 +91,43 @@ func TestScheduledBackups(t *testing.T) {
 	if err != nil || st.File != res.File || st.Revision != res.Info.Revision {
 		t.Fatalf("status %+v, %v", st, err)
 	}
+	// Another cluster's backup in the same dir (a shared mount), and what
+	// a killed run left: the first is never the retention's to delete,
+	// the second is cleaned up.
+	bdir := filepath.Join(dir, "backups")
+	other := filepath.Join(bdir, "other-20261101T000000Z.db")
+	meta, _ := os.ReadFile(res.File + ".json")
+	for p, b := range map[string][]byte{
+		other: []byte("x"), other + ".json": []byte(strings.Replace(string(meta), `"cluster": "local"`, `"cluster": "other"`, 1)),
+		filepath.Join(bdir, "local-20261130T095900Z.db.part"): []byte("partial"),
+		filepath.Join(bdir, ".verify-123", "data"):            []byte("scratch"),
+	} {
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for k := 1; k <= 2; k++ {
 		run(at.Add(time.Duration(k) * time.Minute))
 	}
-	list, err := backup.List(host.LocalFS{Root: "/"}, filepath.Join(dir, "backups"))
+	list, err := backup.List(host.LocalFS{Root: "/"}, bdir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || filepath.Base(list[1].File) != "local-20261130T100200Z.db" || list[0].Err != nil || list[1].Err != nil {
-		t.Fatalf("after three backups with keep_last 2, keep_daily 1: %+v", list)
+	var ours []string
+	for _, l := range list {
+		if l.Err != nil {
+			t.Errorf("%s: %v", l.File, l.Err)
+		}
+		ours = append(ours, filepath.Base(l.File))
+	}
+	if strings.Join(ours, " ") != "local-20261130T100100Z.db local-20261130T100200Z.db other-20261101T000000Z.db" {
+		t.Fatalf("after three backups with keep_last 2, keep_daily 1 (and another cluster's): %v", ours)
+	}
+	for _, left := range []string{"local-20261130T095900Z.db.part", ".verify-123"} {
+		if _, err := os.Stat(filepath.Join(bdir, left)); err == nil {
+			t.Errorf("%s left by an interrupted run is still there", left)
+		}
 	}
 
 	// A backup damaged before verification (a bad disk, a bug planted):
@@ -127,7 +155,7 @@ func TestScheduledBackups(t *testing.T) {
 	if after.File != filepath.Join(dir, "backups", "local-20261130T100200Z.db") {
 		t.Errorf("the last good backup became %s", after.File)
 	}
-	if list, _ := backup.List(host.LocalFS{Root: "/"}, filepath.Join(dir, "backups")); len(list) != 2 {
+	if list, _ := backup.List(host.LocalFS{Root: "/"}, filepath.Join(dir, "backups")); len(list) != 3 {
 		t.Errorf("the damaged backup counts: %+v", list)
 	}
 }

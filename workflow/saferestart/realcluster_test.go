@@ -111,8 +111,8 @@ func TestSimultaneousRestartsTakeTurns(t *testing.T) {
 // the same check must see the restarts overlap.
 func TestOverlapCheckIsNotBlind(t *testing.T) {
 	lc := localclustertest.Started(t, localclustertest.Inventory(t, 3, ""))
-	noLock := func(context.Context, []string, string, time.Duration, func(string)) (func(context.Context) error, error) {
-		return func(context.Context) error { return nil }, nil
+	noLock := func(context.Context, []string, string, time.Duration, func(string)) (Held, error) {
+		return fakeHeld{&lockLog{}}, nil
 	}
 	res := restartAll(t, lc, noLock)
 	if bad := overlaps(res); len(bad) == 0 {
@@ -153,7 +153,6 @@ func TestNotRestartedWithoutQuorum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Release(ctx)
 	o.LockWait = 2 * time.Second
 	_, err = Run(ctx, t1.Services, o, localclustertest.Log(t))
 	if !errors.Is(err, ErrNotRestarted) || !errors.Is(err, cluster.ErrLockTimeout) && !strings.Contains(err.Error(), "an operator's defragmentation") {
@@ -161,5 +160,14 @@ func TestNotRestartedWithoutQuorum(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "held by an operator's defragmentation") {
 		t.Errorf("the timeout should name the holder: %v", err)
+	}
+	if err := held.Check(ctx); err != nil {
+		t.Errorf("a held lock: %v", err)
+	}
+	if err := held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Check(ctx); !errors.Is(err, cluster.ErrLockLost) {
+		t.Errorf("a released lock still checks out: %v", err)
 	}
 }

@@ -35,9 +35,16 @@ var ErrNotRestarted = errors.New("not restarted")
 // this one as down.
 var ErrNotReady = errors.New("restarted, but not serving again")
 
+// Held is a held maintenance lock.
+type Held interface {
+	// Check confirms it is still held (just before the restart).
+	Check(ctx context.Context) error
+	Release(ctx context.Context) error
+}
+
 // Locker takes the maintenance lock through endpoints (members that stay
-// up) and returns its release.
-type Locker func(ctx context.Context, endpoints []string, holder string, wait time.Duration, waiting func(holder string)) (release func(context.Context) error, err error)
+// up).
+type Locker func(ctx context.Context, endpoints []string, holder string, wait time.Duration, waiting func(holder string)) (Held, error)
 
 // Options say which member to restart and how patiently.
 type Options struct {
@@ -79,21 +86,21 @@ type run struct {
 	res  Result
 	self cluster.Member
 	// others are the client URLs of the voting members but this one.
-	others  []string
-	single  bool
-	release func(context.Context) error
+	others []string
+	single bool
+	held   Held
 }
 
 // Run restarts the member, safely.
 func Run(ctx context.Context, svc host.Services, o Options, log logrus.FieldLogger) (Result, error) {
 	r := &run{svc: svc, o: o, log: log.WithField("member", o.Name)}
 	defer func() {
-		if r.release != nil {
+		if r.held != nil {
 			// The lock is released even when ctx is done: a fresh
 			// context, bounded.
 			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := r.release(rctx); err != nil {
+			if err := r.held.Release(rctx); err != nil {
 				r.log.WithError(err).Warn("releasing the maintenance lock failed; its lease frees it within ", cluster.LockTTL)
 			}
 		}
@@ -134,9 +141,6 @@ func (r *run) unit(ctx context.Context) error {
 }
 
 func (r *run) members(ctx context.Context) error {
-	if r.o.Name == "" {
-		return r.refuse("this member's name is unknown (no ETCD_NAME in the unit's environment file)")
-	}
 	c, err := r.o.Dial(r.o.Endpoints)
 	if err != nil {
 		return r.refuse("cannot reach the cluster at %s: %v", strings.Join(r.o.Endpoints, ","), err)
@@ -188,7 +192,7 @@ func (r *run) lock(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	release, err := r.o.Lock(ctx, r.others, r.o.Holder, r.o.LockWait, func(h string) {
+	held, err := r.o.Lock(ctx, r.others, r.o.Holder, r.o.LockWait, func(h string) {
 		r.log.WithField("holder", h).Info("waiting for the maintenance lock: another member is being restarted or maintained")
 	})
 	r.res.Lock = time.Since(start)
@@ -198,7 +202,7 @@ func (r *run) lock(ctx context.Context) error {
 	if err != nil {
 		return r.refuse("the maintenance lock could not be taken through %s: %v", strings.Join(r.others, ","), err)
 	}
-	r.release = release
+	r.held = held
 	r.log.WithField("waited", r.res.Lock.Round(10*time.Millisecond)).Info("maintenance lock taken")
 	return nil
 }
@@ -232,6 +236,13 @@ func (r *run) quorum(ctx context.Context) error {
 
 func (r *run) restart(ctx context.Context) error {
 	err := r.o.Plan.Do("", "restart "+r.o.Unit+" (it serves again before the lock is released)", func() error {
+		// The lock may have been lost while the quorum was checked (its
+		// lease not kept alive): then another member may be restarting.
+		if r.held != nil {
+			if err := r.held.Check(ctx); err != nil {
+				return r.refuse("%v", err)
+			}
+		}
 		start := time.Now()
 		before, err := r.svc.State(ctx, r.o.Unit)
 		if err != nil {
@@ -304,7 +315,7 @@ func (r *run) serving(ctx context.Context, start time.Time, oldPID int) error {
 
 // EtcdLock is the Locker over etcd itself, with credentials cr.
 func EtcdLock(cr cluster.Credentials) Locker {
-	return func(ctx context.Context, endpoints []string, holder string, wait time.Duration, waiting func(string)) (func(context.Context) error, error) {
+	return func(ctx context.Context, endpoints []string, holder string, wait time.Duration, waiting func(string)) (Held, error) {
 		c, err := cluster.DialWith(endpoints, cr)
 		if err != nil {
 			return nil, err
@@ -314,6 +325,16 @@ func EtcdLock(cr cluster.Credentials) Locker {
 			c.Close()
 			return nil, err
 		}
-		return func(ctx context.Context) error { return errors.Join(h.Release(ctx), c.Close()) }, nil
+		return etcdHeld{h, c}, nil
 	}
+}
+
+type etcdHeld struct {
+	h *cluster.Held
+	c *cluster.Client
+}
+
+func (e etcdHeld) Check(ctx context.Context) error { return e.h.Check(ctx) }
+func (e etcdHeld) Release(ctx context.Context) error {
+	return errors.Join(e.h.Release(ctx), e.c.Close())
 }

@@ -52,17 +52,24 @@ func three(down ...string) *clustertest.Membership {
 
 type lockLog struct {
 	taken, released int
-	err             error
+	err, lost       error
 	endpoints       []string
 }
 
-func (l *lockLog) lock(_ context.Context, eps []string, _ string, _ time.Duration, _ func(string)) (func(context.Context) error, error) {
+type fakeHeld struct {
+	l *lockLog
+}
+
+func (h fakeHeld) Check(context.Context) error   { return h.l.lost }
+func (h fakeHeld) Release(context.Context) error { h.l.released++; return nil }
+
+func (l *lockLog) lock(_ context.Context, eps []string, _ string, _ time.Duration, _ func(string)) (Held, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
 	l.taken++
 	l.endpoints = eps
-	return func(context.Context) error { l.released++; return nil }, nil
+	return fakeHeld{l}, nil
 }
 
 func opts(f *clustertest.Membership, l *lockLog, dry bool) Options {
@@ -201,5 +208,15 @@ func TestEnvironmentFiles(t *testing.T) {
 	}
 	if got := parseEnvironmentFiles("EnvironmentFiles=\n"); len(got) != 0 {
 		t.Fatalf("a unit without environment files: %q", got)
+	}
+}
+
+// A lock lost before the restart (its lease expired while the quorum was
+// checked) stops it: another member may be restarting.
+func TestNotRestartedWhenTheLockIsLost(t *testing.T) {
+	u, l := &unit{active: "active", pid: 10}, &lockLog{lost: cluster.ErrLockLost}
+	_, err := Run(context.Background(), u, opts(three(), l, false), logrus.New())
+	if !errors.Is(err, ErrNotRestarted) || !errors.Is(err, cluster.ErrLockLost) && !strings.Contains(err.Error(), "lost") || u.restarts != 0 {
+		t.Fatalf("%v, %d restarts", err, u.restarts)
 	}
 }

@@ -30,7 +30,7 @@ if [ -d /run/systemd/system ]; then
 	case $(systemctl is-active etcd.service 2>/dev/null || true) in
 	active | activating | reloading)
 		/usr/bin/etcd-installer safe-restart --reason "upgrade of the etcd package" ||
-			echo "etcd: etcd.service keeps running the previous etcd; once the cause above is fixed, run: etcd-installer safe-restart" >&2
+			echo "etcd: etcd.service was not restarted safely (see above: it keeps running the previous etcd, or did not come back); once the cause is fixed, run: etcd-installer safe-restart" >&2
 		;;
 	esac
 fi
