@@ -5,28 +5,33 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/pki"
 )
 
 // EndpointRow is one member's line in `etcd-installer status`.
 type EndpointRow struct {
-	Name      string `json:"name"`
-	Endpoint  string `json:"endpoint"`
-	ID        string `json:"id,omitempty"`
-	Version   string `json:"version,omitempty"`
-	DBSize    int64  `json:"dbSize"`
-	Leader    bool   `json:"leader"`
-	Learner   bool   `json:"learner"`
-	RaftTerm  uint64 `json:"raftTerm"`
-	RaftIndex uint64 `json:"raftIndex"`
-	Healthy   bool   `json:"healthy"`
+	Name     string `json:"name"`
+	Endpoint string `json:"endpoint"`
+	ID       string `json:"id,omitempty"`
+	Version  string `json:"version,omitempty"`
+	DBSize   int64  `json:"dbSize"`
+	// DBSizeInUse is what the backend holds; the rest is free pages a
+	// defragmentation gives back to the file system.
+	DBSizeInUse int64  `json:"dbSizeInUse"`
+	Leader      bool   `json:"leader"`
+	Learner     bool   `json:"learner"`
+	RaftTerm    uint64 `json:"raftTerm"`
+	RaftIndex   uint64 `json:"raftIndex"`
+	Healthy     bool   `json:"healthy"`
 	// Removed: the inventory lists the member, the cluster no longer
 	// does (member remove ran; the inventory was not edited yet).
 	Removed bool     `json:"removed,omitempty"`
@@ -99,7 +104,7 @@ func Status(ctx context.Context, inv *inventory.Inventory, m Membership) Cluster
 				row.Errors = append(row.Errors, st.Err.Error())
 			} else {
 				row.ID = fmt.Sprintf("%x", st.ID)
-				row.Version, row.DBSize, row.Learner = st.Version, st.DBSize, st.Learner
+				row.Version, row.DBSize, row.DBSizeInUse, row.Learner = st.Version, st.DBSize, st.DBSizeInUse, st.Learner
 				row.Leader = st.Leader != 0 && st.Leader == st.ID
 				row.RaftTerm, row.RaftIndex = st.RaftTerm, st.RaftIndex
 				row.Errors = append(row.Errors, st.Errors...)
@@ -143,6 +148,8 @@ func Status(ctx context.Context, inv *inventory.Inventory, m Membership) Cluster
 			cs.Warnings = append(cs.Warnings, w)
 		}
 	}
+	cs.Problems = append(cs.Problems, Alarms(inv, cs.Rows)...)
+	cs.Warnings = append(cs.Warnings, Fragmented(cs.Rows)...)
 	cs.Quorum = healthy >= n/2+1
 	cs.Healthy = healthy == n && len(leaders) == 1
 	if len(leaders) > 1 {
@@ -205,4 +212,63 @@ func (cs ClusterStatus) Verdict() string {
 	default:
 		return fmt.Sprintf("cluster %s has no quorum: %d/%d members healthy, %d needed: writes and linearizable reads fail", cs.Cluster, healthy, n, n/2+1)
 	}
+}
+
+// Fragmentation worth a warning: half the backend free, and enough of it
+// to matter.
+const (
+	fragmentedShare = 0.5
+	fragmentedBytes = 100 << 20
+)
+
+// Fragmented warns of members whose backend is mostly free pages, with
+// the fix.
+func Fragmented(rows []EndpointRow) []string {
+	var w []string
+	for _, r := range rows {
+		free := r.DBSize - r.DBSizeInUse
+		if r.ID == "" || r.DBSize == 0 || free < fragmentedBytes || float64(free) < fragmentedShare*float64(r.DBSize) {
+			continue
+		}
+		w = append(w, fmt.Sprintf("%s: its backend is %s, %d%% of it free pages (%s in use); defragment it, one member at a time and not the leader first: "+
+			"etcdctl defrag --endpoints=%s (it blocks that member's reads and writes while it runs)",
+			r.Name, humanize.IBytes(uint64(r.DBSize)), free*100/r.DBSize, humanize.IBytes(uint64(r.DBSizeInUse)), r.Endpoint))
+	}
+	return w
+}
+
+// Alarms names the cluster's raised alarms (members report them in their
+// status) with what to do.
+func Alarms(inv *inventory.Inventory, rows []EndpointRow) []string {
+	raised := map[string][]string{}
+	for _, r := range rows {
+		for _, e := range r.Errors {
+			// "memberID:123 alarm:NOSPACE " (the alarm's text form).
+			_, rest, ok := strings.Cut(e, "alarm:")
+			if f := strings.Fields(rest); ok && len(f) > 0 && !slices.Contains(raised[f[0]], r.Name) {
+				raised[f[0]] = append(raised[f[0]], r.Name)
+			}
+		}
+	}
+	var out []string
+	for _, kind := range slices.Sorted(maps.Keys(raised)) {
+		on := strings.Join(raised[kind], ", ")
+		switch kind {
+		case "NOSPACE":
+			quota := inv.Cluster.QuotaBackend
+			if quota == "" {
+				quota = "etcd's default, 2 GiB"
+			}
+			out = append(out, fmt.Sprintf("alarm NOSPACE (reported by %s): a backend reached its quota (%s); the cluster refuses writes until the alarm is disarmed. "+
+				"Fix: compact to the current revision (etcdctl compact REV, REV from etcdctl endpoint status -w json), defragment each member one at a time "+
+				"(etcdctl defrag --endpoints=URL), then etcdctl alarm disarm; if the data in use is near the quota after that, delete keys or raise "+
+				"cluster.quota_backend in %s (at most 8GiB) and apply", on, quota, inv.Source))
+		case "CORRUPT":
+			out = append(out, fmt.Sprintf("alarm CORRUPT (reported by %s): a member's data differs from the others'; find it (etcdctl endpoint hashkv --cluster), "+
+				"replace it (etcd-installer member replace %s NAME), then etcdctl alarm disarm", on, inv.Source))
+		default:
+			out = append(out, fmt.Sprintf("alarm %s (reported by %s): etcdctl alarm list", kind, on))
+		}
+	}
+	return out
 }

@@ -56,3 +56,34 @@ func TestStatusOfARemovedMember(t *testing.T) {
 		t.Error("an added, unstarted member reported as removed")
 	}
 }
+
+// status names raised alarms with their fix, and members whose backend is
+// mostly free pages.
+func TestStatusAlarmsAndFragmentation(t *testing.T) {
+	inv := inventorytest.Parse(t, inventorytest.Loopback("t", "tls = \"off\"\nquota_backend = \"4GiB\"", 3, []int{1, 2, 3, 4, 5, 6}))
+	fm := &clustertest.Membership{Statuses: map[string]cluster.EndpointStatus{}}
+	for i := range inv.Members {
+		m := &inv.Members[i]
+		id := uint64(i + 1)
+		fm.List = append(fm.List, cluster.Member{ID: id, Name: m.Name, PeerURLs: []string{inv.PeerURL(m)}})
+		fm.Statuses[inv.ClientURL(m)] = cluster.EndpointStatus{ID: id, Leader: 1, Version: "3.7.3", DBSize: 1 << 30, DBSizeInUse: 1 << 30,
+			Errors: []string{"memberID:1 alarm:NOSPACE "}}
+	}
+	st := fm.Statuses[inv.ClientURL(&inv.Members[1])]
+	st.DBSizeInUse = 300 << 20
+	fm.Statuses[inv.ClientURL(&inv.Members[1])] = st
+	cs := cluster.Status(context.Background(), inv, fm)
+	var alarm []string
+	for _, p := range cs.Problems {
+		if strings.HasPrefix(p, "alarm ") {
+			alarm = append(alarm, p)
+		}
+	}
+	if len(alarm) != 1 || !strings.Contains(alarm[0], "alarm NOSPACE (reported by m0, m1, m2): a backend reached its quota (4GiB)") ||
+		!strings.Contains(alarm[0], "etcdctl alarm disarm") || !strings.Contains(alarm[0], "cluster.quota_backend in t.toml") {
+		t.Errorf("alarm problems: %q", alarm)
+	}
+	if len(cs.Warnings) != 1 || !strings.HasPrefix(cs.Warnings[0], "m1: its backend is 1.0 GiB, 70% of it free pages (300 MiB in use)") {
+		t.Errorf("fragmentation warnings: %q", cs.Warnings)
+	}
+}

@@ -28,6 +28,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/dustin/go-humanize"
+	"github.com/etcd-appliance/appliance/cluster"
 	"github.com/etcd-appliance/appliance/datadir"
 	"github.com/etcd-appliance/appliance/host"
 	"github.com/etcd-appliance/appliance/internal/discovery"
@@ -128,6 +130,9 @@ func Run(ctx context.Context, inv *inventory.Inventory, t workflow.Target, o Opt
 		d.check("discovery", func() string { return d.discoveryService(ctx, m) })
 	}
 	d.check("certificates", d.certificates)
+	if m := t.Host.Member; m != nil && st.Active == "active" {
+		d.check("space", func() string { return d.space(ctx, m) })
+	}
 	d.check("peers", func() string { return d.peers(ctx) })
 	d.check("clock", func() string { return d.clocks(ctx) })
 	sort.SliceStable(d.out, func(i, j int) bool { return d.out[i].Severity > d.out[j].Severity })
@@ -785,4 +790,33 @@ func Hosts(ctx context.Context, inv *inventory.Inventory, inventoryPath string, 
 		return nil
 	})
 	return slices.Concat(found...), err
+}
+
+// space asks the member for its raised alarms (NOSPACE, CORRUPT) and how
+// much of its backend is free pages, as status does for every member.
+func (d *doctor) space(ctx context.Context, m *inventory.Member) string {
+	ep := d.inv.ClientURL(m)
+	c, err := cluster.Dial([]string{ep}, d.o.TLS)
+	if err != nil {
+		d.add(Skip, "space", "", "cannot ask %s: %v", ep, err)
+		return ""
+	}
+	defer c.Close()
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st := c.Status(sctx, ep)
+	if st.Err != nil {
+		d.add(Skip, "space", "", "%s does not answer: %v", ep, st.Err)
+		return ""
+	}
+	row := cluster.EndpointRow{Name: m.Name, Endpoint: ep, ID: fmt.Sprintf("%x", st.ID), DBSize: st.DBSize, DBSizeInUse: st.DBSizeInUse, Errors: st.Errors}
+	for _, a := range cluster.Alarms(d.inv, []cluster.EndpointRow{row}) {
+		msg, fix, _ := strings.Cut(a, " Fix: ")
+		d.add(Fail, "space", fix, "%s", msg)
+	}
+	for _, w := range cluster.Fragmented([]cluster.EndpointRow{row}) {
+		msg, fix, _ := strings.Cut(w, "; defragment it")
+		d.add(Warn, "space", "defragment it"+fix, "%s", msg)
+	}
+	return fmt.Sprintf("no alarm; backend %s, %s in use", humanize.IBytes(uint64(st.DBSize)), humanize.IBytes(uint64(st.DBSizeInUse)))
 }
