@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sirupsen/logrus"
 
@@ -166,11 +169,17 @@ func All(ctx context.Context, inv *inventory.Inventory, targets []workflow.Targe
 			continue
 		}
 		log.WithField("host", t.Host.Name).Info("rolling restart: this member now, the next once it serves")
+		release, err := maintenanceLock(ctx, inv, t, o.Dial, log)
+		if err != nil {
+			out[i].Err, stopped = err, t.Host.Name
+			continue
+		}
 		out[i].Res, out[i].Err = Host(ctx, inv, t, opts[i], log)
 		if out[i].Err == nil {
 			out[i].Stage = "ready"
 			out[i].Took, out[i].Err = workflow.WaitReady(ctx, t, o.Wait, log)
 		}
+		release()
 		if out[i].Err != nil {
 			stopped = t.Host.Name
 		}
@@ -199,4 +208,42 @@ func restartOrder(ctx context.Context, inv *inventory.Inventory, targets []workf
 		}
 	}
 	return order, ""
+}
+
+// maintenanceLock takes the cluster's maintenance lock (cluster.Lock)
+// around one member's rolling restart, through the other members, so that
+// it never overlaps a package upgrade's restart (etcd-installer
+// safe-restart) on another host. Memberships that are not etcd clients
+// (unit tests' fakes) have no lock to take.
+func maintenanceLock(ctx context.Context, inv *inventory.Inventory, t workflow.Target, dial cluster.Dialer, log logrus.FieldLogger) (func(), error) {
+	noop := func() {}
+	if t.Host.Member == nil || len(inv.Members) == 1 || dial == nil {
+		return noop, nil
+	}
+	m, err := dial(cluster.OthersOf(inv, t.Host.Name))
+	if err != nil {
+		return nil, fmt.Errorf("maintenance lock: %w", err)
+	}
+	c, ok := m.(interface{ KV() *clientv3.Client })
+	if !ok {
+		m.Close()
+		return noop, nil
+	}
+	hostname, _ := os.Hostname()
+	holder := fmt.Sprintf("etcd-installer apply on %s (pid %d): rolling restart of %s", hostname, os.Getpid(), t.Host.Name)
+	held, err := cluster.Lock(ctx, c.KV(), holder, 20*time.Minute, func(h string) {
+		log.WithFields(logrus.Fields{"host": t.Host.Name, "holder": h}).Info("waiting for the maintenance lock: another member is being restarted or maintained")
+	})
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("maintenance lock: %w", err)
+	}
+	return func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := held.Release(rctx); err != nil {
+			log.WithError(err).Warn("releasing the maintenance lock failed; its lease frees it within ", cluster.LockTTL)
+		}
+		m.Close()
+	}, nil
 }
