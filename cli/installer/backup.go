@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/etcd-appliance/appliance/cluster"
@@ -57,7 +58,7 @@ func newBackupCmd(e *env) *cobra.Command {
 			}
 			defer m.Close()
 			plan := e.plan(dryRun)
-			info, err := backup.Save(cmd.Context(), i, m, cr, backup.SaveOptions{Out: out, Force: force, Plan: plan}, e.log)
+			info, err := backup.Save(cmd.Context(), i, m, cr, backup.SaveOptions{Out: out, Force: force, Plan: plan, Progress: e.progress()}, e.log)
 			if err != nil {
 				return err
 			}
@@ -162,4 +163,14 @@ func newRestoreCmd(e *env) *cobra.Command {
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the restored cluster")
 	return cmd
+}
+
+// progress reports long operations on stderr: one line rewritten in place
+// on a terminal, timestamped lines otherwise.
+func (e *env) progress() backup.Progress {
+	tty := false
+	if f, ok := e.stderr.(*os.File); ok {
+		tty = isatty.IsTerminal(f.Fd())
+	}
+	return backup.Progress{W: e.stderr, TTY: tty}
 }

@@ -63,7 +63,7 @@ func newBackupScheduledCmd(e *env) *cobra.Command {
 			o := backup.ScheduledOptions{
 				Cluster: env["BACKUP_CLUSTER"], Token: env["BACKUP_TOKEN"], Dir: env["BACKUP_DIR"],
 				KeepLast: keepLast, KeepDaily: keepDaily, Name: s.Name, Endpoints: s.Endpoints, Cred: cr,
-				UID: uid, GID: gid, Status: layout.BackupStatus,
+				UID: uid, GID: gid, Status: layout.BackupStatus, Progress: e.progress(),
 			}
 			// systemd's SIGTERM (TimeoutStartSec=, systemctl stop) ends
 			// the run through its cleanups (the scratch restore).

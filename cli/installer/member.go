@@ -56,7 +56,7 @@ func memberJoinCmd(e *env, cmd *cobra.Command, do func(context.Context, *invento
 			return err
 		}
 		plan := e.plan(dryRun)
-		o := member.Options{Dial: cf.files().Dialer(i), Wait: wait, Force: force, Plan: plan}
+		o := member.Options{Dial: cf.files().Dialer(i), Wait: wait, Force: force, Plan: plan, Progress: e.progress()}
 		if o.Extra, err = certFiles(i, cf.certs, args[1]); err != nil {
 			return err
 		}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/etcd-appliance/appliance/cluster"
 	"github.com/etcd-appliance/appliance/internal/atomicfile"
+	"github.com/etcd-appliance/appliance/internal/progress"
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/workflow"
 )
@@ -77,6 +78,23 @@ type SaveOptions struct {
 	Force bool
 	// Plan records the files written and is the dry-run guard.
 	Plan *workflow.Plan
+	// Progress reports the snapshot's transfer.
+	Progress Progress
+}
+
+// Progress says where long operations (a snapshot streamed to its file,
+// a verification's restore) report while they run.
+type Progress = progress.To
+
+// sizeOf is a file's size as it is written (0 until it exists).
+func sizeOf(p string) func() int64 {
+	return func() int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
 }
 
 // ErrDestination means a backup cannot be written where asked.
@@ -131,20 +149,22 @@ func Save(ctx context.Context, inv *inventory.Inventory, c cluster.Membership, c
 	what := fmt.Sprintf("save a snapshot of cluster %s from %s (%s) to %s, with its checksum and metadata in %s.json", inv.Cluster.Name, from.Name, role, out, out)
 	err := plan.Do("", what, func() error {
 		var err error
-		info, err = save(ctx, inv.Cluster.Name, inv.Cluster.Token, c, cr, from, out, log)
+		info, err = save(ctx, inv.Cluster.Name, inv.Cluster.Token, c, cr, from, out, o.Progress, log)
 		return err
 	})
 	return info, err
 }
 
-func save(ctx context.Context, clusterName, token string, c cluster.Membership, cr cluster.Credentials, from *cluster.EndpointRow, out string, log logrus.FieldLogger) (Info, error) {
+func save(ctx context.Context, clusterName, token string, c cluster.Membership, cr cluster.Credentials, from *cluster.EndpointRow, out string, prog Progress, log logrus.FieldLogger) (Info, error) {
 	log = log.WithFields(logrus.Fields{"member": from.Name, "file": out})
 	// The client writes OUT.part, then renames it: a stale one goes
 	// first, so that the write never follows what was left there.
 	if err := os.Remove(out + ".part"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Info{}, err
 	}
+	stop := prog.Start("snapshot from "+from.Name, from.DBSize, sizeOf(out+".part"))
 	version, err := clientsnap.SaveWithVersion(ctx, zap.NewNop(), cr.Config([]string{from.Endpoint}), out)
+	stop()
 	if err != nil {
 		return Info{}, fmt.Errorf("%w: saving a snapshot from %s: %w", ErrBackup, from.Name, err)
 	}
@@ -221,7 +241,7 @@ func ReadInfo(file string) (Info, error) {
 // restored key space must hash at the backup's revision to what the
 // cluster said when the backup was taken. A file damaged inside whose
 // checksum file was updated to match fails here, before anything stops.
-func Verify(file string, info Info, scratch string) error {
+func Verify(file string, info Info, scratch string, prog Progress) error {
 	dir, err := os.MkdirTemp(scratch, ".verify-")
 	if err != nil {
 		// A read-only backup store: the temporary directory will do.
@@ -231,6 +251,8 @@ func Verify(file string, info Info, scratch string) error {
 	}
 	defer os.RemoveAll(dir)
 	data := filepath.Join(dir, "data")
+	stop := prog.Start("verify (restore into a scratch dir)", info.Size, sizeOf(filepath.Join(data, "member", "snap", "db")))
+	defer stop()
 	err = snapshot.NewV3(zap.NewNop()).Restore(snapshot.RestoreConfig{
 		SnapshotPath: file, Name: "verify", OutputDataDir: data,
 		PeerURLs: []string{"http://127.0.0.1:2380"}, InitialCluster: "verify=http://127.0.0.1:2380", InitialClusterToken: "verify",

@@ -78,7 +78,7 @@ func (r *restoreRun) check(context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := Verify(r.file, info, filepath.Dir(r.file)); err != nil {
+	if err := Verify(r.file, info, filepath.Dir(r.file), Progress{}); err != nil {
 		return fmt.Errorf("%w (nothing was stopped)", err)
 	}
 	r.info = info

@@ -42,6 +42,8 @@ type ScheduledOptions struct {
 	// Status is where the last good backup is recorded ("" for nowhere).
 	Status string
 	Now    func() time.Time
+	// Progress reports the snapshot and the verification.
+	Progress Progress
 
 	// tamper, in tests, damages the snapshot between save and verify.
 	tamper func(file string)
@@ -96,7 +98,7 @@ func Scheduled(ctx context.Context, o ScheduledOptions, log logrus.FieldLogger) 
 			}
 			start := time.Now()
 			var err error
-			res.Info, err = save(ctx, o.Cluster, o.Token, c, o.Cred, self, res.File, log)
+			res.Info, err = save(ctx, o.Cluster, o.Token, c, o.Cred, self, res.File, o.Progress, log)
 			res.Took = time.Since(start)
 			res.Info.TakenAt = now().UTC()
 			return err
@@ -106,7 +108,7 @@ func Scheduled(ctx context.Context, o ScheduledOptions, log logrus.FieldLogger) 
 				o.tamper(res.File)
 			}
 			start := time.Now()
-			err := Verify(res.File, res.Info, o.Dir)
+			err := Verify(res.File, res.Info, o.Dir, o.Progress)
 			res.Verify = time.Since(start)
 			if err != nil {
 				return errors.Join(fmt.Errorf("%w: %w", ErrVerify, err), keepAside(o.Dir, res.File))
@@ -194,7 +196,7 @@ func leaderRow(ctx context.Context, c *cluster.Client, name string) (*cluster.En
 		}
 		return nil, fmt.Sprintf("%s is not the leader; %s is, and takes the backup", name, leader), nil
 	}
-	return &cluster.EndpointRow{Name: name, Endpoint: me.ClientURLs[0], Version: st.Version, Leader: true, Healthy: true}, "", nil
+	return &cluster.EndpointRow{Name: name, Endpoint: me.ClientURLs[0], Version: st.Version, DBSize: st.DBSize, Leader: true, Healthy: true}, "", nil
 }
 
 func own(p string, uid, gid int) error {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,9 +65,14 @@ func TestScheduledBackups(t *testing.T) {
 			Name: name, Endpoints: lc.Inv.ClientURLs(), UID: -1, GID: -1, Status: status, Now: func() time.Time { return at }}
 	}
 	at := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	var prog syncBuf
+	withProgress := func(o backup.ScheduledOptions) backup.ScheduledOptions {
+		o.Progress = backup.Progress{W: &prog, Every: time.Millisecond}
+		return o
+	}
 	run := func(at time.Time) (taken []backup.ScheduledResult) {
 		for _, m := range lc.Inv.Members {
-			res, err := backup.Scheduled(ctx, opts(m.Name, at), localclustertest.Log(t))
+			res, err := backup.Scheduled(ctx, withProgress(opts(m.Name, at)), localclustertest.Log(t))
 			if err != nil {
 				t.Fatalf("%s: %v", m.Name, err)
 			}
@@ -78,6 +84,8 @@ func TestScheduledBackups(t *testing.T) {
 		}
 		return taken
 	}
+	// Long operations report as they go (here every millisecond, so that
+	// a small backup reports at all): timestamped lines for the journal.
 	taken := run(at)
 	if len(taken) != 1 {
 		t.Fatalf("%d members took a backup at once, want the leader alone", len(taken))
@@ -86,6 +94,9 @@ func TestScheduledBackups(t *testing.T) {
 	t.Logf("the leader's backup: revision %d, %d keys, %d bytes, saved in %s, verified in %s", res.Info.Revision, res.Info.TotalKeys, res.Info.Size, res.Took, res.Verify)
 	if res.Info.Verified == nil || res.Info.TotalKeys < 200 {
 		t.Fatalf("backup %+v", res.Info)
+	}
+	if out := prog.String(); !strings.Contains(out, "Z snapshot from "+res.Info.Member+": ") || !strings.Contains(out, "Z verify (restore into a scratch dir): ") {
+		t.Errorf("no progress reported:\n%s", out)
 	}
 	st, err := backupstatus.Read(status)
 	if err != nil || st.File != res.File || st.Revision != res.Info.Revision {
@@ -192,3 +203,11 @@ func TestFetchByName(t *testing.T) {
 		t.Errorf("missing: %v", err)
 	}
 }
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
+func (b *syncBuf) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }

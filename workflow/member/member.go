@@ -18,6 +18,7 @@ import (
 
 	"github.com/etcd-appliance/appliance/cluster"
 	"github.com/etcd-appliance/appliance/internal/errkind"
+	"github.com/etcd-appliance/appliance/internal/progress"
 	"github.com/etcd-appliance/appliance/internal/suggest"
 	"github.com/etcd-appliance/appliance/inventory"
 	"github.com/etcd-appliance/appliance/render"
@@ -44,6 +45,9 @@ type Options struct {
 	Extra []render.File
 	// Plan records every change and is the dry-run guard.
 	Plan *workflow.Plan
+	// Progress reports the learner catching up (its backend growing
+	// towards the leader's).
+	Progress progress.To
 }
 
 func (o Options) now() time.Time {
@@ -202,6 +206,7 @@ func (r *addRun) promote(ctx context.Context) error {
 		return nil
 	}
 	return r.o.Plan.Do("", "promote "+r.name+" to a voting member once it has caught up with the leader", func() error {
+		defer r.catchUpProgress(ctx)()
 		deadline := time.Now().Add(r.o.Wait)
 		for {
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -229,6 +234,28 @@ func (r *addRun) promote(ctx context.Context) error {
 		r.log.Infof("promoted: the cluster has %d voting members%s", r.voting+1, evenNote(r.voting+1))
 		return nil
 	})
+}
+
+// catchUpProgress reports the learner's backend as it grows towards the
+// largest of the others' (a learner catches up by a snapshot, then the
+// log), until the returned stop.
+func (r *addRun) catchUpProgress(ctx context.Context) func() {
+	if r.o.Progress.W == nil {
+		return func() {}
+	}
+	status := func(ep string) cluster.EndpointStatus {
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		return r.c.Status(sctx, ep)
+	}
+	var total int64
+	for _, m := range r.members {
+		if m.Name != r.name && len(m.ClientURLs) > 0 {
+			total = max(total, status(m.ClientURLs[0]).DBSize)
+		}
+	}
+	learner := r.inv.ClientURL(r.m)
+	return r.o.Progress.Start(r.name+" catching up", total, func() int64 { return status(learner).DBSize })
 }
 
 func retryablePromote(err error) bool {

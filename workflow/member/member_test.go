@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcd-appliance/appliance/cluster"
+	"github.com/etcd-appliance/appliance/internal/progress"
 	"github.com/etcd-appliance/appliance/workflow/apply"
 	"github.com/etcd-appliance/appliance/workflow/certs"
 	"github.com/etcd-appliance/appliance/workflow/localcluster"
@@ -200,10 +201,15 @@ func TestMemberReplaceLostDisk(t *testing.T) {
 	}
 
 	tg, _ := lc.Target("m2")
-	opts := member.Options{Dial: lc.Dial, Wait: 2 * time.Minute}
+	var prog strings.Builder
+	opts := member.Options{Dial: lc.Dial, Wait: 2 * time.Minute, Progress: progress.To{W: &prog}}
 	if err := member.Replace(ctx, lc.Inv, "m2", tg, opts, localclustertest.Log(t)); err != nil {
 		t.Fatalf("member replace: %v", err)
 	}
+	if !strings.Contains(prog.String(), "Z m2 catching up: ") || !strings.Contains(prog.String(), ", ended in ") {
+		t.Errorf("the learner's catch-up was not reported: %q", prog.String())
+	}
+	opts.Progress = progress.To{}
 	if got := localclustertest.Voting(t, lc); len(got) != 3 {
 		t.Fatalf("after replace: voting members %v", got)
 	}
