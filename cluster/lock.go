@@ -91,7 +91,8 @@ func Lock(ctx context.Context, c *clientv3.Client, holder string, wait time.Dura
 	if err := m.Lock(lctx); err != nil {
 		s.Close()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return nil, fmt.Errorf("%w (waited %s; held by %s)", ErrLockTimeout, wait, Holder(ctx, c))
+			return nil, fmt.Errorf("%w (waited %s; held by %s; its holder frees it when done, or its lease within %s if it died: etcdctl get --prefix %s)",
+				ErrLockTimeout, wait, Holder(ctx, c), LockTTL, MaintenanceLock)
 		}
 		return nil, fmt.Errorf("lock %s: %w", MaintenanceLock, err)
 	}
@@ -145,7 +146,9 @@ func watchHolder(ctx context.Context, c *clientv3.Client, own clientv3.LeaseID, 
 		if h == "" {
 			h = fmt.Sprintf("lease %x", resp.Kvs[0].Lease)
 		}
-		if h != last {
+		// Said when the holder changes, and every minute: a long wait
+		// is not a silent one.
+		if h != last || i%60 == 0 {
 			select {
 			case <-done:
 				return

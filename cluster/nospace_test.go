@@ -43,7 +43,8 @@ func TestStatusOnARealSpaceAlarm(t *testing.T) {
 	}
 	defer mc.Close()
 	cs := cluster.Status(context.Background(), inv, mc)
-	if cs.Healthy || !strings.Contains(strings.Join(cs.Problems, "\n"), "alarm NOSPACE (reported by ") {
+	if cs.Healthy || !strings.Contains(strings.Join(cs.Problems, "\n"), "alarm NOSPACE (raised by "+cs.Rows[0].Name+")") ||
+		!strings.Contains(cs.Verdict(), "has an alarm raised") || !strings.Contains(strings.Join(cs.Problems, "\n"), "raise the members' --quota-backend-bytes") {
 		t.Fatalf("status under NOSPACE: %s %q", cs.Verdict(), cs.Problems)
 	}
 }

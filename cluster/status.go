@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,7 +50,10 @@ type ClusterStatus struct {
 	// agreed on.
 	Healthy bool `json:"healthy"`
 	// Quorum: a majority of members is healthy (writes work).
-	Quorum   bool     `json:"quorum"`
+	Quorum bool `json:"quorum"`
+	// Alarms: an alarm is raised (NOSPACE refuses writes); Problems
+	// say which and what to do.
+	Alarms   bool     `json:"alarms,omitempty"`
 	Problems []string `json:"problems,omitempty"`
 	// Warnings do not make the cluster unhealthy: certificates that expire
 	// within 30 days.
@@ -116,7 +120,9 @@ func Status(ctx context.Context, inv *inventory.Inventory, m Membership) Cluster
 				if err := m.Healthy(sctx, ep); err != nil {
 					row.Errors = append(row.Errors, "health: "+err.Error())
 				} else {
-					row.Healthy = len(st.Errors) == 0
+					// Every member repeats the cluster's alarms: they are the
+					// cluster's problem (below), not this member's health.
+					row.Healthy = !slices.ContainsFunc(st.Errors, func(e string) bool { return !strings.Contains(e, "alarm:") })
 				}
 			}
 			cs.Rows[i] = row
@@ -148,10 +154,12 @@ func Status(ctx context.Context, inv *inventory.Inventory, m Membership) Cluster
 			cs.Warnings = append(cs.Warnings, w)
 		}
 	}
-	cs.Problems = append(cs.Problems, Alarms(inv, cs.Rows)...)
+	alarms := Alarms(inv, cs.Rows)
+	cs.Alarms = len(alarms) > 0
+	cs.Problems = append(cs.Problems, alarms...)
 	cs.Warnings = append(cs.Warnings, Fragmented(cs.Rows)...)
 	cs.Quorum = healthy >= n/2+1
-	cs.Healthy = healthy == n && len(leaders) == 1
+	cs.Healthy = healthy == n && len(leaders) == 1 && !cs.Alarms
 	if len(leaders) > 1 {
 		cs.Problems = append(cs.Problems, fmt.Sprintf("%d members claim to lead", len(leaders)))
 	}
@@ -207,6 +215,8 @@ func (cs ClusterStatus) Verdict() string {
 	switch {
 	case cs.Healthy:
 		return fmt.Sprintf("cluster %s is healthy: %d/%d members", cs.Cluster, healthy, n)
+	case cs.Alarms && cs.Quorum:
+		return fmt.Sprintf("cluster %s has an alarm raised: %d/%d members answer, but see the alarm below (NOSPACE refuses writes)", cs.Cluster, healthy, n)
 	case cs.Quorum:
 		return fmt.Sprintf("cluster %s is degraded: %d/%d members healthy, quorum kept (%d more failure(s) and writes stop)", cs.Cluster, healthy, n, healthy-(n/2+1)+1)
 	default:
@@ -240,34 +250,57 @@ func Fragmented(rows []EndpointRow) []string {
 // Alarms names the cluster's raised alarms (members report them in their
 // status) with what to do.
 func Alarms(inv *inventory.Inventory, rows []EndpointRow) []string {
+	// Every member reports every alarm: "memberID:123 alarm:NOSPACE "
+	// (the alarm's text form; the ID in decimal) names whose it is.
+	byID := map[string]string{}
+	for _, r := range rows {
+		if r.ID != "" {
+			byID[r.ID] = r.Name
+		}
+	}
 	raised := map[string][]string{}
 	for _, r := range rows {
 		for _, e := range r.Errors {
-			// "memberID:123 alarm:NOSPACE " (the alarm's text form).
 			_, rest, ok := strings.Cut(e, "alarm:")
-			if f := strings.Fields(rest); ok && len(f) > 0 && !slices.Contains(raised[f[0]], r.Name) {
-				raised[f[0]] = append(raised[f[0]], r.Name)
+			f := strings.Fields(rest)
+			if !ok || len(f) == 0 {
+				continue
+			}
+			who := "an unknown member"
+			if _, id, ok := strings.Cut(e, "memberID:"); ok && len(strings.Fields(id)) > 0 {
+				if n, err := strconv.ParseUint(strings.Fields(id)[0], 10, 64); err == nil {
+					who = fmt.Sprintf("%x", n)
+					if name, ok := byID[who]; ok {
+						who = name
+					}
+				}
+			}
+			if !slices.Contains(raised[f[0]], who) {
+				raised[f[0]] = append(raised[f[0]], who)
 			}
 		}
 	}
 	var out []string
 	for _, kind := range slices.Sorted(maps.Keys(raised)) {
 		on := strings.Join(raised[kind], ", ")
+		raise := "raise cluster.quota_backend in " + inv.Source + " (at most 8GiB) and apply"
+		if inv.Source == "--endpoints" {
+			raise = "raise the members' --quota-backend-bytes (at most 8 GiB)"
+		}
 		switch kind {
 		case "NOSPACE":
 			quota := inv.Cluster.QuotaBackend
 			if quota == "" {
 				quota = "etcd's default, 2 GiB"
 			}
-			out = append(out, fmt.Sprintf("alarm NOSPACE (reported by %s): a backend reached its quota (%s); the cluster refuses writes until the alarm is disarmed. "+
+			out = append(out, fmt.Sprintf("alarm NOSPACE (raised by %s): its backend reached the quota (%s); the cluster refuses writes until the alarm is disarmed. "+
 				"Fix: compact to the current revision (etcdctl compact REV, REV from etcdctl endpoint status -w json), defragment each member one at a time "+
-				"(etcdctl defrag --endpoints=URL), then etcdctl alarm disarm; if the data in use is near the quota after that, delete keys or raise "+
-				"cluster.quota_backend in %s (at most 8GiB) and apply", on, quota, inv.Source))
+				"(etcdctl defrag --endpoints=URL), then etcdctl alarm disarm; if the data in use is near the quota after that, delete keys or %s", on, quota, raise))
 		case "CORRUPT":
-			out = append(out, fmt.Sprintf("alarm CORRUPT (reported by %s): a member's data differs from the others'; find it (etcdctl endpoint hashkv --cluster), "+
+			out = append(out, fmt.Sprintf("alarm CORRUPT (raised by %s): a member's data differs from the others'; find it (etcdctl endpoint hashkv --cluster), "+
 				"replace it (etcd-installer member replace %s NAME), then etcdctl alarm disarm", on, inv.Source))
 		default:
-			out = append(out, fmt.Sprintf("alarm %s (reported by %s): etcdctl alarm list", kind, on))
+			out = append(out, fmt.Sprintf("alarm %s (raised by %s): etcdctl alarm list", kind, on))
 		}
 	}
 	return out

@@ -67,7 +67,7 @@ func TestStatusAlarmsAndFragmentation(t *testing.T) {
 		id := uint64(i + 1)
 		fm.List = append(fm.List, cluster.Member{ID: id, Name: m.Name, PeerURLs: []string{inv.PeerURL(m)}})
 		fm.Statuses[inv.ClientURL(m)] = cluster.EndpointStatus{ID: id, Leader: 1, Version: "3.7.3", DBSize: 1 << 30, DBSizeInUse: 1 << 30,
-			Errors: []string{"memberID:1 alarm:NOSPACE "}}
+			Errors: []string{"memberID:2  alarm:NOSPACE "}}
 	}
 	st := fm.Statuses[inv.ClientURL(&inv.Members[1])]
 	st.DBSizeInUse = 300 << 20
@@ -79,11 +79,16 @@ func TestStatusAlarmsAndFragmentation(t *testing.T) {
 			alarm = append(alarm, p)
 		}
 	}
-	if len(alarm) != 1 || !strings.Contains(alarm[0], "alarm NOSPACE (reported by m0, m1, m2): a backend reached its quota (4GiB)") ||
+	if len(alarm) != 1 || !strings.Contains(alarm[0], "alarm NOSPACE (raised by m1): its backend reached the quota (4GiB)") ||
 		!strings.Contains(alarm[0], "etcdctl alarm disarm") || !strings.Contains(alarm[0], "cluster.quota_backend in t.toml") {
 		t.Errorf("alarm problems: %q", alarm)
 	}
 	if len(cs.Warnings) != 1 || !strings.HasPrefix(cs.Warnings[0], "m1: its backend is 1.0 GiB, 70% of it free pages (300 MiB in use)") {
 		t.Errorf("fragmentation warnings: %q", cs.Warnings)
+	}
+	// The members answer: the alarm is the cluster's problem, said once,
+	// not three unhealthy members and no quorum.
+	if cs.Healthy || !cs.Quorum || len(cs.Problems) != 1 || !strings.Contains(cs.Verdict(), "has an alarm raised: 3/3 members answer") {
+		t.Errorf("verdict %q, problems %q", cs.Verdict(), cs.Problems)
 	}
 }

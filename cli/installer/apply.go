@@ -19,6 +19,7 @@ func newApplyCmd(e *env) *cobra.Command {
 		hf                             hostFlags
 		root                           string
 		dryRun, noStart, force, noWait bool
+		lockWait                       time.Duration
 		wait                           time.Duration
 	)
 	cmd := &cobra.Command{
@@ -55,7 +56,7 @@ func newApplyCmd(e *env) *cobra.Command {
 				return err
 			}
 			req := apply.Request{
-				Options: apply.Options{NoStart: noStart, ForceRestart: force, Dial: cf.files().Dialer(i), Plan: e.plan(dryRun)},
+				Options: apply.Options{NoStart: noStart, ForceRestart: force, LockWait: lockWait, Dial: cf.files().Dialer(i), Plan: e.plan(dryRun)},
 				Sel:     sel, Root: root, Hosts: hosts, Certs: src,
 				WaitReady: !dryRun && !noStart && !noWait, Wait: wait,
 			}
@@ -70,7 +71,8 @@ func newApplyCmd(e *env) *cobra.Command {
 	addDryRunFlag(cmd, &dryRun)
 	cmd.Flags().BoolVar(&noStart, "no-start", false, "write files and enable the unit, but do not start it")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start without waiting until the member is ready (members restarted one at a time are always waited for)")
-	cmd.Flags().BoolVar(&force, "force-restart", false, "restart a changed member even if the cluster may lose quorum")
+	cmd.Flags().BoolVar(&force, "force-restart", false, "restart a changed member even if the cluster may lose quorum (and without the maintenance lock)")
+	cmd.Flags().DurationVar(&lockWait, "lock-wait", 20*time.Minute, "how long a rolling restart waits for the cluster's maintenance lock (a package upgrade restarting a member elsewhere)")
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the member to become ready")
 	cmd.Flags().StringVar(&root, "root", "/", "write this machine's files under this directory instead of / (for testing)")
 	return cmd

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/etcd-appliance/appliance/cluster"
@@ -168,9 +167,5 @@ func newRestoreCmd(e *env) *cobra.Command {
 // progress reports long operations on stderr: one line rewritten in place
 // on a terminal, timestamped lines otherwise.
 func (e *env) progress() backup.Progress {
-	tty := false
-	if f, ok := e.stderr.(*os.File); ok {
-		tty = isatty.IsTerminal(f.Fd())
-	}
-	return backup.Progress{W: e.stderr, TTY: tty}
+	return backup.Progress{W: e.stderr, TTY: e.tty}
 }

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"sync"
 
+	"github.com/mattn/go-isatty"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
@@ -22,12 +25,29 @@ type env struct {
 	stdout, stderr io.Writer
 	log            *logrus.Logger
 	logLevel       string
+	// tty: stderr is a terminal (progress rewrites one line there).
+	tty bool
+}
+
+// lockedWriter lets the logger and progress reports share stderr.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // NewRootCmd builds etcd-installer with every subcommand.
 func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
-	e := &env{stdout: stdout, stderr: stderr, log: logrus.New()}
-	e.log.SetOutput(stderr)
+	e := &env{stdout: stdout, stderr: &lockedWriter{w: stderr}, log: logrus.New()}
+	if f, ok := stderr.(*os.File); ok {
+		e.tty = isatty.IsTerminal(f.Fd())
+	}
+	e.log.SetOutput(e.stderr)
 	e.log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
 	root := &cobra.Command{
 		Use:   "etcd-installer",

@@ -169,8 +169,13 @@ func All(ctx context.Context, inv *inventory.Inventory, targets []workflow.Targe
 			continue
 		}
 		log.WithField("host", t.Host.Name).Info("rolling restart: this member now, the next once it serves")
-		release, err := maintenanceLock(ctx, inv, t, o.Dial, log)
+		held, err := maintenanceLock(ctx, inv, t, opts[i], log)
+		if err == nil {
+			// A lease lost while waiting: another may be restarting.
+			err = held.check(ctx)
+		}
 		if err != nil {
+			held.release()
 			out[i].Err, stopped = err, t.Host.Name
 			continue
 		}
@@ -179,7 +184,7 @@ func All(ctx context.Context, inv *inventory.Inventory, targets []workflow.Targe
 			out[i].Stage = "ready"
 			out[i].Took, out[i].Err = workflow.WaitReady(ctx, t, o.Wait, log)
 		}
-		release()
+		held.release()
 		if out[i].Err != nil {
 			stopped = t.Host.Name
 		}
@@ -210,40 +215,72 @@ func restartOrder(ctx context.Context, inv *inventory.Inventory, targets []workf
 	return order, ""
 }
 
+// heldLock is the maintenance lock around one rolling restart; its zero
+// value holds nothing.
+type heldLock struct {
+	h   *cluster.Held
+	m   cluster.Membership
+	log logrus.FieldLogger
+}
+
+func (l heldLock) check(ctx context.Context) error {
+	if l.h == nil {
+		return nil
+	}
+	return l.h.Check(ctx)
+}
+
+func (l heldLock) release() {
+	if l.h != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := l.h.Release(rctx); err != nil {
+			l.log.WithError(err).Warn("releasing the maintenance lock failed; its lease frees it within ", cluster.LockTTL)
+		}
+	}
+	if l.m != nil {
+		l.m.Close()
+	}
+}
+
 // maintenanceLock takes the cluster's maintenance lock (cluster.Lock)
 // around one member's rolling restart, through the other members, so that
 // it never overlaps a package upgrade's restart (etcd-installer
-// safe-restart) on another host. Memberships that are not etcd clients
-// (unit tests' fakes) have no lock to take.
-func maintenanceLock(ctx context.Context, inv *inventory.Inventory, t workflow.Target, dial cluster.Dialer, log logrus.FieldLogger) (func(), error) {
-	noop := func() {}
-	if t.Host.Member == nil || len(inv.Members) == 1 || dial == nil {
-		return noop, nil
+// safe-restart) on another host. --force-restart goes without it: the
+// lock needs quorum, which the cluster it repairs may not have.
+// Memberships that are not etcd clients (unit tests' fakes) have no lock.
+func maintenanceLock(ctx context.Context, inv *inventory.Inventory, t workflow.Target, o Options, log logrus.FieldLogger) (heldLock, error) {
+	log = log.WithField("host", t.Host.Name)
+	if t.Host.Member == nil || len(inv.Members) == 1 || o.Dial == nil {
+		return heldLock{}, nil
 	}
-	m, err := dial(cluster.OthersOf(inv, t.Host.Name))
+	if o.ForceRestart {
+		log.Warn("--force-restart: restarting without the maintenance lock (it needs quorum); nothing keeps a package upgrade elsewhere from restarting another member now")
+		return heldLock{}, nil
+	}
+	m, err := o.Dial(cluster.OthersOf(inv, t.Host.Name))
 	if err != nil {
-		return nil, fmt.Errorf("maintenance lock: %w", err)
+		return heldLock{}, fmt.Errorf("maintenance lock: %w", err)
 	}
 	c, ok := m.(interface{ KV() *clientv3.Client })
 	if !ok {
 		m.Close()
-		return noop, nil
+		return heldLock{}, nil
+	}
+	wait := o.LockWait
+	if wait == 0 {
+		wait = 20 * time.Minute
 	}
 	hostname, _ := os.Hostname()
 	holder := fmt.Sprintf("etcd-installer apply on %s (pid %d): rolling restart of %s", hostname, os.Getpid(), t.Host.Name)
-	held, err := cluster.Lock(ctx, c.KV(), holder, 20*time.Minute, func(h string) {
-		log.WithFields(logrus.Fields{"host": t.Host.Name, "holder": h}).Info("waiting for the maintenance lock: another member is being restarted or maintained")
+	start := time.Now()
+	h, err := cluster.Lock(ctx, c.KV(), holder, wait, func(h string) {
+		log.WithFields(logrus.Fields{"holder": h, "waited": time.Since(start).Round(time.Second)}).Info("waiting for the maintenance lock: another member is being restarted or maintained")
 	})
 	if err != nil {
 		m.Close()
-		return nil, fmt.Errorf("maintenance lock: %w", err)
+		return heldLock{}, err
 	}
-	return func() {
-		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := held.Release(rctx); err != nil {
-			log.WithError(err).Warn("releasing the maintenance lock failed; its lease frees it within ", cluster.LockTTL)
-		}
-		m.Close()
-	}, nil
+	log.WithField("waited", time.Since(start).Round(10*time.Millisecond)).Info("maintenance lock taken")
+	return heldLock{h: h, m: m, log: log}, nil
 }

@@ -36,6 +36,9 @@ type Options struct {
 	ForceRestart bool
 	// Member adjusts the member's rendering (member add).
 	Member render.MemberOptions
+	// LockWait bounds a rolling restart's wait for the cluster's
+	// maintenance lock (0: 20 minutes).
+	LockWait time.Duration
 	// Dial connects to the cluster for the restart quorum check.
 	Dial cluster.Dialer
 	// Extra files to write with the rendered ones: the host's certificates.

@@ -86,14 +86,16 @@ type SaveOptions struct {
 // a verification's restore) report while they run.
 type Progress = progress.To
 
-// sizeOf is a file's size as it is written (0 until it exists).
-func sizeOf(p string) func() int64 {
+// sizeOf is the size of the first of paths that exists (a file written
+// as NAME.part and renamed when done), 0 until one does.
+func sizeOf(paths ...string) func() int64 {
 	return func() int64 {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return 0
+		for _, p := range paths {
+			if fi, err := os.Stat(p); err == nil {
+				return fi.Size()
+			}
 		}
-		return fi.Size()
+		return 0
 	}
 }
 
@@ -162,7 +164,7 @@ func save(ctx context.Context, clusterName, token string, c cluster.Membership, 
 	if err := os.Remove(out + ".part"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Info{}, err
 	}
-	stop := prog.Start("snapshot from "+from.Name, from.DBSize, sizeOf(out+".part"))
+	stop := prog.Start("snapshot from "+from.Name, from.DBSize, sizeOf(out+".part", out))
 	version, err := clientsnap.SaveWithVersion(ctx, zap.NewNop(), cr.Config([]string{from.Endpoint}), out)
 	stop()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -95,7 +96,8 @@ func TestScheduledBackups(t *testing.T) {
 	if res.Info.Verified == nil || res.Info.TotalKeys < 200 {
 		t.Fatalf("backup %+v", res.Info)
 	}
-	if out := prog.String(); !strings.Contains(out, "Z snapshot from "+res.Info.Member+": ") || !strings.Contains(out, "Z verify (restore into a scratch dir): ") {
+	if out := prog.String(); !regexp.MustCompile(`Z snapshot from `+res.Info.Member+`: [0-9.]+ KiB of [0-9.]+ KiB \(100%\), .*, ended in `).MatchString(out) ||
+		!strings.Contains(out, "Z verify (restore into a scratch dir): ") {
 		t.Errorf("no progress reported:\n%s", out)
 	}
 	st, err := backupstatus.Read(status)

@@ -130,8 +130,12 @@ func Run(ctx context.Context, inv *inventory.Inventory, t workflow.Target, o Opt
 		d.check("discovery", func() string { return d.discoveryService(ctx, m) })
 	}
 	d.check("certificates", d.certificates)
-	if m := t.Host.Member; m != nil && st.Active == "active" {
-		d.check("space", func() string { return d.space(ctx, m) })
+	if m := t.Host.Member; m != nil {
+		if st.Active == "active" {
+			d.check("space", func() string { return d.space(ctx, m) })
+		} else {
+			d.add(Skip, "space", "", "%s is not serving (%s): no alarms or backend to ask about", t.Unit(), st.Active)
+		}
 	}
 	d.check("peers", func() string { return d.peers(ctx) })
 	d.check("clock", func() string { return d.clocks(ctx) })

@@ -236,9 +236,9 @@ func (r *addRun) promote(ctx context.Context) error {
 	})
 }
 
-// catchUpProgress reports the learner's backend as it grows towards the
-// largest of the others' (a learner catches up by a snapshot, then the
-// log), until the returned stop.
+// catchUpProgress reports the data in the learner's backend as it grows
+// towards the most any other member holds (a learner catches up by a
+// snapshot, then the log), until the returned stop.
 func (r *addRun) catchUpProgress(ctx context.Context) func() {
 	if r.o.Progress.W == nil {
 		return func() {}
@@ -251,11 +251,11 @@ func (r *addRun) catchUpProgress(ctx context.Context) func() {
 	var total int64
 	for _, m := range r.members {
 		if m.Name != r.name && len(m.ClientURLs) > 0 {
-			total = max(total, status(m.ClientURLs[0]).DBSize)
+			total = max(total, status(m.ClientURLs[0]).DBSizeInUse)
 		}
 	}
 	learner := r.inv.ClientURL(r.m)
-	return r.o.Progress.Start(r.name+" catching up", total, func() int64 { return status(learner).DBSize })
+	return r.o.Progress.Start(r.name+" catching up", total, func() int64 { return status(learner).DBSizeInUse })
 }
 
 func retryablePromote(err error) bool {

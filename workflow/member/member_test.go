@@ -206,7 +206,7 @@ func TestMemberReplaceLostDisk(t *testing.T) {
 	if err := member.Replace(ctx, lc.Inv, "m2", tg, opts, localclustertest.Log(t)); err != nil {
 		t.Fatalf("member replace: %v", err)
 	}
-	if !strings.Contains(prog.String(), "Z m2 catching up: ") || !strings.Contains(prog.String(), ", ended in ") {
+	if !strings.Contains(prog.String(), "Z m2 catching up: ") || !strings.Contains(prog.String(), ", ended in ") || strings.Contains(prog.String(), "catching up: 0 B") {
 		t.Errorf("the learner's catch-up was not reported: %q", prog.String())
 	}
 	opts.Progress = progress.To{}
