@@ -23,13 +23,7 @@ func TestStatusOnARealSpaceAlarm(t *testing.T) {
 		t.Fatal("etcd did not start")
 	}
 	cli := etcdtest.Client(t, []string{m.ClientURL})
-	value := strings.Repeat("x", 512<<10)
-	var err error
-	for i := 0; i < 100 && err == nil; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err = cli.Put(ctx, fmt.Sprintf("fill/%03d", i), value)
-		cancel()
-	}
+	err := etcdtest.Fill(cli, "fill", 100, 512<<10)
 	if err == nil || !strings.Contains(err.Error(), "database space exceeded") {
 		t.Fatalf("filling 16 MiB did not raise NOSPACE: %v", err)
 	}

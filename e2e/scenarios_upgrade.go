@@ -72,13 +72,13 @@ func outages(ctx context.Context, n *testbed.Node, since time.Time) ([]outage, e
 }
 
 // overlapping names outages that overlap in time.
-func overlapping(os []outage) []string {
-	sort.Slice(os, func(i, j int) bool { return os[i].down.Before(os[j].down) })
+func overlapping(out []outage) []string {
+	sort.Slice(out, func(i, j int) bool { return out[i].down.Before(out[j].down) })
 	var bad []string
-	for i := 1; i < len(os); i++ {
-		if os[i].down.Before(os[i-1].up) {
-			bad = append(bad, fmt.Sprintf("%s stopped %s before %s was ready again", os[i].host,
-				os[i-1].up.Sub(os[i].down).Round(time.Millisecond), os[i-1].host))
+	for i := 1; i < len(out); i++ {
+		if out[i].down.Before(out[i-1].up) {
+			bad = append(bad, fmt.Sprintf("%s stopped %s before %s was ready again", out[i].host,
+				out[i-1].up.Sub(out[i].down).Round(time.Millisecond), out[i-1].host))
 		}
 	}
 	return bad
@@ -129,14 +129,14 @@ func (c *ClusterTest) simultaneousUpgrade() error {
 		if !strings.Contains(said[m.Name], "restarted etcd.service (member "+m.Name+")") {
 			return fmt.Errorf("%s: dpkg did not say the member was restarted:\n%s", m.Name, said[m.Name])
 		}
-		os, err := outages(ctx, m, since)
+		mine, err := outages(ctx, m, since)
 		if err != nil {
 			return err
 		}
-		if len(os) != 1 {
-			return fmt.Errorf("%s: etcd.service was restarted %d times by the upgrade, want once", m.Name, len(os))
+		if len(mine) != 1 {
+			return fmt.Errorf("%s: etcd.service was restarted %d times by the upgrade, want once", m.Name, len(mine))
 		}
-		all = append(all, os...)
+		all = append(all, mine...)
 		for _, line := range strings.Split(said[m.Name], "\n") {
 			if strings.Contains(line, "maintenance lock") || strings.HasPrefix(line, "restarted ") {
 				c.R.Logf("%s: %s", m.Name, strings.TrimSpace(line))

@@ -417,3 +417,19 @@ func (c *Cluster) Leader(t testing.TB) *Member {
 	}
 	return leader
 }
+
+// Fill puts n keys PREFIX/0000... of size bytes each, one after the
+// other, and returns the first error (a full backend's "database space
+// exceeded" is one a test may want).
+func Fill(cli *clientv3.Client, prefix string, n, size int) error {
+	value := strings.Repeat("x", size)
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := cli.Put(ctx, fmt.Sprintf("%s/%04d", prefix, i), value)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

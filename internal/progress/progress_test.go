@@ -2,10 +2,11 @@ package progress
 
 import (
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/etcd-appliance/appliance/internal/etcdtest"
 )
 
 func TestLine(t *testing.T) {
@@ -25,20 +26,12 @@ func TestLine(t *testing.T) {
 	}
 }
 
-type buf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *buf) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
-func (b *buf) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
-
 // Reports come while the work goes on; on a terminal they rewrite one
 // line, elsewhere each is a timestamped line of its own.
 func TestReports(t *testing.T) {
 	for _, tty := range []bool{true, false} {
 		var n atomic.Int64
-		var w buf
+		var w etcdtest.Buffer
 		r := Start(&w, "verify", 100, n.Load, Options{TTY: tty, Every: 5 * time.Millisecond})
 		deadline := time.Now().Add(5 * time.Second)
 		for strings.Count(w.String(), "verify: ") < 3 && time.Now().Before(deadline) {
@@ -59,7 +52,7 @@ func TestReports(t *testing.T) {
 // Stop always ends with a line saying where the operation ended, even one
 // faster than the first report.
 func TestStopSaysWhereItEnded(t *testing.T) {
-	var w buf
+	var w etcdtest.Buffer
 	Start(&w, "snapshot", 100, func() int64 { return 100 }, Options{Every: time.Hour}).Stop()
 	if out := w.String(); strings.Count(out, "\n") != 1 || !strings.Contains(out, "Z snapshot: 100 B of 100 B (100%), ") || !strings.Contains(out, ", ended in ") {
 		t.Fatalf("%q", out)

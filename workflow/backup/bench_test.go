@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,14 +28,8 @@ func BenchmarkScheduledBackup1GiB(b *testing.B) {
 		b.Fatal("etcd did not start")
 	}
 	cli := etcdtest.Client(b, []string{m.ClientURL})
-	value := strings.Repeat("x", 1<<20)
-	for i := range 1024 {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := cli.Put(ctx, fmt.Sprintf("big/%04d", i), value)
-		cancel()
-		if err != nil {
-			b.Fatal(err)
-		}
+	if err := etcdtest.Fill(cli, "big", 1024, 1<<20); err != nil {
+		b.Fatal(err)
 	}
 	cli.Close()
 	dir := b.TempDir()

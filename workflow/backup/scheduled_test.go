@@ -8,13 +8,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/etcd-appliance/appliance/cluster"
 	"github.com/etcd-appliance/appliance/host"
 	"github.com/etcd-appliance/appliance/internal/backupstatus"
+	"github.com/etcd-appliance/appliance/internal/etcdtest"
 	"github.com/etcd-appliance/appliance/workflow/backup"
 	"github.com/etcd-appliance/appliance/workflow/localcluster/localclustertest"
 )
@@ -66,7 +66,7 @@ func TestScheduledBackups(t *testing.T) {
 			Name: name, Endpoints: lc.Inv.ClientURLs(), UID: -1, GID: -1, Status: status, Now: func() time.Time { return at }}
 	}
 	at := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-	var prog syncBuf
+	var prog etcdtest.Buffer
 	withProgress := func(o backup.ScheduledOptions) backup.ScheduledOptions {
 		o.Progress = backup.Progress{W: &prog, Every: time.Millisecond}
 		return o
@@ -145,8 +145,7 @@ func TestScheduledBackups(t *testing.T) {
 
 	// A backup damaged before verification (a bad disk, a bug planted):
 	// the run fails, the file is kept aside, the last good one stands.
-	leader := filepath.Base(res.Info.Member)
-	o := opts(leader, at.Add(time.Hour))
+	o := opts(res.Info.Member, at.Add(time.Hour))
 	o.Tamper(func(file string) {
 		f, err := os.OpenFile(file, os.O_WRONLY, 0)
 		if err != nil {
@@ -205,11 +204,3 @@ func TestFetchByName(t *testing.T) {
 		t.Errorf("missing: %v", err)
 	}
 }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
-func (b *syncBuf) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }

@@ -2,14 +2,13 @@ package doctor
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/etcd-appliance/appliance/cluster"
 	"github.com/etcd-appliance/appliance/host"
 	"github.com/etcd-appliance/appliance/host/hosttest"
+	"github.com/etcd-appliance/appliance/internal/etcdtest"
 	"github.com/etcd-appliance/appliance/workflow"
 	"github.com/etcd-appliance/appliance/workflow/localcluster/localclustertest"
 )
@@ -31,15 +30,7 @@ func TestDoctorOnASpaceAlarm(t *testing.T) {
 	}
 	defer c.Close()
 	kv := c.(*cluster.Client).KV()
-	value := strings.Repeat("x", 1<<20)
-	for i := 0; i < 100; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err = kv.Put(ctx, fmt.Sprintf("fill/%03d", i), value)
-		cancel()
-		if err != nil {
-			break
-		}
-	}
+	err = etcdtest.Fill(kv, "fill", 100, 1<<20)
 	if err == nil || !strings.Contains(err.Error(), "database space exceeded") {
 		t.Fatalf("filling 64 MiB: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,14 +29,8 @@ func debian1GiB(b *testing.B) string {
 		b.Fatal("etcd 3.4 did not start")
 	}
 	cli := etcdtest.Client(b, []string{m.ClientURL})
-	value := strings.Repeat("x", 1<<20)
-	for i := range 1024 {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := cli.Put(ctx, fmt.Sprintf("big/%04d", i), value)
-		cancel()
-		if err != nil {
-			b.Fatal(err)
-		}
+	if err := etcdtest.Fill(cli, "big", 1024, 1<<20); err != nil {
+		b.Fatal(err)
 	}
 	cli.Close()
 	m.Signal(syscall.SIGTERM)
