@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -27,12 +28,14 @@ type Member struct {
 
 // EndpointStatus is one endpoint's answer to a status request.
 type EndpointStatus struct {
-	Endpoint     string
-	Name         string
-	ID           uint64
-	Version      string
-	DBSize       int64
-	DBSizeInUse  int64
+	Endpoint    string
+	Name        string
+	ID          uint64
+	Version     string
+	DBSize      int64
+	DBSizeInUse int64
+	// DBSizeQuota is the member's backend quota (its NOSPACE limit).
+	DBSizeQuota  int64
 	Leader       uint64
 	Learner      bool
 	RaftTerm     uint64
@@ -231,6 +234,7 @@ func (c *Client) Status(ctx context.Context, endpoint string) EndpointStatus {
 	st.Version = resp.Version
 	st.DBSize = resp.DbSize
 	st.DBSizeInUse = resp.DbSizeInUse
+	st.DBSizeQuota = resp.DbSizeQuota
 	st.Leader = resp.Leader
 	st.Learner = resp.IsLearner
 	st.RaftTerm = resp.RaftTerm
@@ -271,3 +275,12 @@ func (c *Client) TLS() *tls.Config { return c.cr.TLS }
 
 // Credentials are those the client connected with.
 func (c *Client) Credentials() Credentials { return c.cr }
+
+// Names lists the members' names, for messages.
+func Names(ms []Member) string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	return strings.Join(out, ", ")
+}

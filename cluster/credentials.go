@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -47,6 +49,37 @@ func namesUser(path string) bool {
 	return err == nil && cert.Subject.CommonName != ""
 }
 
+// sameCA reports whether two CA files share a certificate: the same CA
+// whatever their encoding, or a bundle that holds it.
+func sameCA(a, b string) bool {
+	certs := func(p string) [][]byte {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		var out [][]byte
+		for {
+			var blk *pem.Block
+			blk, data = pem.Decode(data)
+			if blk == nil {
+				return out
+			}
+			if blk.Type == "CERTIFICATE" {
+				out = append(out, blk.Bytes)
+			}
+		}
+	}
+	other := certs(b)
+	for _, x := range certs(a) {
+		for _, y := range other {
+			if bytes.Equal(x, y) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Resolve picks the CA, certificate and key to connect with.
 func (c ClientFiles) Resolve(inv *inventory.Inventory) (ca, cert, key string) {
 	pick := func(flag, def string) string {
@@ -57,10 +90,13 @@ func (c ClientFiles) Resolve(inv *inventory.Inventory) (ca, cert, key string) {
 	}
 	host := [3]string{filepath.Join("/", c.Root, inv.TLS.CAFile), filepath.Join("/", c.Root, inv.TLS.ClientCertFile), filepath.Join("/", c.Root, inv.TLS.ClientKeyFile)}
 	// A proxy host's client certificate has no common name: with auth on
-	// it names no user, so the operator's certificate serves better.
-	if c.CA == "" && c.Cert == "" && c.Key == "" && (!readable(host[:]...) || !namesUser(host[1])) {
+	// it names no user, so the operator's certificate serves better. And
+	// the host's files sit at paths every inventory shares: on a host of
+	// another cluster they are that cluster's (another CA), while the
+	// operator's files beside this inventory are made for it.
+	if c.CA == "" && c.Cert == "" && c.Key == "" {
 		oca, ocert, okey := pki.OperatorFiles(pki.Dir(c.CertsDir, inv.Dir))
-		if readable(oca, ocert, okey) {
+		if readable(oca, ocert, okey) && (!readable(host[:]...) || !namesUser(host[1]) || !sameCA(host[0], oca)) {
 			host = [3]string{oca, ocert, okey}
 		}
 	}

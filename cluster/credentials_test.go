@@ -13,7 +13,8 @@ import (
 )
 
 // On a member host the host's client certificate (CN root) is used; on a
-// proxy host its client certificate names no user, so the operator's is.
+// proxy host its client certificate names no user, so the operator's is;
+// on a host of another cluster the operator's files of this inventory.
 func TestClientFilesSkipsAProxysCertificate(t *testing.T) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "host")
@@ -46,6 +47,38 @@ address = "10.0.0.20"
 		if _, cert, _ := (cluster.ClientFiles{Root: root}).Resolve(i); cert != c.want {
 			t.Errorf("on %s: client certificate %s, want %s", c.host, cert, c.want)
 		}
+	}
+	// On a host of another cluster (its files at the same default paths,
+	// another CA), this inventory's operator files are the ones that fit.
+	other := inventorytest.Parse(t, inventorytest.Three(""))
+	other.Dir = filepath.Join(dir, "other")
+	if _, err := certs.Ensure(filepath.Join(other.Dir, "certs"), other, time.Now(), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ca.crt", "client.crt", "client.key"} {
+		b, err := os.ReadFile(filepath.Join(other.Dir, "certs", "etcd1", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(hostPKI, f), b, 0o600)
+	}
+	if ca, cert, _ := (cluster.ClientFiles{Root: root}).Resolve(i); cert != operator || ca != filepath.Join(dirCerts, pki.OperatorDir, "ca.crt") {
+		t.Errorf("on a host of another cluster: %s and %s, want the operator's %s", ca, cert, operator)
+	}
+	// On a host of this cluster whose CA file is a bundle (another CA and
+	// this one, written by hand): still this cluster's CA, so its files.
+	otherCA, err := os.ReadFile(filepath.Join(hostPKI, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	place("etcd1")
+	thisCA, err := os.ReadFile(filepath.Join(hostPKI, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(hostPKI, "ca.crt"), append(append(otherCA, '\n'), thisCA...), 0o600)
+	if _, cert, _ := (cluster.ClientFiles{Root: root}).Resolve(i); cert != filepath.Join(hostPKI, "client.crt") {
+		t.Errorf("on a host of this cluster with a CA bundle: %s, want the host's", cert)
 	}
 	// Flags win.
 	cf := cluster.ClientFiles{Cert: "/x.crt", Key: "/x.key", CA: "/ca.crt"}

@@ -8,6 +8,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // MaintenanceLock is the prefix of the cluster-wide lock that every
@@ -46,14 +48,46 @@ func (h *Held) Check(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := h.s.Client().Txn(ctx).If(h.m.IsOwner()).Commit()
+	// The Get is what makes the answer current: etcd serves a
+	// transaction of compares alone, or of serializable reads only, from
+	// the local member's state without a linearizable read, and a member
+	// behind the leader (one just restarted, catching up) then says the
+	// key is gone when it has not yet applied it, or held when it was
+	// deleted since.
+	// A linearizable read needs a leader: an election under way answers
+	// Unavailable or times out, which is not the lock lost. Asked again
+	// within the bound; still unanswered, the lock is unconfirmed (the
+	// callers refuse to disrupt anything either way).
+	for {
+		actx, acancel := context.WithTimeout(ctx, 3*time.Second)
+		resp, err := h.s.Client().Txn(actx).If(h.m.IsOwner()).Then(clientv3.OpGet(h.m.Key(), clientv3.WithCountOnly())).Commit()
+		acancel()
+		if err == nil && !resp.Succeeded {
+			return fmt.Errorf("%w: its key is gone", ErrLockLost)
+		}
+		if err == nil {
+			return nil
+		}
+		if code := status.Code(err); (code != codes.Unavailable && code != codes.DeadlineExceeded && !errors.Is(err, context.DeadlineExceeded)) || ctx.Err() != nil {
+			return fmt.Errorf("the maintenance lock could not be confirmed: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the maintenance lock could not be confirmed: %w", err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Waiters counts the others queued for the lock behind this holder.
+func (h *Held) Waiters(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := h.s.Client().Get(ctx, MaintenanceLock, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrLockLost, err)
+		return 0, err
 	}
-	if !resp.Succeeded {
-		return fmt.Errorf("%w: its key is gone", ErrLockLost)
-	}
-	return nil
+	return max(int(resp.Count)-1, 0), nil
 }
 
 // Release frees the lock (and ends its lease, so even a failed unlock

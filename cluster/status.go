@@ -240,7 +240,8 @@ func Fragmented(rows []EndpointRow) []string {
 		if r.ID == "" || r.DBSize == 0 || free < fragmentedBytes || float64(free) < fragmentedShare*float64(r.DBSize) {
 			continue
 		}
-		w = append(w, fmt.Sprintf("%s: its backend is %s, %d%% of it free pages (%s in use); defragment it, one member at a time and not the leader first: "+
+		w = append(w, fmt.Sprintf("%s: its backend is %s, %d%% of it free pages (%s in use); defragment it: "+
+			"etcd-installer maintenance INVENTORY (one member at a time, the leader last after handing its leadership away), or by hand, one member at a time and not the leader first, "+
 			"etcdctl defrag --endpoints=%s (it blocks that member's reads and writes while it runs)",
 			r.Name, humanize.IBytes(uint64(r.DBSize)), free*100/r.DBSize, humanize.IBytes(uint64(r.DBSizeInUse)), r.Endpoint))
 	}
@@ -293,9 +294,13 @@ func Alarms(inv *inventory.Inventory, rows []EndpointRow) []string {
 			if quota == "" {
 				quota = "etcd's default, 2 GiB"
 			}
+			auto := "etcd-installer maintenance " + inv.Source + " (it compacts, defragments one member at a time and disarms when that frees enough), or by hand: "
+			if inv.Source == "--endpoints" {
+				auto = ""
+			}
 			out = append(out, fmt.Sprintf("alarm NOSPACE (raised by %s): its backend reached the quota (%s); the cluster refuses writes until the alarm is disarmed. "+
-				"Fix: compact to the current revision (etcdctl compact REV, REV from etcdctl endpoint status -w json), defragment each member one at a time "+
-				"(etcdctl defrag --endpoints=URL), then etcdctl alarm disarm; if the data in use is near the quota after that, delete keys or %s", on, quota, raise))
+				"Fix: %scompact to the current revision (etcdctl compact REV, REV from etcdctl endpoint status -w json), defragment each member one at a time "+
+				"(etcdctl defrag --endpoints=URL), then etcdctl alarm disarm; if the data in use is near the quota after that, delete keys or %s", on, quota, auto, raise))
 		case "CORRUPT":
 			out = append(out, fmt.Sprintf("alarm CORRUPT (raised by %s): a member's data differs from the others'; find it (etcdctl endpoint hashkv --cluster), "+
 				"replace it (etcd-installer member replace %s NAME), then etcdctl alarm disarm", on, inv.Source))

@@ -55,6 +55,11 @@ func (c *ClusterTest) NodePackages() {
 			_, err := c.ctl("etcd-installer", "health", "/root/pkgs/nodes.toml")
 			return err
 		}); err != nil {
+			// What each host says of its member, for whoever reads this.
+			for _, n := range nodes {
+				out, _ := n.Sh(ctx, "systemctl status --no-pager -n 0 etcd; journalctl -u etcd --no-pager -o cat | tail -25")
+				err = fmt.Errorf("%w\n--- %s:\n%s", err, n.Name, out)
+			}
 			return err
 		}
 		c.R.Logf("dpkg -i to healthy: %s", time.Since(start).Round(10*time.Millisecond))

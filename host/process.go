@@ -134,10 +134,10 @@ func (p *Processes) Start(_ context.Context, unit string) error {
 	var argv []string
 	var envPath string
 	switch unit {
-	case units.BackupTimer:
+	case units.BackupTimer, units.MaintenanceTimer:
 		// Child processes have no timers: the timer is "started" and
-		// says that nothing will fire (scheduled backups need systemd).
-		pr.ready, pr.status = true, "etcd-installer run has no timers: no scheduled backups here"
+		// says that nothing will fire (scheduled jobs need systemd).
+		pr.ready, pr.stopped, pr.status = true, false, "etcd-installer run has no timers: no scheduled backups or maintenance here"
 		return nil
 	case units.Etcd:
 		envPath = layout.EtcdConf
@@ -153,6 +153,17 @@ func (p *Processes) Start(_ context.Context, unit string) error {
 	entries, err := envfile.Parse(envPath, bytes.NewReader(data))
 	if err != nil {
 		return err
+	}
+	if unit == units.Etcd {
+		// EnvironmentFile=-/run/etcd-maintenance/defragment.env: read
+		// when present.
+		if data, err := p.FS.ReadFile(layout.DefragmentEnv); err == nil {
+			more, err := envfile.Parse(layout.DefragmentEnv, bytes.NewReader(data))
+			if err != nil {
+				return err
+			}
+			entries = append(entries, more...)
+		}
 	}
 	// Hosts of a local cluster share this machine's file system: the paths
 	// their files name (certificates) are under each host's root.
@@ -365,7 +376,7 @@ func (p *Processes) State(_ context.Context, unit string) (UnitState, error) {
 		st.Enabled = "enabled"
 	}
 	switch {
-	case unit == units.BackupTimer:
+	case unit == units.BackupTimer || unit == units.MaintenanceTimer:
 		st.Active = "inactive"
 		if pr.ready && !pr.stopped {
 			st.Active = "active"

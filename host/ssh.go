@@ -32,6 +32,16 @@ type SSHConfig struct {
 	// ~/.ssh/id_* files.
 	KeyFile string
 	Timeout time.Duration
+	// AsUser runs commands as the login user even when it is not root
+	// (no sudo): for a host that only stores files, such as a backup
+	// copy's.
+	AsUser bool
+	// KnownHostsSource, when set, is the known_hosts file KnownHosts is
+	// written from, which a host key error tells to fix instead (apply
+	// writes a member's /etc/etcd/backup-known_hosts from the operator's
+	// known_hosts, and would undo an edit); KnownHostsThen is what to run
+	// after fixing it.
+	KnownHostsSource, KnownHostsThen string
 }
 
 // SSHRunner runs commands on one host over SSH. Commands other than
@@ -85,6 +95,12 @@ func DialSSH(target string, cfg SSHConfig) (*SSHRunner, error) {
 		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 			err := check(hostname, remote, key)
 			switch {
+			case knownhosts.IsHostUnknown(err) && cfg.KnownHostsSource != "":
+				return fmt.Errorf("host key of %s (%s %s) is not in %s: check the fingerprint, then add it to %s: ssh-keyscan -p %s %s >> %s; then %s",
+					hostname, key.Type(), ssh.FingerprintSHA256(key), strings.Join(files, ", "), cfg.KnownHostsSource, portOf(hostPort), hostOf(hostPort), cfg.KnownHostsSource, cfg.KnownHostsThen)
+			case knownhosts.IsHostKeyChanged(err) && cfg.KnownHostsSource != "":
+				return fmt.Errorf("host key of %s changed (%s %s is not the key %s holds): someone may be intercepting the connection, or the host was reinstalled; check, then replace it in %s: ssh-keygen -f %s -R %s; ssh-keyscan -p %s %s >> %s; then %s",
+					hostname, key.Type(), ssh.FingerprintSHA256(key), files[0], cfg.KnownHostsSource, cfg.KnownHostsSource, knownhosts.Normalize(hostPort), portOf(hostPort), hostOf(hostPort), cfg.KnownHostsSource, cfg.KnownHostsThen)
 			case knownhosts.IsHostUnknown(err):
 				return fmt.Errorf("host key of %s (%s %s) is not in %s: check the fingerprint, then add it: ssh-keyscan -p %s %s >> %s",
 					hostname, key.Type(), ssh.FingerprintSHA256(key), strings.Join(files, ", "), portOf(hostPort), hostOf(hostPort), files[0])
@@ -98,7 +114,46 @@ func DialSSH(target string, cfg SSHConfig) (*SSHRunner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrSSH, target, err)
 	}
-	return &SSHRunner{Host: target, client: client, sudo: userName != "root"}, nil
+	return &SSHRunner{Host: target, client: client, sudo: userName != "root" && !cfg.AsUser}, nil
+}
+
+// KnownHostsFor is a known_hosts file holding only target's keys, as
+// the known_hosts files hold them (every key type there; a
+// @cert-authority line as such): what a host that must reach target needs,
+// and nothing of the operator's other hosts. A target they do not hold is
+// an error that says how to add it.
+func KnownHostsFor(target string, files []string) ([]byte, error) {
+	hostPort := target
+	if _, h, ok := strings.Cut(target, "@"); ok {
+		hostPort = h
+	}
+	if _, _, err := net.SplitHostPort(hostPort); err != nil {
+		hostPort = net.JoinHostPort(strings.Trim(hostPort, "[]"), "22")
+	}
+	if len(files) == 0 {
+		home, _ := os.UserHomeDir()
+		files = []string{filepath.Join(home, ".ssh", "known_hosts")}
+	}
+	db, err := knownhosts.NewDB(files...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading known hosts %v: %w", ErrSSH, files, err)
+	}
+	keys := db.HostKeys(hostPort)
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: the host key of %s is not in %s: check its fingerprint, then add it: ssh-keyscan -p %s %s >> %s",
+			ErrSSH, hostPort, strings.Join(files, ", "), portOf(hostPort), hostOf(hostPort), files[0])
+	}
+	var b bytes.Buffer
+	for _, k := range keys {
+		if k.Cert {
+			if err := knownhosts.WriteKnownHostCA(&b, knownhosts.Normalize(hostPort), k.PublicKey); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		b.WriteString(knownhosts.Line([]string{hostPort}, k.PublicKey) + "\n")
+	}
+	return b.Bytes(), nil
 }
 
 func hostOf(hp string) string { h, _, _ := net.SplitHostPort(hp); return h }

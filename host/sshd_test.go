@@ -124,6 +124,21 @@ func TestSSHToARealServerWithThreeHostKeys(t *testing.T) {
 				t.Fatalf("known_hosts %q: %v", content, err)
 			}
 			defer r.Close()
+			// What a backup copy's host gets of these: this host's keys
+			// only (here beside another host's line), enough to reach it.
+			withOther := filepath.Join(kh, strings.ReplaceAll(name, " ", "-")+"-and-another")
+			os.WriteFile(withOther, []byte("10.9.9.9 "+strings.Fields(knownLine(t, dir, "ed25519", port))[1]+" "+strings.Fields(knownLine(t, dir, "ed25519", port))[2]+"\n"+content), 0o600)
+			only, err := KnownHostsFor(target, []string{withOther})
+			if err != nil || bytes.Contains(only, []byte("10.9.9.9")) {
+				t.Fatalf("KnownHostsFor: %q %v", only, err)
+			}
+			onlyFile := filepath.Join(kh, strings.ReplaceAll(name, " ", "-")+"-only")
+			os.WriteFile(onlyFile, only, 0o600)
+			r2, err := DialSSH(target, SSHConfig{KeyFile: clientKey, KnownHosts: []string{onlyFile}, AsUser: true})
+			if err != nil {
+				t.Fatalf("with KnownHostsFor's %q: %v", only, err)
+			}
+			r2.Close()
 			if out, err := r.Run(context.Background(), nil, "echo", "hello"); err != nil || string(out) != "hello\n" {
 				t.Errorf("run: %q %v", out, err)
 			}
@@ -144,5 +159,8 @@ func TestSSHToARealServerWithThreeHostKeys(t *testing.T) {
 	os.WriteFile(empty, nil, 0o600)
 	if _, err := DialSSH(target, SSHConfig{KeyFile: clientKey, KnownHosts: []string{empty}}); err == nil || !strings.Contains(err.Error(), "ssh-keyscan -p "+strconv.Itoa(port)) {
 		t.Errorf("an unknown host: %v", err)
+	}
+	if _, err := KnownHostsFor(target, []string{empty}); err == nil || !strings.Contains(err.Error(), "ssh-keyscan -p "+strconv.Itoa(port)) {
+		t.Errorf("KnownHostsFor an unknown host: %v", err)
 	}
 }

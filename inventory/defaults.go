@@ -67,6 +67,14 @@ func Defaults(in *Inventory) *Inventory {
 			m.MetricsPort = c.MetricsPort
 		}
 	}
+	if m := &inv.Maintenance; m.Scheduled() {
+		if m.DefragFreePercent == 0 && !in.pos.has("maintenance.defrag_free_percent") {
+			m.DefragFreePercent = 50
+		}
+		if m.DefragMinFree == "" {
+			m.DefragMinFree = "100MiB"
+		}
+	}
 	if b := &inv.Backup; b.Scheduled() {
 		if b.Dir == "" {
 			b.Dir = layout.BackupDir

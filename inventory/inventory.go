@@ -21,12 +21,13 @@ const Version = 1
 // Inventory describes one etcd cluster: its members, optional gRPC proxy
 // hosts, and how they run. docs/inventory.md documents every key.
 type Inventory struct {
-	Version int      `toml:"version"`
-	Cluster Cluster  `toml:"cluster"`
-	TLS     TLSFiles `toml:"tls"`
-	Members []Member `toml:"member"`
-	Proxies []Proxy  `toml:"proxy"`
-	Backup  Backup   `toml:"backup"`
+	Version     int         `toml:"version"`
+	Cluster     Cluster     `toml:"cluster"`
+	TLS         TLSFiles    `toml:"tls"`
+	Members     []Member    `toml:"member"`
+	Proxies     []Proxy     `toml:"proxy"`
+	Backup      Backup      `toml:"backup"`
+	Maintenance Maintenance `toml:"maintenance"`
 
 	// Source names the inventory in headers and errors (the file's base name).
 	Source string `toml:"-"`
@@ -141,10 +142,38 @@ type Backup struct {
 	// each of the last KeepDaily days.
 	KeepLast  int `toml:"keep_last"`
 	KeepDaily int `toml:"keep_daily"`
+	// CopyTo ([user@]host[:port]) receives a copy of each verified backup
+	// over SSH, into CopyDir on it, with the same retention; its host key
+	// must be in the operator's known_hosts when apply runs.
+	CopyTo  string `toml:"copy_to"`
+	CopyDir string `toml:"copy_dir"`
+	// AlertAfter is how old the last verified backup may get before the
+	// rendered EtcdBackupTooOld alert fires ("26h", "8d"); default twice
+	// the schedule's period for systemd's shorthands (hourly: 2h), else
+	// 48h.
+	AlertAfter string `toml:"alert_after"`
 }
 
 // Scheduled reports whether the members back up on a schedule.
 func (b Backup) Scheduled() bool { return b.Schedule != "" }
+
+// Maintenance schedules the cluster's upkeep: a timer on every member
+// fires on Schedule; each host restarts its own member safely when its
+// backend is mostly free pages (etcd defragments at start), the leader's
+// after the followers, and the leader's host recovers from the NOSPACE
+// alarm where compaction and defragmentation free enough.
+type Maintenance struct {
+	// Schedule is a systemd calendar expression; empty: no maintenance
+	// timer.
+	Schedule string `toml:"schedule"`
+	// A member is defragmented when at least DefragFreePercent of its
+	// backend, and at least DefragMinFree ("100MiB"), are free pages.
+	DefragFreePercent int    `toml:"defrag_free_percent"`
+	DefragMinFree     string `toml:"defrag_min_free"`
+}
+
+// Scheduled reports whether the members run the maintenance timer.
+func (m Maintenance) Scheduled() bool { return m.Schedule != "" }
 
 // Proxy is a host running `etcd grpc-proxy`.
 type Proxy struct {

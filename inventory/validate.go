@@ -80,6 +80,7 @@ func Validate(inv *Inventory) error {
 	v.bootstrap()
 	v.tls()
 	v.backup()
+	v.maintenance()
 	return l.join()
 }
 
@@ -631,6 +632,28 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// ScheduleShorthands are systemd's calendar shorthands (systemd.time(7))
+// and their periods: a full calendar expression would need systemd's own
+// parser to know its period.
+var ScheduleShorthands = map[string]time.Duration{
+	"minutely": time.Minute, "hourly": time.Hour, "daily": 24 * time.Hour, "weekly": 7 * 24 * time.Hour,
+	"monthly": 31 * 24 * time.Hour, "quarterly": 92 * 24 * time.Hour, "semiannually": 183 * 24 * time.Hour,
+	"yearly": 366 * 24 * time.Hour, "annually": 366 * 24 * time.Hour,
+}
+
+// ParseAge reads a duration as Go writes them ("26h", "90m"), or whole
+// days ("8d").
+func ParseAge(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q: not a number of days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
 // Warnings returns what is allowed but risky, each keyed like an error.
 func Warnings(inv *Inventory) []string {
 	var w []string
@@ -649,6 +672,12 @@ func Warnings(inv *Inventory) []string {
 		w = append(w, at("cluster.auth")+": auth without TLS sends passwords and tokens in clear text, and the hosts have no "+
 			"client certificate to authenticate with: a package upgrade cannot restart their members safely (it leaves them running and says so)")
 	}
+	if b := inv.Backup; b.Scheduled() && b.AlertAfter == "" {
+		if _, ok := ScheduleShorthands[strings.ToLower(strings.TrimSpace(b.Schedule))]; !ok {
+			w = append(w, at("backup.schedule")+fmt.Sprintf(": the backup alert (EtcdBackupTooOld) cannot tell the period of %q and assumes daily (it fires after 48h); "+
+				"set alert_after under [backup] to twice your schedule's period", b.Schedule))
+		}
+	}
 	for i, m := range inv.Members {
 		if ip := net.ParseIP(m.IP); ip != nil && ip.IsUnspecified() {
 			w = append(w, at(fmt.Sprintf("member[%d].ip", i))+fmt.Sprintf(": %s listens on every interface of its host (%s), as the inventory asks", m.Name, m.IP))
@@ -664,18 +693,50 @@ func Warnings(inv *Inventory) []string {
 	return w
 }
 
+// calendar says whether s could be a systemd calendar expression (systemd
+// itself judges it when the timer starts; apply checks that it did).
+func calendar(s string) bool {
+	return strings.TrimSpace(s) != "" && len(s) <= 200 && !strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f || r == '\\' || r == '%' })
+}
+
+const calendarFix = `use a systemd calendar expression such as "hourly", "daily" or "*-*-* 00/4:00:00" (systemd-analyze calendar checks one)`
+
+func (v *validator) maintenance() {
+	m := v.inv.Maintenance
+	if !m.Scheduled() {
+		if m.DefragFreePercent != 0 || m.DefragMinFree != "" {
+			v.l.add("maintenance.schedule", `add schedule = "hourly" (or any systemd calendar expression) under [maintenance]`,
+				"[maintenance] has settings but no schedule, so the maintenance would never run")
+		}
+		return
+	}
+	if !calendar(m.Schedule) {
+		v.l.add("maintenance.schedule", calendarFix, "%q is not a calendar expression systemd would read", m.Schedule)
+	}
+	if v.inv.Cluster.Auth && !v.inv.TLSEnabled() {
+		v.l.add("maintenance.schedule", "use TLS (remove tls = \"off\"): each member's host authenticates its maintenance with its client certificate",
+			"scheduled maintenance needs TLS when auth is on: without a client certificate the host cannot authenticate to defragment")
+	}
+	if m.DefragFreePercent < 10 || m.DefragFreePercent > 95 {
+		v.l.add("maintenance.defrag_free_percent", "use 10..95 (50: defragment a backend that is half free pages)",
+			"defrag_free_percent is %d", m.DefragFreePercent)
+	}
+	if b, err := ParseQuota(m.DefragMinFree); err != nil || b < 1<<20 {
+		v.l.add("maintenance.defrag_min_free", `use a size of at least 1MiB such as "100MiB"`, "%q is not a size of at least 1MiB", m.DefragMinFree)
+	}
+}
+
 func (v *validator) backup() {
 	b := v.inv.Backup
 	if !b.Scheduled() {
-		if b.Dir != "" || b.KeepLast != 0 || b.KeepDaily != 0 {
+		if b.Dir != "" || b.KeepLast != 0 || b.KeepDaily != 0 || b.CopyTo != "" || b.CopyDir != "" || b.AlertAfter != "" {
 			v.l.add("backup.schedule", `add schedule = "hourly" (or any systemd calendar expression) under [backup]`,
 				"[backup] has settings but no schedule, so no backup would ever be taken")
 		}
 		return
 	}
-	if strings.TrimSpace(b.Schedule) == "" || len(b.Schedule) > 200 || strings.ContainsFunc(b.Schedule, func(r rune) bool { return r < ' ' || r == 0x7f || r == '\\' || r == '%' }) {
-		v.l.add("backup.schedule", `use a systemd calendar expression such as "hourly", "daily" or "*-*-* 00/4:00:00" (systemd-analyze calendar checks one)`,
-			"%q is not a calendar expression systemd would read", b.Schedule)
+	if !calendar(b.Schedule) {
+		v.l.add("backup.schedule", calendarFix, "%q is not a calendar expression systemd would read", b.Schedule)
 	}
 	if v.inv.Cluster.Auth && !v.inv.TLSEnabled() {
 		v.l.add("backup.schedule", "use TLS (remove tls = \"off\"): each member's host authenticates its backups with its client certificate",
@@ -691,8 +752,23 @@ func (v *validator) backup() {
 	case d == path.Clean(v.inv.Cluster.DataDir) || strings.HasPrefix(d+"/", path.Clean(v.inv.Cluster.DataDir)+"/"):
 		v.l.add("backup.dir", "keep backups outside cluster.data_dir ("+v.inv.Cluster.DataDir+"), ideally on another disk", "%q is inside the data dir", b.Dir)
 	}
+	switch {
+	case b.CopyTo == "" && b.CopyDir != "":
+		v.l.add("backup.copy_to", `add copy_to = "user@host" (reached over SSH from the members) or remove copy_dir`, "copy_dir is set but copy_to is not")
+	case b.CopyTo != "":
+		v.ssh("backup.copy_to", b.CopyTo)
+		if d := path.Clean(b.CopyDir); b.CopyDir == "" || b.CopyDir != d || !path.IsAbs(d) || !pathRE.MatchString(d) || d == "/" {
+			v.l.add("backup.copy_dir", `use a clean absolute path of letters, digits and ._/+@- on the copy host, such as "/srv/etcd-backup/`+v.inv.Cluster.Name+`"`,
+				"%q is not a usable directory for the copies", b.CopyDir)
+		}
+	}
 	if b.KeepLast < 1 {
 		v.l.add("backup.keep_last", "keep at least 1 backup", "keep_last is %d", b.KeepLast)
+	}
+	if b.AlertAfter != "" {
+		if d, err := ParseAge(b.AlertAfter); err != nil || d < time.Minute {
+			v.l.add("backup.alert_after", `write a duration of a minute or more, such as "26h" or "8d" (twice the schedule's period)`, "%q is not a duration", b.AlertAfter)
+		}
 	}
 	if b.KeepDaily < 0 {
 		v.l.add("backup.keep_daily", "use 0 or more days", "keep_daily is %d", b.KeepDaily)

@@ -52,4 +52,26 @@ const (
 	// backup; the server exports it as metrics (it is etcd's state dir,
 	// which etcd may read whatever the backup dir).
 	BackupStatus = "/var/lib/etcd/backup-status.json"
+	// BackupSSHKey (0600 root, made by apply) logs the member into the
+	// [backup] copy_to host; BackupSSHKey.pub is what that host
+	// authorizes (`etcd-installer backup keys` lists them).
+	BackupSSHKey = "/etc/etcd/backup-ssh-key"
+	// BackupKnownHosts holds the copy_to host's keys, from the operator's
+	// known_hosts at apply.
+	BackupKnownHosts = "/etc/etcd/backup-known_hosts"
+)
+
+// Scheduled maintenance.
+const (
+	// MaintenanceConf is etcd-maintenance.service's environment file.
+	MaintenanceConf = "/etc/etcd/maintenance.conf"
+	// DefragmentEnv is an environment file etcd.service reads when it
+	// exists: a scheduled maintenance writes the defragment-at-start
+	// threshold into it for the one restart it makes. It lives in
+	// etcd-maintenance.service's RuntimeDirectory, so systemd removes it
+	// when the run ends however it ends, and no other restart (an
+	// upgrade, a reboot) waits for a defragmentation.
+	DefragmentEnv = "/run/etcd-maintenance/defragment.env"
+	// MaintenanceTimerDropIn sets the timer's schedule.
+	MaintenanceTimerDropIn = "/etc/systemd/system/etcd-maintenance.timer.d/10-schedule.conf"
 )

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,6 +213,7 @@ func benchPair(b *testing.B, bins map[string]string, dataRoot string, loads []lo
 	both(func(_ string, c *etcdtest.Cluster) { runLoad(b, c.Endpoints(), 16, 2*time.Second) }) // warm-up
 	for _, l := range loads {
 		both(func(name string, c *etcdtest.Cluster) {
+			defer scraping(b, c)()
 			tput, p50, p99 := runLoad(b, c.Endpoints(), l.clients, 8*time.Second)
 			lr := results[name].load[l.name]
 			if lr == nil {
@@ -234,6 +237,44 @@ func benchPair(b *testing.B, bins map[string]string, dataRoot string, loads []lo
 			m.Kill()
 		}
 	}
+}
+
+// scraping, with BENCH_SCRAPE set to an interval ("1s"), scrapes every
+// member's /metrics at that interval, as Prometheus does, until stopped:
+// our metrics (the appliance's collectors read files and state at each
+// scrape) then cost what they cost in production, on both clusters alike.
+func scraping(b *testing.B, c *etcdtest.Cluster) (stop func()) {
+	every, err := time.ParseDuration(os.Getenv("BENCH_SCRAPE"))
+	if err != nil || every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, m := range c.Members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// At once, then at every tick: a load shorter than the
+			// interval is still scraped.
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				resp, err := http.Get(m.ClientURL + "/metrics")
+				if err != nil {
+					b.Errorf("scraping %s: %v", m.Name, err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
 }
 
 // runLoad writes 256-byte values from n clients for d and returns writes

@@ -66,6 +66,7 @@ func (r *runner) bootstrapWait() func(ctx context.Context) string {
 // waitBootstrap polls check until it has nothing to wait for. done means
 // run ends, with err.
 func (r *runner) waitBootstrap(ctx context.Context, check func(context.Context) string) (done bool, err error) {
+	r.lc.enter(PhaseWaiting)
 	poll := time.NewTicker(r.o.Tick)
 	defer poll.Stop()
 	for {

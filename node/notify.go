@@ -34,6 +34,34 @@ type lifecycle struct {
 
 	mu     sync.Mutex
 	status string
+	// phase is the status's kind (one of phases), exported as a metric.
+	phase string
+}
+
+// Phases of a member's life, as etcd_appliance_phase exports them.
+const (
+	PhaseStarting = "starting"
+	PhaseWaiting  = "waiting"
+	PhaseServing  = "serving"
+	PhaseStopping = "stopping"
+	PhaseRemoved  = "removed"
+	PhaseFailed   = "failed"
+)
+
+var phases = []string{PhaseStarting, PhaseWaiting, PhaseServing, PhaseStopping, PhaseRemoved, PhaseFailed}
+
+// enter records the phase the next statuses belong to.
+func (l *lifecycle) enter(phase string) {
+	l.mu.Lock()
+	l.phase = phase
+	l.mu.Unlock()
+}
+
+// Phase is the member's current phase ("" before the first).
+func (l *lifecycle) Phase() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.phase
 }
 
 func (l *lifecycle) send(state string) {
@@ -51,6 +79,7 @@ func (l *lifecycle) setStatus(format string, args ...any) {
 // fail is setStatus for the end of a member that failed: logged at error
 // level, which an orderly stop never reaches.
 func (l *lifecycle) fail(format string, args ...any) {
+	l.enter(PhaseFailed)
 	l.report(zapcore.ErrorLevel, format, args...)
 }
 
@@ -73,7 +102,7 @@ func (l *lifecycle) report(level zapcore.Level, format string, args ...any) {
 func (l *lifecycle) ready(status string) {
 	s := oneLine(status)
 	l.mu.Lock()
-	l.status = s
+	l.status, l.phase = s, PhaseServing
 	l.mu.Unlock()
 	if l.lg != nil {
 		l.lg.Info("ready", zap.String("status", s))
@@ -84,7 +113,7 @@ func (l *lifecycle) ready(status string) {
 func (l *lifecycle) stopping(status string) {
 	s := oneLine(status)
 	l.mu.Lock()
-	l.status = s
+	l.status, l.phase = s, PhaseStopping
 	l.mu.Unlock()
 	l.send(daemon.SdNotifyStopping + "\nSTATUS=" + s)
 }

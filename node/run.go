@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,8 +73,14 @@ func Run(ctx context.Context, c *Config, o RunOptions) error {
 		lg.Warn(w)
 	}
 
-	registerApplianceMetrics()
-	r := &runner{c: c, o: o, lg: lg, lc: &lifecycle{n: o.Notifier, lg: lg}, removed: &removed, orderly: &orderly, start: time.Now()}
+	r := &runner{c: c, o: o, lg: lg, lc: &lifecycle{n: o.Notifier, lg: lg}, removed: &removed, orderly: &orderly, start: time.Now(),
+		streams: newStreamEnder()}
+	// On the caller's config for this run only: another Run with it gets
+	// its own ender, not this one, stopped.
+	orig := ec.GRPCAdditionalServerOptions
+	ec.GRPCAdditionalServerOptions = append(slices.Clip(orig), r.streams.option())
+	defer func() { ec.GRPCAdditionalServerOptions = orig }()
+	r.metrics = registerApplianceMetrics(c.Etcd, r.lc)
 	if o.UnderSystemd && c.StartTimeout > 0 {
 		t := time.NewTimer(c.StartTimeout)
 		defer t.Stop()
@@ -83,12 +90,16 @@ func Run(ctx context.Context, c *Config, o RunOptions) error {
 }
 
 type runner struct {
-	c        *Config
-	o        RunOptions
-	lg       *zap.Logger
-	lc       *lifecycle
-	removed  *atomic.Bool
-	orderly  *atomic.Bool // a stop was asked for
+	// metrics is what the appliance's metrics read of this member.
+	metrics *memberState
+	c       *Config
+	o       RunOptions
+	lg      *zap.Logger
+	lc      *lifecycle
+	removed *atomic.Bool
+	orderly *atomic.Bool // a stop was asked for
+	// streams ends the clients' watches when a stop is asked for.
+	streams  *streamEnder
 	start    time.Time
 	deadline <-chan time.Time
 	e        *embed.Etcd
@@ -106,6 +117,7 @@ func (r *runner) name() string { return r.c.Etcd.Name }
 
 func (r *runner) run(ctx context.Context) error {
 	starting := fmt.Sprintf("starting %s: opening backend and replaying WAL in %s", r.name(), r.c.Etcd.Dir)
+	r.lc.enter(PhaseStarting)
 	r.lc.setStatus("%s", starting)
 	startDone := r.extendWhileStarting()
 	defer startDone()
@@ -115,6 +127,7 @@ func (r *runner) run(ctx context.Context) error {
 		if done, err := r.waitBootstrap(ctx, check); done {
 			return err
 		}
+		r.lc.enter(PhaseStarting)
 		r.lc.setStatus("%s", starting)
 	}
 	tick := time.NewTicker(r.o.Tick)
@@ -194,6 +207,7 @@ func (r *runner) open(ctx context.Context, tick <-chan time.Time) (done bool, er
 				return true, fmt.Errorf("starting etcd: %w", s.err)
 			}
 			r.e = s.e
+			r.metrics.srv.Store(s.e.Server)
 			return false, nil
 		case <-ctx.Done():
 			// Leaving mid-replay is as safe as a crash; waiting could outlast
@@ -231,6 +245,7 @@ func (r *runner) lostData(err error) error {
 func (r *runner) waitQuorum(ctx context.Context, tick <-chan time.Time) (done bool, err error) {
 	srv := r.e.Server
 	readyc := srv.ReadyNotify()
+	r.lc.enter(PhaseWaiting)
 	r.lc.setStatus("%s", waitingStatus(r.name(), srv, r.kind))
 	return await(r, ctx, tick, readyc, func() (bool, string) {
 		select {
@@ -317,34 +332,55 @@ func (r *runner) serve(ctx context.Context, tick <-chan time.Time) error {
 	}
 }
 
-// watchdog pings systemd while the local member is alive. A check that
-// hangs stops the pings, so at most one runs at a time.
+// watchdog pings systemd while the local member is alive. The check
+// runs on its own cadence and the pings follow its last success: a check
+// slowed by a loaded host (a read waiting out its deadline during a
+// defragmentation, then etcd's metrics gathered to see the
+// defragmentation) must not cost a ping, while a check that hangs stops
+// the pings within WatchdogSec - every, and systemd kills the member.
 func (r *runner) watchdog(ctx context.Context) {
-	every := r.o.Watchdog / 3
+	pingWhileAlive(ctx, r.o.Watchdog, func(ctx context.Context) error { return alive(ctx, r.e.Server) }, r.lc.watchdog, func(err error) {
+		r.lg.Warn("not pinging the watchdog: member is not alive", zap.Error(err))
+	})
+}
+
+// pingWhileAlive runs check every watchdog/3 (each bounded by half of
+// that) and pings every watchdog/3 while the last success is younger than
+// watchdog - watchdog/3.
+func pingWhileAlive(ctx context.Context, watchdog time.Duration, check func(context.Context) error, ping func(), warn func(error)) {
+	every := watchdog / 3
+	var lastOK atomic.Int64
+	lastOK.Store(time.Now().UnixNano())
+	go func() {
+		for ctx.Err() == nil {
+			start := time.Now()
+			// Half an interval: a check that must wait out a
+			// defragmentation still succeeds well within WatchdogSec.
+			cctx, cancel := context.WithTimeout(ctx, every/2)
+			err := check(cctx)
+			cancel()
+			if err == nil {
+				lastOK.Store(time.Now().UnixNano())
+			} else if ctx.Err() == nil {
+				warn(err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(start.Add(every))):
+			}
+		}
+	}()
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var busy atomic.Bool
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if !busy.CompareAndSwap(false, true) {
-			continue
+		if time.Since(time.Unix(0, lastOK.Load())) < watchdog-every {
+			ping()
 		}
-		go func() {
-			defer busy.Store(false)
-			// Half an interval: a check that must wait out a
-			// defragmentation still pings well within WatchdogSec.
-			cctx, cancel := context.WithTimeout(ctx, every/2)
-			defer cancel()
-			if err := alive(cctx, r.e.Server); err != nil {
-				r.lg.Warn("not pinging the watchdog: member is not alive", zap.Error(err))
-				return
-			}
-			r.lc.watchdog()
-		}()
 	}
 }
 
@@ -381,6 +417,7 @@ func (r *runner) stopped() error {
 		// etcd-installer member remove moves the data dir aside right
 		// after this; removed any other way, it is still there. The
 		// STATUS stays after the stop, so it must be true in both cases.
+		r.lc.enter(PhaseRemoved)
 		r.lc.setStatus("removed: the cluster removed member %s (%s); to join again it needs a new, empty data dir: "+
 			"etcd-installer member remove keeps the old one as %s.removed-*, else move it aside yourself "+
 			"(mv %s %s.removed-%s), then etcd-installer member add",
@@ -428,6 +465,9 @@ func (r *runner) close() {
 		// Still waiting to bootstrap, or opening: nothing runs yet.
 		return
 	}
+	// Whatever the reason for closing, the clients' watches go on
+	// elsewhere at once rather than hold the close for etcd's 7 s.
+	r.streams.stop()
 	done := make(chan struct{})
 	go func() {
 		if r.serving {

@@ -105,31 +105,40 @@ func nodePackage(inv *inventory.Inventory, hf render.HostFiles, extra []render.F
 	if err != nil {
 		return nil, err
 	}
-	version := o.Version + "-" + o.Revision
-	cl, err := s.changelog(version, o.MTime, "Configuration of host "+hf.Host.Name+" of etcd cluster "+inv.Cluster.Name+".")
+	info, err := inventoryPackage(s, name, o, "Configuration of host "+hf.Host.Name+" of etcd cluster "+inv.Cluster.Name+".",
+		fmt.Sprintf("etcd configuration of host %s (cluster %s)\n"+
+			"Rendered by etcd-installer from the inventory %s: installing it configures,\n"+
+			"enables and starts %s on this host; removing it stops and disables it.",
+			hf.Host.Name, inv.Cluster.Name, inv.Source, unit))
 	if err != nil {
 		return nil, err
 	}
-	info := &nfpm.Info{
-		Name: name, Arch: "all", Platform: "linux", Version: o.Version, Release: o.Revision, VersionSchema: "none",
-		Section: "database", Priority: "optional", Maintainer: maintainer, Homepage: homepage, License: "Apache-2.0",
-		Vendor: "etcd appliance", Changelog: cl, MTime: o.MTime,
-		Description: fmt.Sprintf("etcd configuration of host %s (cluster %s)\n"+
-			"Rendered by etcd-installer from the inventory %s: installing it configures,\n"+
-			"enables and starts %s on this host; removing it stops and disables it.",
-			hf.Host.Name, inv.Cluster.Name, inv.Source, unit),
-		Overridables: nfpm.Overridables{
-			Depends:  []string{"etcd (>= " + etcdVersion + ")"},
-			Contents: c,
-			Scripts:  scripts,
-			Deb:      nfpm.Deb{Compression: "xz"},
-			RPM:      nfpm.RPM{Compression: "xz", BuildHost: "etcd-appliance", Group: "Applications/Databases", Packager: maintainer},
-		},
+	info.Overridables = nfpm.Overridables{
+		Depends:  []string{"etcd (>= " + etcdVersion + ")"},
+		Contents: c,
+		Scripts:  scripts,
+		Deb:      nfpm.Deb{Compression: "xz"},
+		RPM:      nfpm.RPM{Compression: "xz", BuildHost: "etcd-appliance", Group: "Applications/Databases", Packager: maintainer},
 	}
 	secret := slices.ContainsFunc(extra, func(f render.File) bool { return f.Secret })
 	return buildAll(info, map[string]func(*nfpm.Info){
 		"rpm": func(i *nfpm.Info) { i.Depends = []string{"etcd >= " + etcdVersion} },
 	}, o.Out, secret, o.Plan)
+}
+
+// inventoryPackage is the nfpm.Info shared by the packages built from an
+// inventory (architecture-independent, versioned by o), with its
+// changelog entry; callers add their contents and relations.
+func inventoryPackage(s *stage, name string, o NodeOptions, note, description string) (*nfpm.Info, error) {
+	cl, err := s.changelog(o.Version+"-"+o.Revision, o.MTime, note)
+	if err != nil {
+		return nil, err
+	}
+	return &nfpm.Info{
+		Name: name, Arch: "all", Platform: "linux", Version: o.Version, Release: o.Revision, VersionSchema: "none",
+		Section: "database", Priority: "optional", Maintainer: maintainer, Homepage: homepage, License: "Apache-2.0",
+		Vendor: "etcd appliance", Changelog: cl, MTime: o.MTime, Description: description,
+	}, nil
 }
 
 // nodeContents are a host's rendered files and certificates (its env file
@@ -166,8 +175,8 @@ func nodeContents(s *stage, inv *inventory.Inventory, hf render.HostFiles, extra
 	}
 	if hf.Host.Member != nil {
 		dropIn := fmt.Sprintf("# %s: etcd.service reads %s, from the package %s,\n"+
-			"# instead of the etcd package's default configuration.\n[Service]\nEnvironmentFile=\nEnvironmentFile=%s\n",
-			NodeDropInPath, NodeConfPath, NodePackageName(hf.Host.Name), NodeConfPath)
+			"# instead of the etcd package's default configuration.\n[Service]\nEnvironmentFile=\nEnvironmentFile=%s\nEnvironmentFile=-%s\n",
+			NodeDropInPath, NodeConfPath, NodePackageName(hf.Host.Name), NodeConfPath, layout.DefragmentEnv)
 		if err := add(NodeDropInPath, []byte(dropIn), 0o644, "root", "root", files.TypeConfig); err != nil {
 			return nil, err
 		}

@@ -168,7 +168,7 @@ func etcdContents(s *stage, o EtcdOptions) (files.Contents, error) {
 	for _, l := range []string{"etcdctl", "etcdutl", "etcd-installer"} {
 		c.file("etcd", "/usr/bin/"+l, files.TypeSymlink, 0o777, "root", "root")
 	}
-	for _, u := range []string{units.Etcd, units.GRPCProxy, units.Backup, units.BackupTimer} {
+	for _, u := range []string{units.Etcd, units.GRPCProxy, units.Backup, units.BackupTimer, units.Maintenance, units.MaintenanceTimer} {
 		b, err := units.FS.ReadFile(u)
 		if err != nil {
 			return nil, err

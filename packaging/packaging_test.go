@@ -116,14 +116,7 @@ func TestEtcdPackages(t *testing.T) {
 }
 
 func TestNodePackages(t *testing.T) {
-	data, err := os.ReadFile("../examples/static.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := inventory.Parse("static.toml", data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := exampleInventory(t)
 	dir := t.TempDir()
 	paths, err := NodePackages(d, NodeOptions{Version: "1.0", Revision: "3", MTime: mtime, Out: dir, Hosts: []string{"etcd1"}}, "3.7.3")
 	if err != nil {
@@ -177,4 +170,63 @@ for my $unit ("etcd.service", "etcd-grpc-proxy.service", "other.service") {
 	if err != nil || string(out) != "etcd.service 0\netcd-grpc-proxy.service default\nother.service default\n" {
 		t.Fatalf("perl: %v\n%s", err, out)
 	}
+}
+
+// The monitoring package puts the rules where Prometheus setups load
+// them, the dashboard where a Grafana provider it ships finds it, and the
+// scrape job naming those rules; promtool reads what it installs.
+func TestMonitoringPackage(t *testing.T) {
+	d := exampleInventory(t)
+	dir := t.TempDir()
+	paths, err := MonitoringPackage(d, NodeOptions{Version: "1.0", Revision: "3", MTime: mtime, Out: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) != 2 {
+		t.Fatalf("want a deb and an rpm, got %v", paths)
+	}
+	deb := paths[0]
+	name := d.Cluster.Name
+	contains(t, "monitoring dpkg-deb -I", cmd(t, "dpkg-deb", "-I", deb), "Package: etcd-monitoring-"+name, "Architecture: all")
+	if strings.Contains(cmd(t, "dpkg-deb", "-I", deb), "Depends:") {
+		t.Error("the monitoring package depends on something: it goes on a Prometheus or Grafana host, with either or both")
+	}
+	contains(t, "monitoring dpkg-deb -c", cmd(t, "dpkg-deb", "-c", deb),
+		"./etc/prometheus/rules/etcd-"+name+".yml", "./etc/grafana/provisioning/dashboards/etcd-"+name+".yaml",
+		"./usr/share/etcd-monitoring/"+name+"/dashboards/etcd-dashboard.json", "./usr/share/etcd-monitoring/"+name+"/prometheus.yml")
+	contains(t, "monitoring conffiles", cmd(t, "sh", "-c", "dpkg-deb --ctrl-tarfile "+deb+" | tar -xO ./conffiles"),
+		"/etc/prometheus/rules/etcd-"+name+".yml", "/etc/grafana/provisioning/dashboards/etcd-"+name+".yaml")
+	contains(t, "monitoring rpm config", cmd(t, "rpm", "-qp", "--configfiles", paths[1]), "/etc/prometheus/rules/etcd-"+name+".yml")
+	out, _ := exec.Command("lintian", "--tag-display-limit", "0", deb).CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "E:") {
+			t.Errorf("lintian: %s", line)
+		}
+	}
+	root := t.TempDir()
+	cmd(t, "dpkg-deb", "-x", deb, root)
+	if out, err := exec.Command("promtool", "check", "rules", filepath.Join(root, "etc/prometheus/rules/etcd-"+name+".yml")).CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+	conf := filepath.Join(root, "usr/share/etcd-monitoring", name, "prometheus.yml")
+	if out, err := exec.Command("promtool", "check", "config", "--syntax-only", conf).CombinedOutput(); err != nil {
+		t.Errorf("promtool check config: %v\n%s", err, out)
+	}
+	contains(t, "monitoring prometheus.yml", cmd(t, "cat", conf), "rule_files:\n  - /etc/prometheus/rules/etcd-"+name+".yml\n")
+	contains(t, "grafana provider", cmd(t, "cat", filepath.Join(root, "etc/grafana/provisioning/dashboards/etcd-"+name+".yaml")),
+		"path: /usr/share/etcd-monitoring/"+name+"/dashboards\n")
+}
+
+// exampleInventory is the shipped example inventory, parsed.
+func exampleInventory(t *testing.T) *inventory.Inventory {
+	t.Helper()
+	data, err := os.ReadFile("../examples/static.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := inventory.Parse("static.toml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"cmp"
 	"maps"
 	"net"
 	"strings"
@@ -27,6 +28,8 @@ const (
 type clusterFiles struct {
 	inv *inventory.Inventory
 	out []ClusterFile
+	// rules is the rule file prometheus.yml names (default AlertsFileName).
+	rules string
 }
 
 func (c *clusterFiles) add(name, tmplName string, mode uint32, data map[string]any) error {
@@ -45,6 +48,12 @@ func (c *clusterFiles) add(name, tmplName string, mode uint32, data map[string]a
 func renderCluster(inv *inventory.Inventory) ([]ClusterFile, error) {
 	c := &clusterFiles{inv: inv}
 	if err := c.prometheus(); err != nil {
+		return nil, err
+	}
+	if err := c.alerts(); err != nil {
+		return nil, err
+	}
+	if err := c.dashboard(); err != nil {
 		return nil, err
 	}
 	if inv.Loopback() {
@@ -66,6 +75,17 @@ func renderCluster(inv *inventory.Inventory) ([]ClusterFile, error) {
 		}
 	}
 	return c.out, nil
+}
+
+// PrometheusConfig is the cluster's scrape configuration naming rules as
+// its rule file (AlertsFileName beside it, in render's output; the monitoring
+// package names where it installs them).
+func PrometheusConfig(inv *inventory.Inventory, rules string) ([]byte, error) {
+	c := &clusterFiles{inv: inv, rules: rules}
+	if err := c.prometheus(); err != nil {
+		return nil, err
+	}
+	return c.out[0].Data, nil
 }
 
 // prometheus scrapes the metrics listener when there is one (plain HTTP),
@@ -90,7 +110,7 @@ func (c *clusterFiles) prometheus() error {
 		tlsFiles = inv.TLS
 	}
 	return c.add(PrometheusFile, "prometheus.yml.tmpl", 0o644, map[string]any{
-		"Job": "etcd-" + inv.Cluster.Name, "Scheme": scheme, "Targets": targets, "TLS": tlsFiles,
+		"Job": "etcd-" + inv.Cluster.Name, "Scheme": scheme, "Targets": targets, "TLS": tlsFiles, "Alerts": cmp.Or(c.rules, AlertsFileName(inv.Cluster.Name)),
 	})
 }
 

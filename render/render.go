@@ -133,6 +133,11 @@ func renderHost(inv *inventory.Inventory, h inventory.Host, opts MemberOptions) 
 			return nil, err
 		}
 		files = append(files, bf...)
+		mf, err := maintenanceFiles(inv)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, mf...)
 	} else {
 		vars, err := ProxyEnv(inv, h.Proxy)
 		if err != nil {
@@ -398,14 +403,59 @@ func SandboxDropIn(header []string, dirs ...string) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
+// dropIn is a rendered drop-in for a shipped unit: one section's lines.
+func dropIn(inv *inventory.Inventory, p, section, what string, lines ...string) File {
+	var b strings.Builder
+	for _, l := range append([]string{p + ": " + what}, header(inv, "")[1:]...) {
+		b.WriteString("# " + l + "\n")
+	}
+	b.WriteString("[" + section + "]\n")
+	for _, l := range lines {
+		b.WriteString(l + "\n")
+	}
+	return File{Path: p, Mode: 0o644, Owner: "root", Group: "root", Data: []byte(b.String()), UnitFile: true}
+}
+
+// MaintenanceEnv is etcd-maintenance.service's environment: what
+// `etcd-installer maintenance scheduled` needs to know of the inventory on
+// the host.
+func MaintenanceEnv(inv *inventory.Inventory) []Var {
+	m := inv.Maintenance
+	minFree, _ := inventory.ParseQuota(m.DefragMinFree)
+	return []Var{
+		{"MAINTENANCE_CLUSTER", inv.Cluster.Name}, {"MAINTENANCE_FREE_PERCENT", strconv.Itoa(m.DefragFreePercent)},
+		{"MAINTENANCE_MIN_FREE", strconv.FormatInt(minFree, 10)},
+	}
+}
+
+// maintenanceFiles are a member's scheduled-maintenance settings: the
+// service's environment and the timer's schedule. A change restarts
+// nothing.
+func maintenanceFiles(inv *inventory.Inventory) ([]File, error) {
+	if !inv.Maintenance.Scheduled() {
+		return nil, nil
+	}
+	env, err := envFile(inv, layout.MaintenanceConf, fmt.Sprintf("scheduled maintenance of etcd cluster %s (read by %s)", inv.Cluster.Name, units.Maintenance), MaintenanceEnv(inv))
+	if err != nil {
+		return nil, err
+	}
+	env.Mode, env.Owner, env.Group = 0o644, "root", "root"
+	return []File{env, dropIn(inv, layout.MaintenanceTimerDropIn, "Timer", "the schedule of "+units.MaintenanceTimer,
+		"OnCalendar=", "OnCalendar="+inv.Maintenance.Schedule)}, nil
+}
+
 // BackupEnv is etcd-backup.service's environment: what `etcd-installer
 // backup scheduled` needs to know of the inventory on the host.
 func BackupEnv(inv *inventory.Inventory) []Var {
 	b := inv.Backup
-	return []Var{
+	vars := []Var{
 		{"BACKUP_CLUSTER", inv.Cluster.Name}, {"BACKUP_TOKEN", inv.Cluster.Token}, {"BACKUP_DIR", b.Dir},
 		{"BACKUP_KEEP_LAST", strconv.Itoa(b.KeepLast)}, {"BACKUP_KEEP_DAILY", strconv.Itoa(b.KeepDaily)},
 	}
+	if b.CopyTo != "" {
+		vars = append(vars, Var{"BACKUP_COPY_TO", b.CopyTo}, Var{"BACKUP_COPY_DIR", b.CopyDir})
+	}
+	return vars
 }
 
 // backupFiles are a member's scheduled-backup settings: the service's
@@ -421,21 +471,10 @@ func backupFiles(inv *inventory.Inventory) ([]File, error) {
 		return nil, err
 	}
 	env.Mode, env.Owner, env.Group = 0o644, "root", "root"
-	dropIn := func(p, section, what string, lines ...string) File {
-		var b strings.Builder
-		for _, l := range append([]string{p + ": " + what}, header(inv, "")[1:]...) {
-			b.WriteString("# " + l + "\n")
-		}
-		b.WriteString("[" + section + "]\n")
-		for _, l := range lines {
-			b.WriteString(l + "\n")
-		}
-		return File{Path: p, Mode: 0o644, Owner: "root", Group: "root", Data: []byte(b.String()), UnitFile: true}
-	}
-	files := []File{env, dropIn(layout.BackupTimerDropIn, "Timer", "the schedule of "+units.BackupTimer,
+	files := []File{env, dropIn(inv, layout.BackupTimerDropIn, "Timer", "the schedule of "+units.BackupTimer,
 		"OnCalendar=", "OnCalendar="+inv.Backup.Schedule)}
 	if d := path.Clean(inv.Backup.Dir); d != layout.BackupDir {
-		files = append(files, dropIn(layout.BackupServiceDropIn, "Service", units.Backup+" writes its backups to "+d,
+		files = append(files, dropIn(inv, layout.BackupServiceDropIn, "Service", units.Backup+" writes its backups to "+d,
 			"ReadWritePaths="+d))
 	}
 	return files, nil

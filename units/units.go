@@ -4,8 +4,9 @@ package units
 
 import "embed"
 
-// FS holds etcd.service, etcd-grpc-proxy.service and the scheduled
-// backup's etcd-backup.service and etcd-backup.timer.
+// FS holds etcd.service, etcd-grpc-proxy.service, the scheduled backup's
+// etcd-backup.service and etcd-backup.timer, and the scheduled
+// maintenance's etcd-maintenance.service and etcd-maintenance.timer.
 //
 //go:embed *.service *.timer
 var FS embed.FS
@@ -17,4 +18,7 @@ const (
 	Backup    = "etcd-backup.service"
 	// BackupTimer starts Backup on the inventory's schedule.
 	BackupTimer = "etcd-backup.timer"
+	Maintenance = "etcd-maintenance.service"
+	// MaintenanceTimer starts Maintenance on the inventory's schedule.
+	MaintenanceTimer = "etcd-maintenance.timer"
 )

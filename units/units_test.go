@@ -12,6 +12,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/unit"
 
+	"github.com/etcd-appliance/appliance/layout"
 	"github.com/etcd-appliance/appliance/node"
 )
 
@@ -35,17 +36,21 @@ func options(t *testing.T, name string) map[string][]string {
 func TestEtcdUnit(t *testing.T) {
 	o := options(t, Etcd)
 	want := map[string]string{
-		"Service.Type":            "notify",
-		"Service.User":            "etcd",
-		"Service.EnvironmentFile": "/etc/etcd/etcd.conf",
-		"Service.ExecStart":       "/usr/bin/etcd",
-		"Service.Restart":         "on-failure",
-		"Install.WantedBy":        "multi-user.target",
+		"Service.Type":      "notify",
+		"Service.User":      "etcd",
+		"Service.ExecStart": "/usr/bin/etcd",
+		"Service.Restart":   "on-failure",
+		"Install.WantedBy":  "multi-user.target",
 	}
 	for k, v := range want {
 		if got := o[k]; len(got) != 1 || got[0] != v {
 			t.Errorf("%s = %q, want %q", k, got, v)
 		}
+	}
+	// The configuration, then the threshold only a scheduled maintenance's
+	// restart has (optional: absent otherwise).
+	if got := strings.Join(o["Service.EnvironmentFile"], " "); got != "/etc/etcd/etcd.conf -"+layout.DefragmentEnv {
+		t.Errorf("Service.EnvironmentFile = %q", got)
 	}
 	for _, k := range []string{"Service.TimeoutStartSec", "Service.WatchdogSec", "Service.LimitNOFILE"} {
 		if len(o[k]) != 1 {
@@ -100,7 +105,7 @@ func verifyRoot(t *testing.T, name string) string {
 // systemd-analyze verify exits 0 even for unknown settings; it only warns.
 // Any output is a failure.
 func TestUnitsVerify(t *testing.T) {
-	for _, name := range []string{Etcd, GRPCProxy, Backup, BackupTimer} {
+	for _, name := range []string{Etcd, GRPCProxy, Backup, BackupTimer, Maintenance, MaintenanceTimer} {
 		root := verifyRoot(t, name)
 		out, err := exec.Command("systemd-analyze", "verify", "--man=no", "--root="+root, name).CombinedOutput()
 		if err != nil || len(bytes.TrimSpace(out)) != 0 {
@@ -118,8 +123,8 @@ func TestUnitsExposure(t *testing.T) {
 	// The backup runs as root: it reads the host's client key, the
 	// cluster's root user, which only root may read; everything else is
 	// locked down as far as a networked oneshot allows.
-	limit := map[string]float64{Etcd: 2.0, GRPCProxy: 2.0, Backup: 2.1}
-	for _, name := range []string{Etcd, GRPCProxy, Backup} {
+	limit := map[string]float64{Etcd: 2.0, GRPCProxy: 2.0, Backup: 2.1, Maintenance: 1.9}
+	for _, name := range []string{Etcd, GRPCProxy, Backup, Maintenance} {
 		b, _ := FS.ReadFile(name)
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, b, 0o644); err != nil {

@@ -55,9 +55,14 @@ func newApplyCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			kh, err := ssh.backupKnownHosts(i)
+			if err != nil {
+				return err
+			}
 			req := apply.Request{
-				Options: apply.Options{NoStart: noStart, ForceRestart: force, LockWait: lockWait, Dial: cf.files().Dialer(i), Plan: e.plan(dryRun)},
-				Sel:     sel, Root: root, Hosts: hosts, Certs: src,
+				Options: apply.Options{NoStart: noStart, ForceRestart: force, LockWait: lockWait, Dial: cf.files().Dialer(i), Plan: e.plan(dryRun),
+					BackupKnownHosts: kh},
+				Sel: sel, Root: root, Hosts: hosts, Certs: src,
 				WaitReady: !dryRun && !noStart && !noWait, Wait: wait,
 			}
 			rep, err := apply.Run(cmd.Context(), i, req, e.log)

@@ -75,7 +75,7 @@ func newBackupCmd(e *env) *cobra.Command {
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing backup at --out (once the new snapshot checks out)")
 	cmd.Flags().StringSliceVar(&endpoints, "endpoints", nil, "client URLs of a cluster that has no inventory (comma-separated), instead of INVENTORY")
 	_ = cmd.MarkFlagRequired("out")
-	cmd.AddCommand(newBackupScheduledCmd(e), newBackupListCmd(e))
+	cmd.AddCommand(newBackupScheduledCmd(e), newBackupListCmd(e), newBackupKeysCmd(e))
 	return cmd
 }
 

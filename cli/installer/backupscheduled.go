@@ -1,11 +1,14 @@
 package installer
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -65,6 +68,17 @@ func newBackupScheduledCmd(e *env) *cobra.Command {
 				KeepLast: keepLast, KeepDaily: keepDaily, Name: s.Name, Endpoints: s.Endpoints, Cred: cr,
 				UID: uid, GID: gid, Status: layout.BackupStatus, Progress: e.progress(),
 			}
+			if to := os.Getenv("BACKUP_COPY_TO"); to != "" {
+				o.Copy = &backup.Copy{To: to, Dir: os.Getenv("BACKUP_COPY_DIR"), Dial: func() (host.Runner, func() error, error) {
+					r, err := host.DialSSH(to, host.SSHConfig{KnownHosts: []string{layout.BackupKnownHosts}, KeyFile: layout.BackupSSHKey, AsUser: true,
+						// apply writes that file from the operator's.
+						KnownHostsSource: "~/.ssh/known_hosts of the operator who runs etcd-installer apply", KnownHostsThen: "run etcd-installer apply again (it writes " + layout.BackupKnownHosts + " from it)"})
+					if err != nil {
+						return nil, nil, err
+					}
+					return r, r.Close, nil
+				}}
+			}
 			// systemd's SIGTERM (TimeoutStartSec=, systemctl stop) ends
 			// the run through its cleanups (the scratch restore).
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -80,9 +94,66 @@ func newBackupScheduledCmd(e *env) *cobra.Command {
 			fmt.Fprintf(e.stdout, "%s: revision %d, %d keys, %s; saved in %s, verified in %s; %d old backups deleted by the retention\n",
 				res.File, res.Info.Revision, res.Info.TotalKeys, humanize.IBytes(uint64(res.Info.Size)),
 				res.Took.Round(time.Millisecond), res.Verify.Round(time.Millisecond), len(res.Deleted))
+			if res.Copied != "" {
+				fmt.Fprintf(e.stdout, "copied to %s; %d old copies deleted there by the retention\n", res.Copied, len(res.CopyDeleted))
+			}
 			return nil
 		},
 	}
+}
+
+func newBackupKeysCmd(e *env) *cobra.Command {
+	var ssh sshFlags
+	cmd := &cobra.Command{
+		Use:   "keys INVENTORY",
+		Short: "Print the members' SSH public keys for the [backup] copy_to host's authorized_keys",
+		Long: "keys reads each member's " + layout.BackupSSHKey + ".pub (made by apply when the inventory's [backup] has copy_to)\n" +
+			"and prints it as an authorized_keys line: restrict (no terminal, no forwarding) and, where the member's address\n" +
+			"is an IP, from= that address, so that the key is refused from anywhere else. Append them to the copy_to\n" +
+			"user's ~/.ssh/authorized_keys on that host: each member copies its verified backups there over SSH. The key\n" +
+			"can run commands as that user (the copy uses mkdir, dd, sha256sum, mv, ls, cat and rm): give copy_to a user of\n" +
+			"its own that holds nothing else. Drop from= when the members reach that host through other addresses (NAT).",
+		Example: "  etcd-installer backup keys prod.toml | ssh backup@10.0.0.5 'cat >> ~/.ssh/authorized_keys'",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			i, hosts, err := loadHosts(args[0], &ssh)
+			if err != nil {
+				return err
+			}
+			defer hosts.Close()
+			if !i.Backup.Scheduled() || i.Backup.CopyTo == "" {
+				return fmt.Errorf("%s has no [backup] copy_to, so the members copy their backups nowhere; fix: add copy_to and copy_dir under [backup] and apply", i.Source)
+			}
+			var errs []error
+			for _, m := range i.Members {
+				t, err := hosts.Target(m.Name)
+				var pub []byte
+				if err == nil {
+					pub, err = t.FS.ReadFile(layout.BackupSSHKey + ".pub")
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w (apply makes it)", m.Name, err))
+					continue
+				}
+				fmt.Fprintf(e.stdout, "%s %s\n", keyOptions(m), strings.TrimSpace(string(pub)))
+			}
+			return errors.Join(errs...)
+		},
+	}
+	ssh.add(cmd)
+	return cmd
+}
+
+// keyOptions are a member key's authorized_keys options: no terminal or
+// forwarding, and only from the member's own address when it is an IP (a
+// DNS name would make the copy host's sshd depend on reverse lookups).
+func keyOptions(m inventory.Member) string {
+	for _, a := range []string{m.IP, m.Address} {
+		if ip := net.ParseIP(a); ip != nil && !ip.IsUnspecified() {
+			return fmt.Sprintf("restrict,from=%q", ip.String())
+		}
+	}
+	return "restrict"
 }
 
 func newBackupListCmd(e *env) *cobra.Command {

@@ -110,7 +110,7 @@ func TestExampleValidateRenderPlan(t *testing.T) {
 	}
 	planOut, _, _ = run(t, "plan", static, "--this-host", "etcd0", "--root", t.TempDir())
 	if !strings.Contains(planOut, "+++ /etc/etcd/etcd.conf (new)") || !strings.Contains(planOut, "+ETCD_NAME=etcd0") ||
-		!strings.Contains(planOut, "etcd0: 4 file(s) would change") {
+		!strings.Contains(planOut, "etcd0: 6 file(s) would change") {
 		t.Errorf("plan on empty root:\n%s", planOut)
 	}
 	// An edited file shows as a diff.

@@ -23,6 +23,20 @@ func (s *sshFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&s.knownHosts, "known-hosts", nil, "known_hosts files (default ~/.ssh/known_hosts); host keys are always checked")
 }
 
+// backupKnownHosts is the [backup] copy_to host's known_hosts, from these
+// flags' known_hosts files, for apply to give the members (nil without
+// copy_to).
+func (s *sshFlags) backupKnownHosts(i *inventory.Inventory) ([]byte, error) {
+	if !i.Backup.Scheduled() || i.Backup.CopyTo == "" {
+		return nil, nil
+	}
+	b, err := host.KnownHostsFor(i.Backup.CopyTo, s.knownHosts)
+	if err != nil {
+		return nil, fmt.Errorf("backup.copy_to in %s: %w", i.Source, err)
+	}
+	return b, nil
+}
+
 // hosts reaches the inventory's hosts with these flags, this machine
 // without SSH when it is one of them; the caller closes it.
 func (s *sshFlags) hosts(i *inventory.Inventory) *workflow.Hosts {

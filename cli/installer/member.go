@@ -60,6 +60,9 @@ func memberJoinCmd(e *env, cmd *cobra.Command, do func(context.Context, *invento
 		if o.Extra, err = certFiles(i, cf.certs, args[1]); err != nil {
 			return err
 		}
+		if o.BackupKnownHosts, err = ssh.backupKnownHosts(i); err != nil {
+			return err
+		}
 		if err := do(cmd.Context(), i, args[1], t, o, e.log); err != nil {
 			return err
 		}

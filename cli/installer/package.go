@@ -23,11 +23,14 @@ func newPackageCmd(e *env) *cobra.Command {
 	var mtime int64
 	cmd := &cobra.Command{
 		Use:   "package INVENTORY --out DIR",
-		Short: "Build an etcd-node-HOST deb and rpm per host: its configuration, enabling and starting etcd",
+		Short: "Build an etcd-node-HOST deb and rpm per host (its configuration, enabling and starting etcd) and the cluster's etcd-monitoring-CLUSTER",
 		Long: "package renders each host's files and wraps them as etcd-node-HOST packages (deb and rpm,\n" +
 			"architecture-independent, depending on the etcd package). Installing one configures, enables\n" +
 			"and starts the host's unit; removing it stops and disables it. Publish them to a repository\n" +
 			"and provision with `apt install etcd-node-etcd0`. Raise --revision to publish a change.\n\n" +
+			"Without --host it also builds etcd-monitoring-CLUSTER, for the Prometheus and Grafana host: the\n" +
+			"cluster's alert rules in /etc/prometheus/rules, its dashboard provisioned into Grafana, and the\n" +
+			"scrape job in /usr/share/etcd-monitoring/CLUSTER (docs/observability.md).\n\n" +
 			"With TLS on and a certificate directory (--certs, default certs/ beside the inventory), each\n" +
 			"host's package carries its certificates and private keys: publish such packages only to a\n" +
 			"repository as private as the keys.\n\n" +
@@ -85,6 +88,15 @@ func newPackageCmd(e *env) *cobra.Command {
 			paths, err := packaging.NodePackages(i, o, version.Etcd)
 			if err != nil {
 				return err
+			}
+			// The whole cluster's: its alert rules and dashboard, for the
+			// Prometheus and Grafana host.
+			if len(hosts) == 0 {
+				mp, err := packaging.MonitoringPackage(i, o)
+				if err != nil {
+					return err
+				}
+				paths = append(paths, mp...)
 			}
 			if repoDir != "" {
 				if err := plan.Do("", "make "+repoDir+" (0700) a signed apt and yum repository of these packages for "+repoURL, func() error {

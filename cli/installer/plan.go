@@ -55,7 +55,7 @@ func newPlanCmd(e *env) *cobra.Command {
 					// the host's.
 					t.FS = host.LocalFS{Root: root, IgnoreOwner: root != "/"}
 				}
-				if err := planHost(cmd.Context(), e, i, t); err != nil {
+				if err := planHost(cmd.Context(), e, i, t, &ssh); err != nil {
 					return err
 				}
 			}
@@ -88,14 +88,18 @@ func stagingSelection(i *inventory.Inventory, hf hostFlags) (workflow.Selection,
 }
 
 // planHost prints the diff of every file apply would write on t.
-func planHost(ctx context.Context, e *env, i *inventory.Inventory, t workflow.Target) error {
+func planHost(ctx context.Context, e *env, i *inventory.Inventory, t workflow.Target, ssh *sshFlags) error {
+	kh, err := ssh.backupKnownHosts(i)
+	if err != nil {
+		return err
+	}
 	extra, err := certFiles(i, "", t.Host.Name)
 	if err != nil {
 		// The rendered files are still worth seeing; apply refuses these
 		// certificates until `certs` re-issues them.
 		e.log.WithField("host", t.Host.Name).Warn("not comparing certificates: " + err.Error())
 	}
-	res, err := apply.Diff(ctx, i, t, apply.Options{Extra: extra})
+	res, err := apply.Diff(ctx, i, t, apply.Options{Extra: extra, BackupKnownHosts: kh})
 	if err != nil {
 		return fmt.Errorf("%s: %w", t.Host.Name, err)
 	}

@@ -29,13 +29,13 @@ func TestPackageRepo(t *testing.T) {
 	key, _ := repotest.OperatorKey(t, "")
 	t.Setenv(repo.KeyEnv, key)
 	out, errOut, code := run(t, "package", inv, "--out", pkgs, "--repo", rdir, "--repo-url", "http://127.0.0.1:1/etcd-node", "--mtime", "1700000000")
-	if code != 0 || !strings.Contains(out, "signed apt and yum repository (3 debs, 3 rpms)") {
+	if code != 0 || !strings.Contains(out, "signed apt and yum repository (4 debs, 4 rpms)") {
 		t.Fatalf("package --repo: %d\n%s%s", code, out, errOut)
 	}
 	if _, errOut, code := run(t, "package", inv, "--out", pkgs, "--repo", pkgs); code == 0 || !strings.Contains(errOut, "replaced as a whole") {
 		t.Errorf("--repo equal to --out: %d %s", code, errOut)
 	}
-	if ents, _ := os.ReadDir(pkgs); len(ents) != 6 {
+	if ents, _ := os.ReadDir(pkgs); len(ents) != 8 {
 		t.Errorf("--repo equal to --out touched the packages: %v", ents)
 	}
 	if fi, err := os.Stat(rdir); err != nil || fi.Mode().Perm() != 0o700 {
@@ -51,8 +51,9 @@ func TestPackageRepo(t *testing.T) {
 	if out, err := repotest.Apt(t, root, rdir, ring, "update"); err != nil {
 		t.Fatalf("apt-get update: %v\n%s", err, out)
 	}
-	if out, err := repotest.Apt(t, root, rdir, ring, "apt-cache", "policy", "etcd-node-etcd0", "etcd-node-etcd2"); err != nil ||
-		strings.Count(out, "Candidate: 1.0-1") != 2 {
+	// And the cluster's monitoring package, for the Prometheus host.
+	if out, err := repotest.Apt(t, root, rdir, ring, "apt-cache", "policy", "etcd-node-etcd0", "etcd-node-etcd2", "etcd-monitoring-t"); err != nil ||
+		strings.Count(out, "Candidate: 1.0-1") != 3 {
 		t.Errorf("apt-cache policy: %v\n%s", err, out)
 	}
 }

@@ -80,6 +80,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newHealthCmd(e),
 		newMemberCmd(e),
 		newBackupCmd(e),
+		newMaintenanceCmd(e),
 		newRestoreCmd(e),
 		newDoctorCmd(e),
 		newInspectCmd(e),

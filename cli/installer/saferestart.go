@@ -20,11 +20,11 @@ import (
 
 func newSafeRestartCmd(e *env) *cobra.Command {
 	var (
-		dryRun              bool
-		unit, reason        string
-		endpoints           []string
-		cacert, cert, key   string
-		lockWait, readyWait time.Duration
+		dryRun                          bool
+		unit, reason                    string
+		endpoints                       []string
+		cacert, cert, key               string
+		lockWait, readyWait, leaderWait time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "safe-restart",
@@ -71,7 +71,7 @@ func newSafeRestartCmd(e *env) *cobra.Command {
 				Dial:     func(eps []string) (cluster.Membership, error) { return cluster.DialWith(eps, cr) },
 				Lock:     saferestart.EtcdLock(cr),
 				Holder:   fmt.Sprintf("member %s on host %s (pid %d): %s", s.Name, hostname, os.Getpid(), reason),
-				LockWait: lockWait, ReadyWait: readyWait,
+				LockWait: lockWait, ReadyWait: readyWait, LeaderWait: leaderWait,
 				Again: "etcd-installer safe-restart",
 				Plan:  e.plan(dryRun),
 			}
@@ -100,6 +100,7 @@ func newSafeRestartCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&key, "key", "", "client key (default: ETCDCTL_KEY of /etc/etcd/etcdctl.env)")
 	cmd.Flags().DurationVar(&lockWait, "lock-wait", 20*time.Minute, "how long to wait for the maintenance lock (other members restarting)")
 	cmd.Flags().DurationVar(&readyWait, "timeout", 15*time.Minute, "how long the restarted member may take to serve again (its start timeout)")
+	cmd.Flags().DurationVar(&leaderWait, "leader-wait", 10*time.Minute, "the leader lets members waiting to restart go first, for up to this long (0: take turns in order)")
 	return cmd
 }
 

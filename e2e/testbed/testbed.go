@@ -39,6 +39,14 @@ var BasePackages = []string{
 	// dnsmasq: the bootstrap suite's DNS server, serving the rendered SRV
 	// records as the guides' recipe does (not started: see EnsureBase).
 	"dnsmasq",
+	// prometheus: Debian's, on the control host, scraping the members
+	// with the rendered configuration and evaluating the rendered alert
+	// rules (not started: see EnsureBase).
+	"prometheus",
+	// prometheus-alertmanager: Debian's, on the control host, receiving
+	// the alerts that Prometheus fires and notifying a webhook, as an
+	// operator's pager would be (not started: see EnsureBase).
+	"prometheus-alertmanager",
 	// debootstrap does not resolve virtual packages: rpmlint's
 	// python3-zstandard needs the python3-cffi-backend-api-* that this
 	// package provides.
@@ -46,7 +54,7 @@ var BasePackages = []string{
 }
 
 // disabledUnits are installed in the image but not started at boot.
-var disabledUnits = []string{"dnsmasq.service"}
+var disabledUnits = []string{"dnsmasq.service", "prometheus.service", "prometheus-alertmanager.service"}
 
 const (
 	// Subnet is the test network; hosts are Subnet.N.
@@ -127,7 +135,7 @@ func (tb *Testbed) EnsureBase(ctx context.Context) error {
 		}
 		os.WriteFile(filepath.Join(tmp, "etc/machine-id"), nil, 0o444)
 		// Installed, not enabled: the one host that serves DNS enables it,
-		// as an operator does.
+		// as an operator does; Prometheus runs where a test starts it.
 		for _, u := range disabledUnits {
 			os.Remove(filepath.Join(tmp, "etc/systemd/system/multi-user.target.wants", u))
 		}

@@ -56,13 +56,17 @@ type options struct {
 	prefix    string
 	keys      int
 	clients   int
-	history   string
-	watches   string
-	stats     string
-	stop      string
-	stepFile  string
-	maxOps    int
-	maxTime   time.Duration
+	// everyEndpoint gives each client every endpoint, as applications
+	// configure theirs (a planned restart then costs no write); by
+	// default client c talks to member c mod n only.
+	everyEndpoint bool
+	history       string
+	watches       string
+	stats         string
+	stop          string
+	stepFile      string
+	maxOps        int
+	maxTime       time.Duration
 }
 
 func (o options) key(i int) string { return fmt.Sprintf("%sk%02d", o.prefix, i) }
@@ -86,6 +90,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.prefix, "prefix", "e2e/", "the keys it uses (writers beside each other need their own)")
 	fs.IntVar(&o.keys, "keys", 8, "how many keys")
 	fs.IntVar(&o.clients, "clients", 4, "concurrent clients, spread over the endpoints")
+	fs.BoolVar(&o.everyEndpoint, "every-endpoint", false, "give each client every endpoint (as applications do) instead of one member each")
 	fs.IntVar(&o.maxOps, "max-ops", 400000, "stop after this many operations")
 	fs.DurationVar(&o.maxTime, "max-time", 30*time.Minute, "stop after this long")
 	viz := fs.String("viz", "/root/writer-violation.html", "verify: where the checker draws a violation")
@@ -98,9 +103,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	// history.
 	fs.String("log", "", "ignored (the history replaces it)")
 	verify := len(args) > 0 && args[0] == "verify"
-	if verify {
+	fill := len(args) > 0 && args[0] == "fill"
+	if verify || fill {
 		args = args[1:]
 	}
+	count := fs.Int("count", 100, "fill: how many values")
+	size := fs.Int("size", 1<<20, "fill: each value's size in bytes")
+	untilFull := fs.Bool("until-full", false, "fill: go on until the cluster refuses a write with NOSPACE (and succeed then)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -119,6 +128,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if verify {
 		return Verify(o, *viz, *timeout, stdout, stderr)
+	}
+	if fill {
+		return Fill(o, *count, *size, *untilFull, stdout, stderr)
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(stderr, err)
@@ -212,7 +224,11 @@ func run(o options) error {
 	var cwg sync.WaitGroup
 	for c := range o.clients {
 		// Client c talks to one member: the clients together reach all.
-		cli, err := o.client([]string{o.endpoints[c%len(o.endpoints)]})
+		eps := []string{o.endpoints[c%len(o.endpoints)]}
+		if o.everyEndpoint {
+			eps = o.endpoints
+		}
+		cli, err := o.client(eps)
 		if err != nil {
 			return err
 		}

@@ -46,6 +46,9 @@ type Options struct {
 	// Plan records every change and is the dry-run guard; nil changes
 	// without recording.
 	Plan *workflow.Plan
+	// BackupKnownHosts is the [backup] copy_to host's known_hosts (from
+	// the operator's, host.KnownHostsFor), written on members.
+	BackupKnownHosts []byte
 	// CertsOnly writes the Extra files (certificates) and nothing else:
 	// no rendered file, no unit change, no restart.
 	CertsOnly bool
@@ -184,6 +187,13 @@ func (r *hostRun) render(context.Context) error {
 		return err
 	}
 	r.files = append(files, r.o.Extra...)
+	if r.t.Host.Member != nil && r.inv.Backup.Scheduled() && r.inv.Backup.CopyTo != "" {
+		if len(r.o.BackupKnownHosts) == 0 {
+			return fmt.Errorf("backup.copy_to in %s: apply needs %s's host key from your known_hosts to give the members (it writes %s): add it after checking its fingerprint (ssh-keyscan HOST >> ~/.ssh/known_hosts)",
+				r.inv.Source, r.inv.Backup.CopyTo, layout.BackupKnownHosts)
+		}
+		r.files = append(r.files, render.File{Path: layout.BackupKnownHosts, Mode: 0o644, Owner: "root", Group: "root", Data: r.o.BackupKnownHosts})
+	}
 	return render.CheckPaths(r.files)
 }
 
@@ -374,62 +384,119 @@ func (r *hostRun) units(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.backupTimer(ctx)
+	return r.timers(ctx)
 }
 
-// backupTimer enables and starts etcd-backup.timer on a member when the
-// inventory schedules backups (once: an active, enabled timer is left as
-// it is; a new schedule takes effect with the daemon-reload above), and
-// stops and disables it when the inventory no longer does.
-func (r *hostRun) backupTimer(ctx context.Context) error {
+// scheduledTimer is a timer apply enables on members when the inventory
+// schedules it.
+type scheduledTimer struct {
+	unit, dropIn, section, schedule, what string
+	// prepare runs before the timer starts (a dir its service needs).
+	prepare func(ctx context.Context) error
+}
+
+// timers enables and starts the members' scheduled timers: the backup's
+// and the maintenance's.
+func (r *hostRun) timers(ctx context.Context) error {
 	if r.t.Host.Member == nil {
 		return nil
 	}
-	st, err := r.t.Services.State(ctx, units.BackupTimer)
-	if !r.inv.Backup.Scheduled() {
-		// The schedule was removed from the inventory: no more backups
-		// (those taken stay where they are).
+	backup := scheduledTimer{unit: units.BackupTimer, dropIn: layout.BackupTimerDropIn, section: "backup",
+		schedule: r.inv.Backup.Schedule, what: "backups", prepare: func(ctx context.Context) error {
+			return errors.Join(r.backupDir(ctx), r.backupKey(ctx))
+		}}
+	maintenance := scheduledTimer{unit: units.MaintenanceTimer, dropIn: layout.MaintenanceTimerDropIn, section: "maintenance",
+		schedule: r.inv.Maintenance.Schedule, what: "maintenance"}
+	for _, tm := range []scheduledTimer{backup, maintenance} {
+		if err := r.timer(ctx, tm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backupDir creates a backup dir other than the default: the package's
+// tmpfiles.d creates only the default dir, and the unit's sandbox needs
+// the dir it opens to exist.
+func (r *hostRun) backupDir(ctx context.Context) error {
+	d := r.inv.Backup.Dir
+	if d == layout.BackupDir {
+		return nil
+	}
+	if _, err := r.t.FS.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return r.o.Plan.Do(r.t.Host.Name, "create "+d+" (0700 etcd:etcd, for backups)", func() error {
+		return r.t.FS.MkdirAll(d, 0o700, "etcd", "etcd")
+	})
+}
+
+// backupKey makes the member's SSH key for the backup copies (once: it
+// is the identity the copy host authorizes, so it is never replaced).
+func (r *hostRun) backupKey(ctx context.Context) error {
+	if r.inv.Backup.CopyTo == "" {
+		return nil
+	}
+	if _, err := r.t.FS.Stat(layout.BackupSSHKey); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return r.o.Plan.Do(r.t.Host.Name, "make "+layout.BackupSSHKey+" (ed25519, 0600 root): the identity "+r.inv.Backup.CopyTo+" authorizes for the backup copies (etcd-installer backup keys lists them)", func() error {
+		priv, pub, err := host.NewSSHKey("etcd-backup@" + r.t.Host.Name)
+		if err != nil {
+			return err
+		}
+		if _, err := r.t.FS.WriteFile(layout.BackupSSHKey+".pub", pub, 0o644, "root", "root"); err != nil {
+			return err
+		}
+		_, err = r.t.FS.WriteFile(layout.BackupSSHKey, priv, 0o600, "root", "root")
+		return err
+	})
+}
+
+// timer enables and starts a scheduled timer on a member when the
+// inventory schedules it (once: an active, enabled timer is left as it
+// is; a new schedule takes effect with the daemon-reload above), and stops
+// and disables it when the inventory no longer does.
+func (r *hostRun) timer(ctx context.Context, tm scheduledTimer) error {
+	st, err := r.t.Services.State(ctx, tm.unit)
+	if tm.schedule == "" {
+		// The schedule was removed from the inventory: the timer stops
+		// (what it made stays where it is).
 		if err != nil || (st.Enabled != "enabled" && st.Active != "active") {
 			return nil
 		}
-		return r.o.Plan.Do(r.t.Host.Name, "stop and disable "+units.BackupTimer+" (the inventory has no [backup] schedule)", func() error {
-			if err := r.t.Services.Stop(ctx, units.BackupTimer); err != nil {
+		return r.o.Plan.Do(r.t.Host.Name, "stop and disable "+tm.unit+" (the inventory has no ["+tm.section+"] schedule)", func() error {
+			if err := r.t.Services.Stop(ctx, tm.unit); err != nil {
 				return err
 			}
-			if err := r.t.Services.Disable(ctx, units.BackupTimer); err != nil {
+			if err := r.t.Services.Disable(ctx, tm.unit); err != nil {
 				return err
 			}
-			r.log.WithField("unit", units.BackupTimer).Info("stopped and disabled")
+			r.log.WithField("unit", tm.unit).Info("stopped and disabled")
 			return nil
 		})
 	}
-	if d := r.inv.Backup.Dir; d != layout.BackupDir {
-		// The package's tmpfiles.d creates only the default dir, and the
-		// unit's sandbox needs the dir it opens to exist.
-		if _, err := r.t.FS.Stat(d); errors.Is(err, fs.ErrNotExist) {
-			if err := r.o.Plan.Do(r.t.Host.Name, "create "+d+" (0700 etcd:etcd, for backups)", func() error {
-				return r.t.FS.MkdirAll(d, 0o700, "etcd", "etcd")
-			}); err != nil {
-				return err
-			}
+	if tm.prepare != nil {
+		if err := tm.prepare(ctx); err != nil {
+			return err
 		}
 	}
 	// A new schedule re-arms a running timer; systemd refuses one it
 	// cannot read only when the timer starts, so the start is checked.
-	changed := slices.ContainsFunc(r.res.Files, func(f FileChange) bool { return f.Path == layout.BackupTimerDropIn })
+	changed := slices.ContainsFunc(r.res.Files, func(f FileChange) bool { return f.Path == tm.dropIn })
 	if err == nil && st.Active == "active" && st.Enabled == "enabled" && !changed {
 		return nil
 	}
-	return r.o.Plan.Do(r.t.Host.Name, "enable and (re)start "+units.BackupTimer+" (backups on "+r.inv.Backup.Schedule+")", func() error {
-		if err := r.t.Services.Enable(ctx, units.BackupTimer); err != nil {
+	return r.o.Plan.Do(r.t.Host.Name, "enable and (re)start "+tm.unit+" ("+tm.what+" on "+tm.schedule+")", func() error {
+		if err := r.t.Services.Enable(ctx, tm.unit); err != nil {
 			return err
 		}
-		if err := r.t.Services.Restart(ctx, units.BackupTimer); err != nil {
+		if err := r.t.Services.Restart(ctx, tm.unit); err != nil {
 			return err
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			st, err := r.t.Services.State(ctx, units.BackupTimer)
+			st, err := r.t.Services.State(ctx, tm.unit)
 			if err != nil {
 				return err
 			}
@@ -437,8 +504,8 @@ func (r *hostRun) backupTimer(ctx context.Context) error {
 				break
 			}
 			if st.Active == "failed" || time.Now().After(deadline) {
-				return fmt.Errorf("%s is %s: systemd did not take the schedule %q; fix: backup.schedule in %s (`systemd-analyze calendar %q` checks it)\n%s",
-					units.BackupTimer, st.Active, r.inv.Backup.Schedule, r.inv.Source, r.inv.Backup.Schedule, r.t.Services.Logs(ctx, units.BackupTimer, 5))
+				return fmt.Errorf("%s is %s: systemd did not take the schedule %q; fix: %s.schedule in %s (`systemd-analyze calendar %q` checks it)\n%s",
+					tm.unit, st.Active, tm.schedule, tm.section, r.inv.Source, tm.schedule, r.t.Services.Logs(ctx, tm.unit, 5))
 			}
 			select {
 			case <-ctx.Done():
@@ -446,7 +513,7 @@ func (r *hostRun) backupTimer(ctx context.Context) error {
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
-		r.log.WithField("unit", units.BackupTimer).Info("enabled and started")
+		r.log.WithField("unit", tm.unit).Info("enabled and started")
 		return nil
 	})
 }

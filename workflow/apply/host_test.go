@@ -467,6 +467,74 @@ func TestApplyBackupTimer(t *testing.T) {
 	}
 }
 
+// [maintenance] works the same: enabled once, re-armed when the schedule
+// changes, stopped when it goes; the member is never restarted.
+func TestApplyMaintenanceTimer(t *testing.T) {
+	with := parse(t, threeHosts+"\n[maintenance]\nschedule = \"Sun 03:00\"\n")
+	fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+	if _, err := Host(context.Background(), with, target(t, with, "etcd0", fsys, svc), Options{}, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	if got := svc.Calls(); got != "daemon-reload enable etcd.service enable etcd-maintenance.timer restart etcd-maintenance.timer start etcd.service" {
+		t.Errorf("calls %q", got)
+	}
+	if b, _ := fsys.ReadFile(layout.MaintenanceConf); !strings.Contains(string(b), "\nMAINTENANCE_FREE_PERCENT=50\nMAINTENANCE_MIN_FREE=104857600\n") {
+		t.Errorf("the service's settings: %s", b)
+	}
+	svc.Reset()
+	if _, err := Host(context.Background(), with, target(t, with, "etcd0", fsys, svc), Options{}, quietLog()); err != nil || svc.Calls() != "" {
+		t.Errorf("second apply: %v, calls %q", err, svc.Calls())
+	}
+	daily := parse(t, threeHosts+"\n[maintenance]\nschedule = \"daily\"\n")
+	svc.Reset()
+	res, err := Host(context.Background(), daily, target(t, daily, "etcd0", fsys, svc), Options{}, quietLog())
+	if err != nil || svc.Calls() != "daemon-reload enable etcd-maintenance.timer restart etcd-maintenance.timer" || res.Restarted {
+		t.Errorf("schedule changed: %+v, %v, calls %q", res, err, svc.Calls())
+	}
+	without := parse(t, threeHosts)
+	svc.Reset()
+	res, err = Host(context.Background(), without, target(t, without, "etcd0", fsys, svc), Options{}, quietLog())
+	if err != nil || svc.Calls() != "stop etcd-maintenance.timer disable etcd-maintenance.timer" || res.Restarted {
+		t.Errorf("schedule removed: %+v, %v, calls %q", res, err, svc.Calls())
+	}
+}
+
+// With copy_to, apply gives each member the copy host's keys and an SSH
+// key of its own, made once; without the copy host's keys it refuses
+// before writing anything.
+func TestApplyBackupCopy(t *testing.T) {
+	inv := parse(t, threeHosts+"\n[backup]\nschedule = \"daily\"\ncopy_to = \"backup@10.0.0.99\"\ncopy_dir = \"/srv/copies\"\n")
+	fsys, svc := hosttest.NewMemFS(), &hosttest.Services{}
+	_, err := Host(context.Background(), inv, target(t, inv, "etcd0", fsys, svc), Options{}, quietLog())
+	if err == nil || !strings.Contains(err.Error(), "ssh-keyscan") {
+		t.Fatalf("without the copy host's keys: %v", err)
+	}
+	if _, err := fsys.Stat(layout.EtcdConf); err == nil || svc.Calls() != "" {
+		t.Fatalf("files written or units touched before the refusal: %q", svc.Calls())
+	}
+	kh := []byte("10.0.0.99 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheTest\n")
+	if _, err := Host(context.Background(), inv, target(t, inv, "etcd0", fsys, svc), Options{BackupKnownHosts: kh}, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := fsys.ReadFile(layout.BackupKnownHosts); string(b) != string(kh) {
+		t.Errorf("known_hosts %q", b)
+	}
+	key, _ := fsys.ReadFile(layout.BackupSSHKey)
+	fi, err := fsys.Stat(layout.BackupSSHKey)
+	if err != nil || fi.Mode().Perm() != 0o600 || !strings.Contains(string(key), "OPENSSH PRIVATE KEY") {
+		t.Fatalf("key: %v %v", fi, err)
+	}
+	if b, _ := fsys.ReadFile(layout.BackupConf); !strings.Contains(string(b), "\nBACKUP_COPY_TO=backup@10.0.0.99\nBACKUP_COPY_DIR=/srv/copies\n") {
+		t.Errorf("backup.conf: %s", b)
+	}
+	if _, err := Host(context.Background(), inv, target(t, inv, "etcd0", fsys, svc), Options{BackupKnownHosts: kh}, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := fsys.ReadFile(layout.BackupSSHKey); string(again) != string(key) {
+		t.Error("a second apply replaced the member's SSH key (the copy host authorizes the first)")
+	}
+}
+
 // A backup dir of the inventory's own is created for the unit's sandbox,
 // which opens it (the package creates only the default one).
 func TestApplyCreatesTheBackupDir(t *testing.T) {

@@ -44,6 +44,8 @@ type ScheduledOptions struct {
 	Now    func() time.Time
 	// Progress reports the snapshot and the verification.
 	Progress Progress
+	// Copy, when set, receives a copy of each verified backup.
+	Copy *Copy
 
 	// tamper, in tests, damages the snapshot between save and verify.
 	tamper func(file string)
@@ -58,6 +60,10 @@ type ScheduledResult struct {
 	// Took is the snapshot's time, Verify the verification's.
 	Took, Verify time.Duration
 	Deleted      []string
+	// Copied says where the copy went; CopyDeleted what the retention
+	// deleted there.
+	Copied      string
+	CopyDeleted []string
 }
 
 // Scheduled is one run of etcd-backup.service: on the leader, a snapshot
@@ -82,12 +88,14 @@ func Scheduled(ctx context.Context, o ScheduledOptions, log logrus.FieldLogger) 
 			release = unlock
 			return nil
 		}},
+		// Only the leader backs up, so that the members' timers firing
+		// together take one copy of each revision, not three.
 		{Name: "leader", Run: func(ctx context.Context) error {
 			var err error
 			if c, err = cluster.DialWith(o.Endpoints, o.Cred); err != nil {
 				return err
 			}
-			self, res.Skipped, err = leaderRow(ctx, c, o.Name)
+			self, res.Skipped, err = cluster.LeaderSelf(ctx, c, o.Name, "takes the backup")
 			return err
 		}},
 		{Name: "snapshot", Run: func(ctx context.Context) error {
@@ -140,6 +148,17 @@ func Scheduled(ctx context.Context, o ScheduledOptions, log logrus.FieldLogger) 
 			res.Deleted, err = applyRetention(o, res.File, now(), log)
 			return err
 		}},
+		{Name: "copy", Run: func(ctx context.Context) error {
+			if o.Copy == nil {
+				return nil
+			}
+			var err error
+			res.CopyDeleted, err = copyOffHost(ctx, *o.Copy, res.File, o.Cluster, res.Info.Token, o.KeepLast, o.KeepDaily, now(), log)
+			if err == nil {
+				res.Copied = o.Copy.To + ":" + o.Copy.Dir
+			}
+			return err
+		}},
 	}
 	defer func() {
 		if c != nil {
@@ -159,44 +178,6 @@ func Scheduled(ctx context.Context, o ScheduledOptions, log logrus.FieldLogger) 
 		}
 	}
 	return res, nil
-}
-
-// leaderRow is this member's status row when it leads; otherwise why it
-// skips. Only the leader backs up, so that the members' timers firing
-// together take one copy of each revision, not three.
-func leaderRow(ctx context.Context, c *cluster.Client, name string) (*cluster.EndpointRow, string, error) {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	members, err := c.Members(cctx)
-	if err != nil {
-		return nil, "", fmt.Errorf("the cluster does not answer: %w", err)
-	}
-	var me *cluster.Member
-	for i := range members {
-		if members[i].Name == name {
-			me = &members[i]
-		}
-	}
-	if me == nil || len(me.ClientURLs) == 0 {
-		return nil, "", fmt.Errorf("the cluster has no member %s serving clients", name)
-	}
-	st := c.Status(cctx, me.ClientURLs[0])
-	if st.Err != nil {
-		return nil, "", fmt.Errorf("member %s does not answer: %w", name, st.Err)
-	}
-	if st.Leader != st.ID {
-		leader := fmt.Sprintf("%x", st.Leader)
-		for _, m := range members {
-			if m.ID == st.Leader {
-				leader = m.Name
-			}
-		}
-		if st.Leader == 0 {
-			return nil, "", fmt.Errorf("the cluster has no leader")
-		}
-		return nil, fmt.Sprintf("%s is not the leader; %s is, and takes the backup", name, leader), nil
-	}
-	return &cluster.EndpointRow{Name: name, Endpoint: me.ClientURLs[0], Version: st.Version, DBSize: st.DBSize, Leader: true, Healthy: true}, "", nil
 }
 
 func own(p string, uid, gid int) error {

@@ -43,6 +43,8 @@ type Options struct {
 	Now   func() time.Time
 	// Extra files for the new member's host: its certificates.
 	Extra []render.File
+	// BackupKnownHosts is apply's (the [backup] copy_to host's keys).
+	BackupKnownHosts []byte
 	// Plan records every change and is the dry-run guard.
 	Plan *workflow.Plan
 	// Progress reports the learner catching up (its backend growing
@@ -172,7 +174,7 @@ func (r *addRun) learner(ctx context.Context) error {
 }
 
 func (r *addRun) host(ctx context.Context) error {
-	ao := apply.Options{Dial: r.o.Dial, Extra: r.o.Extra, Plan: r.o.Plan}
+	ao := apply.Options{Dial: r.o.Dial, Extra: r.o.Extra, Plan: r.o.Plan, BackupKnownHosts: r.o.BackupKnownHosts}
 	if r.done {
 		r.log.Info("already a voting member; applying its host only")
 		_, err := apply.Host(ctx, r.inv, r.t, ao, r.log)

@@ -23,34 +23,71 @@ func realOpts(lc *localcluster.Cluster, name string, lock Locker) Options {
 	}
 }
 
+// restarts runs safe restarts of a real cluster's members concurrently and
+// collects their results.
+type restarts struct {
+	t   *testing.T
+	lc  *localcluster.Cluster
+	mu  sync.Mutex
+	wg  sync.WaitGroup
+	res map[string]Result
+}
+
+func newRestarts(t *testing.T, lc *localcluster.Cluster) *restarts {
+	return &restarts{t: t, lc: lc, res: map[string]Result{}}
+}
+
+// start begins member name's safe restart once ready is closed (nil: at
+// once).
+func (rs *restarts) start(name string, lock Locker, leaderWait time.Duration, ready <-chan struct{}) {
+	tg, _ := rs.lc.Target(name)
+	o := realOpts(rs.lc, name, lock)
+	o.Unit, o.LeaderWait = tg.Unit(), leaderWait
+	rs.wg.Add(1)
+	go func() {
+		defer rs.wg.Done()
+		if ready != nil {
+			<-ready
+		}
+		r, err := Run(context.Background(), tg.Services, o, localclustertest.Log(rs.t))
+		if err != nil {
+			rs.t.Errorf("%s: %v", name, err)
+		}
+		rs.mu.Lock()
+		rs.res[name] = r
+		rs.mu.Unlock()
+	}()
+}
+
+// wait returns every result once all have ended.
+func (rs *restarts) wait() map[string]Result {
+	rs.wg.Wait()
+	return rs.res
+}
+
 // restartAll runs a safe restart of every member at the same moment, as
 // `apt upgrade` on every host does, and returns each one's result.
 func restartAll(t *testing.T, lc *localcluster.Cluster, lock Locker) map[string]Result {
 	t.Helper()
-	var mu sync.Mutex
-	out := map[string]Result{}
-	var wg sync.WaitGroup
+	rs := newRestarts(t, lc)
 	start := make(chan struct{})
 	for _, m := range lc.Inv.Members {
-		tg, _ := lc.Target(m.Name)
-		o := realOpts(lc, m.Name, lock)
-		o.Unit = tg.Unit()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			res, err := Run(context.Background(), tg.Services, o, localclustertest.Log(t))
-			if err != nil {
-				t.Errorf("%s: %v", m.Name, err)
-			}
-			mu.Lock()
-			out[m.Name] = res
-			mu.Unlock()
-		}()
+		rs.start(m.Name, lock, 0, start)
 	}
 	close(start)
-	wg.Wait()
-	return out
+	return rs.wait()
+}
+
+// restartedAfter names the members restarted after leader.
+func restartedAfter(res map[string]Result, leader string) []string {
+	var after []string
+	for n, r := range res {
+		if n != leader && r.Down.After(res[leader].Down) {
+			after = append(after, n)
+		}
+	}
+	sort.Strings(after)
+	return after
 }
 
 // overlaps names the members whose out-of-service windows overlap.
@@ -107,14 +144,48 @@ func TestSimultaneousRestartsTakeTurns(t *testing.T) {
 	}
 }
 
-// TestOverlapCheckIsNotBlind plants the bug the lock prevents (no lock):
-// the same check must see the restarts overlap.
+// together is the planted bug: a "lock" that lets every member in at
+// once and holds each at its last check before the restart until all have
+// passed their quorum checks. Without that gate the planted bug is not
+// certain to show: a member whose check comes after another's restart
+// began is refused by the quorum check (which is right, but leaves no
+// overlap for the check under test to see).
+type together struct {
+	arrived sync.WaitGroup
+	all     chan struct{}
+}
+
+func newTogether(n int) *together {
+	g := &together{all: make(chan struct{})}
+	g.arrived.Add(n)
+	go func() { g.arrived.Wait(); close(g.all) }()
+	return g
+}
+
+func (g *together) lock(context.Context, []string, string, time.Duration, func(string)) (Held, error) {
+	return g, nil
+}
+
+func (g *together) Check(ctx context.Context) error {
+	g.arrived.Done()
+	select {
+	case <-g.all:
+		return nil
+	case <-time.After(time.Minute):
+		return errors.New("not every member reached its restart within a minute")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *together) Waiters(context.Context) (int, error) { return 0, nil }
+func (g *together) Release(context.Context) error        { return nil }
+
+// TestOverlapCheckIsNotBlind plants the bug the lock prevents (a lock
+// that lets everyone in): the same check must see the restarts overlap.
 func TestOverlapCheckIsNotBlind(t *testing.T) {
 	lc := localclustertest.Started(t, localclustertest.Inventory(t, 3, ""))
-	noLock := func(context.Context, []string, string, time.Duration, func(string)) (Held, error) {
-		return fakeHeld{&lockLog{}}, nil
-	}
-	res := restartAll(t, lc, noLock)
+	res := restartAll(t, lc, newTogether(len(lc.Inv.Members)).lock)
 	if bad := overlaps(res); len(bad) == 0 {
 		t.Fatalf("without the lock the restarts did not overlap, so the check cannot tell: %+v", res)
 	}
@@ -169,5 +240,123 @@ func TestNotRestartedWithoutQuorum(t *testing.T) {
 	}
 	if err := held.Check(ctx); !errors.Is(err, cluster.ErrLockLost) {
 		t.Errorf("a released lock still checks out: %v", err)
+	}
+}
+
+// leaderName is the current leader's member name.
+func leaderName(t *testing.T, c *cluster.Client, lc *localcluster.Cluster) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	members, err := c.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range lc.Inv.ClientURLs() {
+		st := c.Status(ctx, u)
+		for _, m := range members {
+			if st.Err == nil && st.Leader != 0 && m.ID == st.Leader {
+				return m.Name
+			}
+		}
+	}
+	t.Fatal("no leader")
+	return ""
+}
+
+// TestLeaderRestartsLast queues the leader's safe restart first and the
+// followers' behind it (a held lock makes the order certain): with
+// LeaderWait the leader lets them go first and restarts last; without it
+// (the planted bug, and the order of the queue) it goes first, which the
+// same check must see.
+func TestLeaderRestartsLast(t *testing.T) {
+	lc := localclustertest.Started(t, localclustertest.Inventory(t, 3, ""))
+	c, err := cluster.Dial(lc.Inv.ClientURLs(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waiters := func(h *cluster.Held, n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got, err := h.Waiters(context.Background())
+			if err == nil && got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d waiters for the lock (%v), want %d", got, err, n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for _, leaderWait := range []time.Duration{time.Minute, 0} {
+		leader := leaderName(t, c, lc)
+		h, err := cluster.Lock(context.Background(), c.KV(), "the test, ordering the queue", time.Minute, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs := newRestarts(t, lc)
+		lock := EtcdLock(cluster.Credentials{})
+		rs.start(leader, lock, leaderWait, nil)
+		waiters(h, 1)
+		for _, m := range lc.Inv.Members {
+			if m.Name != leader {
+				rs.start(m.Name, lock, leaderWait, nil)
+			}
+		}
+		waiters(h, 3)
+		if err := h.Release(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		res := rs.wait()
+		if bad := overlaps(res); len(bad) > 0 {
+			t.Errorf("restarts overlapped: %s", strings.Join(bad, "; "))
+		}
+		after := restartedAfter(res, leader)
+		t.Logf("leader-wait %s: leader %s restarted before %d followers (it let others go first %d times)", leaderWait, leader, len(after), res[leader].Yielded)
+		switch {
+		case leaderWait > 0 && (len(after) > 0 || res[leader].Yielded != 1):
+			t.Errorf("with leader-wait: the leader %s restarted before %v, having let others go first %d times (want once)", leader, after, res[leader].Yielded)
+		case leaderWait == 0 && len(after) != 2:
+			t.Errorf("without leader-wait the leader, first in the queue, restarted before %d followers, want 2: the check cannot tell", len(after))
+		}
+	}
+}
+
+// TestLeaderWaitsForHostsStartingTogether starts the leader's safe restart
+// alone and the followers' once it holds the lock, as hosts upgraded
+// together do a moment apart: within its grace the leader sees them queue
+// and goes last.
+func TestLeaderWaitsForHostsStartingTogether(t *testing.T) {
+	lc := localclustertest.Started(t, localclustertest.Inventory(t, 3, ""))
+	c, err := cluster.Dial(lc.Inv.ClientURLs(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	leader := leaderName(t, c, lc)
+	rs := newRestarts(t, lc)
+	lock := EtcdLock(cluster.Credentials{})
+	rs.start(leader, lock, time.Minute, nil)
+	deadline := time.Now().Add(30 * time.Second)
+	for cluster.Holder(context.Background(), c.KV()) != "test restart of "+leader {
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader's run did not take the lock within 30 s (holder: %s)", cluster.Holder(context.Background(), c.KV()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, m := range lc.Inv.Members {
+		if m.Name != leader {
+			rs.start(m.Name, lock, time.Minute, nil)
+		}
+	}
+	res := rs.wait()
+	after := restartedAfter(res, leader)
+	if bad := overlaps(res); len(bad) > 0 {
+		t.Errorf("restarts overlapped: %s", strings.Join(bad, "; "))
+	}
+	if len(after) > 0 || res[leader].Yielded != 1 {
+		t.Errorf("the leader %s restarted before %v (let others go first %d times)", leader, after, res[leader].Yielded)
 	}
 }

@@ -36,15 +36,11 @@ var ErrNotRestarted = errors.New("not restarted")
 var ErrNotReady = errors.New("restarted, but not serving again")
 
 // Held is a held maintenance lock.
-type Held interface {
-	// Check confirms it is still held (just before the restart).
-	Check(ctx context.Context) error
-	Release(ctx context.Context) error
-}
+type Held = cluster.HeldLock
 
 // Locker takes the maintenance lock through endpoints (members that stay
 // up).
-type Locker func(ctx context.Context, endpoints []string, holder string, wait time.Duration, waiting func(holder string)) (Held, error)
+type Locker = cluster.Locker
 
 // Options say which member to restart and how patiently.
 type Options struct {
@@ -56,11 +52,23 @@ type Options struct {
 	Endpoints []string
 	Dial      cluster.Dialer
 	Lock      Locker
+	// Held is a maintenance lock the caller already holds (a scheduled
+	// maintenance decides under it whether to restart): Run neither takes
+	// it nor releases it, and checks it is still held before restarting.
+	Held Held
 	// Holder says who takes the lock and why, for those who wait.
 	Holder string
 	// LockWait bounds the wait for the lock; ReadyWait the wait for the
 	// restarted member to serve.
 	LockWait, ReadyWait time.Duration
+	// LeaderWait, when set, makes the leader's restart go last: holding
+	// the lock while others queue for it (every host upgraded at once),
+	// the leader's run gives it up and queues again behind them, for up
+	// to this long. Each leader's stop hands leadership over, and a write
+	// forwarded to a leader handing over is lost and waits out its
+	// client's timeout: leader last costs one handover, not up to one
+	// per restart.
+	LeaderWait time.Duration
 	// Again is the command to run once the cause is fixed, for messages.
 	Again string
 	Plan  *workflow.Plan
@@ -74,6 +82,8 @@ type Result struct {
 	// Lock is how long the lock took to get; Took how long the member
 	// took to serve again.
 	Lock, Took time.Duration
+	// Yielded counts the times the leader's run let others go first.
+	Yielded int
 	// Down and Up are when the restart was asked for and when the member
 	// was seen serving again: it was out of service in between.
 	Down, Up time.Time
@@ -167,7 +177,7 @@ func (r *run) members(ctx context.Context) error {
 		}
 	}
 	if !found {
-		return r.refuse("the cluster at %s has no member named %s (members: %s)", strings.Join(r.o.Endpoints, ","), r.o.Name, names(members))
+		return r.refuse("the cluster at %s has no member named %s (members: %s)", strings.Join(r.o.Endpoints, ","), r.o.Name, cluster.Names(members))
 	}
 	// A cluster of one has no quorum to keep and no one to take turns
 	// with.
@@ -175,16 +185,8 @@ func (r *run) members(ctx context.Context) error {
 	return nil
 }
 
-func names(ms []cluster.Member) string {
-	var out []string
-	for _, m := range ms {
-		out = append(out, m.Name)
-	}
-	return strings.Join(out, ", ")
-}
-
 func (r *run) lock(ctx context.Context) error {
-	if r.single {
+	if r.single || r.o.Held != nil {
 		return nil
 	}
 	if r.o.Plan.DryRun() {
@@ -192,20 +194,96 @@ func (r *run) lock(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	held, err := r.o.Lock(ctx, r.others, r.o.Holder, r.o.LockWait, func(h string) {
-		r.log.WithField("holder", h).Info("waiting for the maintenance lock: another member is being restarted or maintained")
-	})
-	r.res.Lock = time.Since(start)
-	if errors.Is(err, cluster.ErrLockTimeout) {
-		return r.refuse("%v", err)
+	yieldUntil := start.Add(r.o.LeaderWait)
+	for {
+		// One bound for the whole wait, a yield included.
+		wait := r.o.LockWait
+		if r.res.Yielded > 0 {
+			wait = max(time.Until(start.Add(r.o.LockWait+r.o.LeaderWait)), time.Second)
+		}
+		held, err := r.o.Lock(ctx, r.others, r.o.Holder, wait, func(h string) {
+			r.log.WithField("holder", h).Info("waiting for the maintenance lock: another member is being restarted or maintained")
+		})
+		r.res.Lock = time.Since(start)
+		if errors.Is(err, cluster.ErrLockTimeout) {
+			if r.res.Yielded > 0 {
+				return r.refuse("%v (this member leads, and let the members waiting to restart go first)", err)
+			}
+			return r.refuse("%v", err)
+		}
+		if err != nil {
+			return r.refuse("the maintenance lock could not be taken through %s: %v", strings.Join(r.others, ","), err)
+		}
+		if n := r.followersFirst(ctx, held, yieldUntil); n > 0 {
+			r.log.WithField("waiting", n).Info("this member leads and others wait to restart: they go first, the leader last (one leadership handover)")
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			if err := held.Release(rctx); err != nil {
+				r.log.WithError(err).Warn("releasing the maintenance lock failed; its lease frees it within ", cluster.LockTTL)
+			}
+			cancel()
+			r.res.Yielded++
+			continue
+		}
+		r.held = held
+		break
 	}
-	if err != nil {
-		return r.refuse("the maintenance lock could not be taken through %s: %v", strings.Join(r.others, ","), err)
-	}
-	r.held = held
 	r.log.WithField("waited", r.res.Lock.Round(10*time.Millisecond)).Info("maintenance lock taken")
 	return nil
 }
+
+// followersFirst says how many others wait for the lock when this member
+// leads and LeaderWait has not run out (0: go on). Taking the lock again
+// queues this run behind them (the queue is ordered by creation).
+//
+// Once only: taken again, the lock comes after everyone who waited, and
+// two runs for the leader (the package's and an operator's) would
+// otherwise hand it to each other until LeaderWait ran out. Only those
+// waiting or queuing within leaderGrace go first: a host whose upgrade
+// starts later finds the leader restarted before it.
+func (r *run) followersFirst(ctx context.Context, held Held, until time.Time) int {
+	if r.o.LeaderWait <= 0 || r.res.Yielded > 0 || time.Now().After(until) || r.single {
+		return 0
+	}
+	c, err := r.o.Dial(r.others)
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	leads := false
+	for _, u := range r.others {
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		st := c.Status(sctx, u)
+		cancel()
+		if st.Err == nil && st.Leader != 0 {
+			leads = st.Leader == r.self.ID
+			break
+		}
+	}
+	if !leads {
+		return 0
+	}
+	// Hosts upgraded together start within moments of one another, and
+	// the leader's may be first at the lock: it gives the others
+	// leaderGrace to queue.
+	deadline := time.Now().Add(leaderGrace)
+	for {
+		if n, err := held.Waiters(ctx); err == nil && n > 0 {
+			return n
+		}
+		if time.Now().After(deadline) {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// leaderGrace is how long the leader's run, first at the lock, waits for
+// others to queue before it restarts.
+const leaderGrace = 3 * time.Second
 
 // quorum is checked once the lock is held: the member restarted before
 // this one has served again by then, or counts as down.
@@ -238,8 +316,12 @@ func (r *run) restart(ctx context.Context) error {
 	err := r.o.Plan.Do("", "restart "+r.o.Unit+" (it serves again before the lock is released)", func() error {
 		// The lock may have been lost while the quorum was checked (its
 		// lease not kept alive): then another member may be restarting.
-		if r.held != nil {
-			if err := r.held.Check(ctx); err != nil {
+		held := r.held
+		if held == nil {
+			held = r.o.Held
+		}
+		if held != nil {
+			if err := held.Check(ctx); err != nil {
 				return r.refuse("%v", err)
 			}
 		}
@@ -314,27 +396,4 @@ func (r *run) serving(ctx context.Context, start time.Time, oldPID int) error {
 }
 
 // EtcdLock is the Locker over etcd itself, with credentials cr.
-func EtcdLock(cr cluster.Credentials) Locker {
-	return func(ctx context.Context, endpoints []string, holder string, wait time.Duration, waiting func(string)) (Held, error) {
-		c, err := cluster.DialWith(endpoints, cr)
-		if err != nil {
-			return nil, err
-		}
-		h, err := cluster.Lock(ctx, c.KV(), holder, wait, waiting)
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		return etcdHeld{h, c}, nil
-	}
-}
-
-type etcdHeld struct {
-	h *cluster.Held
-	c *cluster.Client
-}
-
-func (e etcdHeld) Check(ctx context.Context) error { return e.h.Check(ctx) }
-func (e etcdHeld) Release(ctx context.Context) error {
-	return errors.Join(e.h.Release(ctx), e.c.Close())
-}
+func EtcdLock(cr cluster.Credentials) Locker { return cluster.EtcdLocker(cr) }

@@ -60,8 +60,9 @@ type fakeHeld struct {
 	l *lockLog
 }
 
-func (h fakeHeld) Check(context.Context) error   { return h.l.lost }
-func (h fakeHeld) Release(context.Context) error { h.l.released++; return nil }
+func (h fakeHeld) Check(context.Context) error          { return h.l.lost }
+func (h fakeHeld) Waiters(context.Context) (int, error) { return 0, nil }
+func (h fakeHeld) Release(context.Context) error        { h.l.released++; return nil }
 
 func (l *lockLog) lock(_ context.Context, eps []string, _ string, _ time.Duration, _ func(string)) (Held, error) {
 	if l.err != nil {
