@@ -123,7 +123,11 @@ func buildRelease(dir, release, bin string) error {
 	for _, argv := range [][]string{
 		{"go", "mod", "init", "etcdrelease"},
 		{"go", "get", "go.etcd.io/etcd/server/v3@" + release},
-		{"go", "build", "-ldflags", "-s -w", "-o", bin + ".part", "go.etcd.io/etcd/server/v3"},
+		// Built inside its own module dir, then renamed into place:
+		// test binaries of several packages (separate processes) may
+		// build the same release at once on a cold cache, and a shared
+		// NAME.part would be renamed away under one of them.
+		{"go", "build", "-ldflags", "-s -w", "-o", filepath.Join(mod, "etcd"), "go.etcd.io/etcd/server/v3"},
 	} {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Dir = mod
@@ -132,7 +136,7 @@ func buildRelease(dir, release, bin string) error {
 			return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, out)
 		}
 	}
-	return os.Rename(bin+".part", bin)
+	return os.Rename(filepath.Join(mod, "etcd"), bin)
 }
 
 // ReleaseDataDir runs etcd of an older release (see ReleaseBinary) as a
