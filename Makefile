@@ -68,6 +68,7 @@ bench: build ## Benchmarks against upstream etcd and size/speed targets (see BEN
 	go test -count=1 -run '^$$' -bench . -benchtime 2s ./render
 	go test -count=1 -run '^$$' -bench . -benchtime 1x ./packaging
 	UPSTREAM_ETCD=$(BIN)/etcd-upstream go test -count=1 -run '^$$' -bench ScrapeCost -benchtime 1x ./node
+	go test -count=1 -run '^$$' -bench HandoverIntercept -benchmem ./node
 	UPSTREAM_ETCD=$(BIN)/etcd-upstream BENCH_SCRAPE=15s BENCH_ROUNDS=20 go test -count=1 -run '^$$' -bench VersusUpstream -benchtime 1x -timeout 60m ./node
 	go test -count=1 -run '^$$' -bench Migrate1GiB -benchtime 3x -timeout 30m ./workflow/migrate
 	go test -count=1 -run '^$$' -bench ScheduledBackup1GiB -benchtime 3x -timeout 30m ./workflow/backup

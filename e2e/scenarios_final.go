@@ -38,6 +38,9 @@ func (c *ClusterTest) noWriteLost() error {
 // work files.
 func (c *ClusterTest) verifyWriter(name string, st writer.Stats, args []string) error {
 	viz := "/root/" + name + "-violation.html"
+	if !st.Start.IsZero() {
+		args = append(args, "--start", st.Start.Format(time.RFC3339Nano))
+	}
 	out, err := c.ctl(append([]string{"/usr/local/bin/e2e-writer", "verify", "--viz", viz}, args...)...)
 	// The summary is the JSON line; the rest is the writer's notes.
 	var sum writer.Summary
@@ -53,6 +56,11 @@ func (c *ClusterTest) verifyWriter(name string, st writer.Stats, args []string) 
 	c.R.Logf("%s: %d operations checked (%d with unknown outcome that took effect, %d unknown that did not), linearizable check %.2fs; "+
 		"%d watch events from %d watchers against %d history events; %d writes acknowledged, %d missed their 10 s deadline",
 		name, sum.Ops, sum.Unknown, sum.Dropped, sum.CheckSeconds, sum.WatchEvents, sum.Watchers, sum.HistoryEvents, st.Acked, st.Failed)
+	// Each write whose outcome was unknown: when, through which member,
+	// why (a stall shows here with its member and time).
+	for _, f := range sum.Failed {
+		c.R.Logf("%s: unknown outcome: %s", name, f)
+	}
 	if err == nil {
 		return nil
 	}

@@ -74,11 +74,11 @@ func Run(ctx context.Context, c *Config, o RunOptions) error {
 	}
 
 	r := &runner{c: c, o: o, lg: lg, lc: &lifecycle{n: o.Notifier, lg: lg}, removed: &removed, orderly: &orderly, start: time.Now(),
-		streams: newStreamEnder()}
+		streams: newStreamEnder(), handover: newHandover(ec.ElectionMs)}
 	// On the caller's config for this run only: another Run with it gets
 	// its own ender, not this one, stopped.
 	orig := ec.GRPCAdditionalServerOptions
-	ec.GRPCAdditionalServerOptions = append(slices.Clip(orig), r.streams.option())
+	ec.GRPCAdditionalServerOptions = append(slices.Clip(orig), r.streams.option(), r.handover.option())
 	defer func() { ec.GRPCAdditionalServerOptions = orig }()
 	r.metrics = registerApplianceMetrics(c.Etcd, r.lc)
 	if o.UnderSystemd && c.StartTimeout > 0 {
@@ -99,7 +99,9 @@ type runner struct {
 	removed *atomic.Bool
 	orderly *atomic.Bool // a stop was asked for
 	// streams ends the clients' watches when a stop is asked for.
-	streams  *streamEnder
+	streams *streamEnder
+	// handover answers the writes a leader change lost.
+	handover *handover
 	start    time.Time
 	deadline <-chan time.Time
 	e        *embed.Etcd
@@ -185,6 +187,9 @@ func (r *runner) open(ctx context.Context, tick <-chan time.Time) (done bool, er
 	sc := make(chan started, 1)
 	go func() {
 		e, err := embed.StartEtcd(ec)
+		if err == nil {
+			r.handover.serving(e.Server)
+		}
 		sc <- started{e, err}
 	}()
 	for {

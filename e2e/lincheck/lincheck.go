@@ -55,6 +55,12 @@ type Op struct {
 	OK    bool   `json:"ok,omitempty"`
 	// Step is the system test's step when the operation was called.
 	Step string `json:"step,omitempty"`
+	// Err, Peer and Took say why an unknown operation failed, which
+	// member it went to and how long it waited (for the report; the
+	// checker ignores them).
+	Err  string `json:"err,omitempty"`
+	Peer string `json:"peer,omitempty"`
+	Took int64  `json:"took,omitempty"`
 }
 
 // Acknowledged reports whether the cluster told the client that its write

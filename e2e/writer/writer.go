@@ -27,6 +27,8 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
 
 	"github.com/etcd-appliance/appliance/e2e/lincheck"
 )
@@ -47,6 +49,9 @@ type Stats struct {
 	Ops     int64  `json:"ops"`
 	Unknown int64  `json:"unknown"`
 	LastErr string `json:"lastErr,omitempty"`
+	// Start is when the history's clock began (its times are offsets
+	// from it).
+	Start time.Time `json:"start"`
 }
 
 // options configure a run; Main fills them from flags.
@@ -95,6 +100,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.maxTime, "max-time", 30*time.Minute, "stop after this long")
 	viz := fs.String("viz", "/root/writer-violation.html", "verify: where the checker draws a violation")
 	timeout := fs.Duration("check-timeout", 5*time.Minute, "verify: how long the linearizability check may take")
+	startAt := fs.String("start", "", "verify: when the run's clock began (its stats' start, RFC 3339), to report times of day")
 	var tlsInfo transport.TLSInfo
 	fs.StringVar(&tlsInfo.TrustedCAFile, "cacert", "", "cluster CA (with TLS)")
 	fs.StringVar(&tlsInfo.CertFile, "cert", "", "client certificate (with TLS)")
@@ -127,7 +133,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		o.tls = &tlsInfo
 	}
 	if verify {
-		return Verify(o, *viz, *timeout, stdout, stderr)
+		start, _ := time.Parse(time.RFC3339Nano, *startAt)
+		return Verify(o, *viz, *timeout, start, stdout, stderr)
 	}
 	if fill {
 		return Fill(o, *count, *size, *untilFull, stdout, stderr)
@@ -144,7 +151,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // stays "up" and requests wait for their timeout.
 func (o options) client(endpoints []string) (*clientv3.Client, error) {
 	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second,
-		DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second, Logger: zap.NewNop()}
+		DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(recordPeer)}}
 	if o.tls != nil {
 		tc, err := o.tls.ClientConfig()
 		if err != nil {
@@ -153,6 +161,31 @@ func (o options) client(endpoints []string) (*clientv3.Client, error) {
 		cfg.TLS = tc
 	}
 	return clientv3.New(cfg)
+}
+
+type peerKey struct{}
+
+// withPeer returns a context whose unary calls record, in the returned
+// peer, the member they went to: a failed attempt's report names it.
+func withPeer(ctx context.Context) (context.Context, *peer.Peer) {
+	p := &peer.Peer{}
+	return context.WithValue(ctx, peerKey{}, p), p
+}
+
+func recordPeer(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if p, ok := ctx.Value(peerKey{}).(*peer.Peer); ok {
+		opts = append(opts, grpc.Peer(p))
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// failed marks op as unknown, with why, where and how long it waited.
+func failed(op *lincheck.Op, err error, p *peer.Peer) {
+	op.Took = op.Return - op.Call
+	op.Unknown, op.Return, op.Err = true, 0, err.Error()
+	if p.Addr != nil {
+		op.Peer = p.Addr.String()
+	}
 }
 
 // recorder appends operations to the history file, in one goroutine.
@@ -194,7 +227,7 @@ func run(o options) error {
 	st.lastErr.Store("")
 	writeStats := func() {
 		b, _ := json.Marshal(Stats{Acked: st.acked.Load(), Failed: st.failed.Load(), Retried: st.retried.Load(),
-			Ops: st.ops.Load(), Unknown: st.unknown.Load(), LastErr: st.lastErr.Load().(string)})
+			Ops: st.ops.Load(), Unknown: st.unknown.Load(), LastErr: st.lastErr.Load().(string), Start: rec.start})
 		os.WriteFile(o.stats+".tmp", b, 0o644)
 		os.Rename(o.stats+".tmp", o.stats)
 	}
@@ -250,6 +283,7 @@ func run(o options) error {
 					for attempt := 0; ; attempt++ {
 						op := lincheck.Op{Client: c, Kind: lincheck.Put, Key: key, Value: value(), Call: rec.now()}
 						actx, acancel := context.WithTimeout(ctx, 3*time.Second)
+						actx, p := withPeer(actx)
 						_, err := cli.Put(actx, key, op.Value)
 						acancel()
 						op.Return = rec.now()
@@ -261,7 +295,7 @@ func run(o options) error {
 							last[key] = op.Value
 							break
 						}
-						op.Unknown, op.Return = true, 0
+						failed(&op, err, p)
 						rec.record(op)
 						st.unknown.Add(1)
 						st.lastErr.Store(err.Error())
@@ -299,12 +333,13 @@ func run(o options) error {
 						cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 					}
 					actx, acancel := context.WithTimeout(ctx, 3*time.Second)
+					actx, p := withPeer(actx)
 					resp, err := cli.Txn(actx).If(cmp).Then(clientv3.OpPut(key, op.Value)).Commit()
 					acancel()
 					op.Return = rec.now()
 					st.ops.Add(1)
 					if err != nil {
-						op.Unknown, op.Return = true, 0
+						failed(&op, err, p)
 						st.unknown.Add(1)
 						st.lastErr.Store(err.Error())
 						rec.record(op)
@@ -450,12 +485,47 @@ type Summary struct {
 	HistoryEvents         int
 	Violations            []string `json:",omitempty"`
 	Visualization         string   `json:",omitempty"`
+	// Failed lists the writes whose outcome the client could not know,
+	// the first ones, when, through which member and why: a stall is
+	// found from the test's log.
+	Failed []string `json:",omitempty"`
+}
+
+// maxFailed bounds Summary.Failed.
+const maxFailed = 30
+
+// failures describes the unknown operations of ops, the first maxFailed.
+func failures(ops []lincheck.Op, start time.Time) []string {
+	var out []string
+	n := 0
+	for _, op := range ops {
+		if !op.Unknown {
+			continue
+		}
+		if n++; n > maxFailed {
+			continue
+		}
+		at := start.Add(time.Duration(op.Call)).UTC().Format("15:04:05.000")
+		if start.IsZero() {
+			at = "+" + time.Duration(op.Call).Round(time.Millisecond).String()
+		}
+		peer := op.Peer
+		if peer == "" {
+			peer = "no member (none picked)"
+		}
+		out = append(out, fmt.Sprintf("%s client %d %s %s via %s after %s: %s (step %q)",
+			at, op.Client, op.Kind, op.Key, peer, time.Duration(op.Took).Round(time.Millisecond), op.Err, op.Step))
+	}
+	if n > maxFailed {
+		out = append(out, fmt.Sprintf("and %d more", n-maxFailed))
+	}
+	return out
 }
 
 // Verify checks the recorded history for linearizability and every
 // watcher's stream against the cluster's history of the keys, read again
 // from the first revision.
-func Verify(o options, viz string, timeout time.Duration, stdout, stderr io.Writer) int {
+func Verify(o options, viz string, timeout time.Duration, start time.Time, stdout, stderr io.Writer) int {
 	ops, err := readLines[lincheck.Op](o.history)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -484,6 +554,7 @@ func Verify(o options, viz string, timeout time.Duration, stdout, stderr io.Writ
 	res, lerr := lincheck.Check(ops, final, timeout, viz)
 	sum.Ops, sum.Unknown, sum.Dropped, sum.CheckSeconds = res.Ops, res.Unknown, res.Dropped, res.Took.Seconds()
 	sum.Violations = res.Violations
+	sum.Failed = failures(ops, start)
 	if errors.Is(lerr, lincheck.ErrNotLinearizable) {
 		sum.Visualization = viz
 	} else if lerr != nil {

@@ -117,3 +117,30 @@ func TestWriterThroughAKill(t *testing.T) {
 		t.Errorf("no visualization: %v", err)
 	}
 }
+
+// The report of unknown outcomes names when, which member, how long and
+// why, and stops at maxFailed.
+func TestFailuresReport(t *testing.T) {
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	ops := []lincheck.Op{
+		{Client: 1, Kind: lincheck.Put, Key: "k1", Call: int64(1500 * time.Millisecond)},
+		{Client: 2, Kind: lincheck.Put, Key: "k2", Call: int64(2 * time.Second), Unknown: true,
+			Err: "context deadline exceeded", Peer: "10.0.0.2:2379", Took: int64(3 * time.Second), Step: "8. upgrade"},
+		{Client: 3, Kind: lincheck.CAS, Key: "k3", Call: int64(3 * time.Second), Unknown: true, Err: "etcdserver: no leader"},
+	}
+	got := failures(ops, start)
+	want := []string{
+		`10:00:02.000 client 2 put k2 via 10.0.0.2:2379 after 3s: context deadline exceeded (step "8. upgrade")`,
+		`10:00:03.000 client 3 cas k3 via no member (none picked) after 0s: etcdserver: no leader (step "")`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	many := make([]lincheck.Op, maxFailed+5)
+	for i := range many {
+		many[i] = lincheck.Op{Kind: lincheck.Put, Unknown: true, Err: "x"}
+	}
+	if got := failures(many, time.Time{}); len(got) != maxFailed+1 || got[maxFailed] != "and 5 more" || !strings.HasPrefix(got[0], "+0s ") {
+		t.Errorf("bounded report: %d lines, last %q, first %q", len(got), got[len(got)-1], got[0])
+	}
+}

@@ -1,0 +1,101 @@
+package node
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/server/v3/etcdserver"
+	"google.golang.org/grpc"
+)
+
+// proposing are the client calls that go through raft as a proposal.
+var proposing = map[string]bool{
+	"/etcdserverpb.KV/Put":            true,
+	"/etcdserverpb.KV/DeleteRange":    true,
+	"/etcdserverpb.KV/Txn":            true,
+	"/etcdserverpb.KV/Compact":        true,
+	"/etcdserverpb.Lease/LeaseGrant":  true,
+	"/etcdserverpb.Lease/LeaseRevoke": true,
+}
+
+// handover answers, soon after a leader change, the writes the change
+// may have lost. A follower forwards a client's write to the leader; a
+// leader handing over (every planned restart of a leader, every
+// `etcdctl move-leader`) drops what reaches it during the handover, and
+// so does a member between leaders, without telling the follower that
+// forwarded it. etcd's follower then waits for the write's result until
+// its request timeout (5 s and two election timeouts: 7 s by default),
+// longer than most clients' deadline for one attempt, so a restart's
+// handover cost an application a whole attempt (etcd-io/etcd#8975). A
+// write still pending one election timeout after a new leader is known
+// was lost, or is as good as lost: it ends with "etcdserver: leader
+// changed" (Unavailable), and the client tries again at once. Its outcome
+// is unknown to the client, as after any timeout; the clients' history
+// checks (e2e/lincheck) treat it so.
+type handover struct {
+	grace time.Duration
+	// gen is the current generation: its context is cancelled one grace
+	// after the next leader change, and a write started in it ends then.
+	gen atomic.Pointer[context.Context]
+}
+
+func newHandover(electionMs uint) *handover {
+	return &handover{grace: time.Duration(electionMs) * time.Millisecond}
+}
+
+// leaderChanges is what it needs of the server (*etcdserver.EtcdServer).
+type leaderChanges interface {
+	// LeaderChangedNotify is closed at the next change of leader.
+	LeaderChangedNotify() <-chan struct{}
+	StopNotify() <-chan struct{}
+}
+
+var _ leaderChanges = (*etcdserver.EtcdServer)(nil)
+
+// serving is called with the server once it runs (before, writes pass):
+// one goroutine follows its leader changes, for as long as it runs, so
+// that a write costs no goroutine of its own.
+func (h *handover) serving(s leaderChanges) {
+	ctx, cancel := context.WithCancel(context.Background())
+	changed := s.LeaderChangedNotify()
+	h.gen.Store(&ctx)
+	go func() {
+		for {
+			select {
+			case <-changed:
+			case <-s.StopNotify():
+				cancel()
+				return
+			}
+			// Taken before the next generation starts: a change after
+			// this one closes it.
+			changed = s.LeaderChangedNotify()
+			next, nextCancel := context.WithCancel(context.Background())
+			h.gen.Store(&next)
+			time.AfterFunc(h.grace, cancel)
+			cancel = nextCancel
+		}
+	}()
+}
+
+// option is the gRPC server option that puts it on etcd's unary calls.
+func (h *handover) option() grpc.ServerOption { return grpc.ChainUnaryInterceptor(h.intercept) }
+
+func (h *handover) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	gen := h.gen.Load()
+	if gen == nil || !proposing[info.FullMethod] {
+		return handler(ctx, req)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var gaveUp atomic.Bool
+	stop := context.AfterFunc(*gen, func() { gaveUp.Store(true); cancel() })
+	defer stop()
+	resp, err := handler(ctx, req)
+	if err != nil && gaveUp.Load() {
+		return nil, rpctypes.ErrGRPCLeaderChanged
+	}
+	return resp, err
+}
