@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -42,7 +43,14 @@ type handover struct {
 }
 
 func newHandover(electionMs uint) *handover {
-	return &handover{grace: time.Duration(electionMs) * time.Millisecond}
+	// A zero election timeout is etcd's default (1 s), and a grace
+	// shorter than a few heartbeats would end writes a new leader is
+	// about to commit.
+	grace := time.Duration(electionMs) * time.Millisecond
+	if grace == 0 {
+		grace = time.Second
+	}
+	return &handover{grace: max(grace, 200*time.Millisecond)}
 }
 
 // leaderChanges is what it needs of the server (*etcdserver.EtcdServer).
@@ -54,11 +62,15 @@ type leaderChanges interface {
 
 var _ leaderChanges = (*etcdserver.EtcdServer)(nil)
 
+// errLeaderChanged ends a generation; a stop ends the last one with
+// another cause, which leaves its writes to etcd's own ending.
+var errLeaderChanged = errors.New("leader changed")
+
 // serving is called with the server once it runs (before, writes pass):
 // one goroutine follows its leader changes, for as long as it runs, so
 // that a write costs no goroutine of its own.
 func (h *handover) serving(s leaderChanges) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	changed := s.LeaderChangedNotify()
 	h.gen.Store(&ctx)
 	go func() {
@@ -66,15 +78,16 @@ func (h *handover) serving(s leaderChanges) {
 			select {
 			case <-changed:
 			case <-s.StopNotify():
-				cancel()
+				cancel(context.Canceled)
 				return
 			}
 			// Taken before the next generation starts: a change after
 			// this one closes it.
 			changed = s.LeaderChangedNotify()
-			next, nextCancel := context.WithCancel(context.Background())
+			next, nextCancel := context.WithCancelCause(context.Background())
 			h.gen.Store(&next)
-			time.AfterFunc(h.grace, cancel)
+			end := cancel
+			time.AfterFunc(h.grace, func() { end(errLeaderChanged) })
 			cancel = nextCancel
 		}
 	}()
@@ -91,7 +104,12 @@ func (h *handover) intercept(ctx context.Context, req any, info *grpc.UnaryServe
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var gaveUp atomic.Bool
-	stop := context.AfterFunc(*gen, func() { gaveUp.Store(true); cancel() })
+	stop := context.AfterFunc(*gen, func() {
+		if context.Cause(*gen) == errLeaderChanged {
+			gaveUp.Store(true)
+			cancel()
+		}
+	})
 	defer stop()
 	resp, err := handler(ctx, req)
 	if err != nil && gaveUp.Load() {

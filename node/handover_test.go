@@ -275,3 +275,36 @@ func TestHandoverGenerations(t *testing.T) {
 		t.Errorf("a range was ended: %v", err)
 	}
 }
+
+// A stop leaves pending writes to etcd's own ending (server stopped), not
+// "leader changed".
+func TestHandoverStopIsNotAChange(t *testing.T) {
+	f := &fakeLeader{changed: make(chan struct{}), stopped: make(chan struct{})}
+	h := newHandover(200)
+	h.serving(f)
+	info := &grpc.UnaryServerInfo{FullMethod: "/etcdserverpb.KV/Txn"}
+	entered, release := make(chan struct{}), make(chan struct{})
+	out := make(chan error, 1)
+	go func() {
+		_, err := h.intercept(context.Background(), nil, info, func(ctx context.Context, _ any) (any, error) {
+			close(entered)
+			select {
+			case <-release:
+				return nil, rpctypes.ErrGRPCStopped
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		})
+		out <- err
+	}()
+	<-entered
+	close(f.stopped)
+	gen := h.gen.Load()
+	if !etcdtest.Eventually(time.Second, time.Millisecond, func() bool { return (*gen).Err() != nil }) {
+		t.Fatal("the generation did not end at the stop")
+	}
+	close(release)
+	if err := <-out; !errors.Is(err, rpctypes.ErrGRPCStopped) {
+		t.Errorf("a write pending at the stop ended with %v, want etcd's own (stopped)", err)
+	}
+}
