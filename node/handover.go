@@ -6,19 +6,23 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/server/v3/etcdserver"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
-// proposing are the client calls that go through raft as a proposal.
+// proposing are the client calls that go through raft as a proposal and
+// that clientv3 never retries by itself (the lease calls it retries on
+// Unavailable are left alone: an early answer would have it grant a
+// second lease when the first was granted after all).
 var proposing = map[string]bool{
-	"/etcdserverpb.KV/Put":            true,
-	"/etcdserverpb.KV/DeleteRange":    true,
-	"/etcdserverpb.KV/Txn":            true,
-	"/etcdserverpb.KV/Compact":        true,
-	"/etcdserverpb.Lease/LeaseGrant":  true,
-	"/etcdserverpb.Lease/LeaseRevoke": true,
+	pb.KV_Put_FullMethodName:         true,
+	pb.KV_DeleteRange_FullMethodName: true,
+	pb.KV_Txn_FullMethodName:         true,
+	pb.KV_Compact_FullMethodName:     true,
 }
 
 // handover answers, soon after a leader change, the writes the change
@@ -32,9 +36,13 @@ var proposing = map[string]bool{
 // handover cost an application a whole attempt (etcd-io/etcd#8975). A
 // write still pending one election timeout after a new leader is known
 // was lost, or is as good as lost: it ends with "etcdserver: leader
-// changed" (Unavailable), and the client tries again at once. Its outcome
-// is unknown to the client, as after any timeout; the clients' history
-// checks (e2e/lincheck) treat it so.
+// changed" (Unavailable), and the application tries again at once (clientv3
+// does not retry a write by itself). Its outcome is unknown to the client,
+// as after any timeout; the clients' history checks (e2e/lincheck) treat
+// it so. A write this member has committed but not yet applied (a slow
+// disk, a large transaction, a defragmentation holding the backend) is
+// waited for: the grace ends only once the member applied what it knew
+// committed then, or etcd's own timeout ends the write.
 type handover struct {
 	grace time.Duration
 	// gen is the current generation: its context is cancelled one grace
@@ -58,6 +66,8 @@ type leaderChanges interface {
 	// LeaderChangedNotify is closed at the next change of leader.
 	LeaderChangedNotify() <-chan struct{}
 	StopNotify() <-chan struct{}
+	CommittedIndex() uint64
+	AppliedIndex() uint64
 }
 
 var _ leaderChanges = (*etcdserver.EtcdServer)(nil)
@@ -87,10 +97,25 @@ func (h *handover) serving(s leaderChanges) {
 			next, nextCancel := context.WithCancelCause(context.Background())
 			h.gen.Store(&next)
 			end := cancel
-			time.AfterFunc(h.grace, func() { end(errLeaderChanged) })
+			time.AfterFunc(h.grace, func() { h.applied(s); end(errLeaderChanged) })
 			cancel = nextCancel
 		}
 	}()
+}
+
+// appliedWait bounds the wait for the member to apply what it knew
+// committed at the end of a grace (etcd's own timeout, 7 s by default,
+// ends a write still waiting after that).
+const appliedWait = 5 * time.Second
+
+// applied returns once the member applied every entry it knew committed,
+// or after appliedWait: a write committed by then gets its own result.
+func (h *handover) applied(s leaderChanges) {
+	target := s.CommittedIndex()
+	deadline := time.Now().Add(appliedWait)
+	for s.AppliedIndex() < target && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // option is the gRPC server option that puts it on etcd's unary calls.
@@ -101,6 +126,7 @@ func (h *handover) intercept(ctx context.Context, req any, info *grpc.UnaryServe
 	if gen == nil || !proposing[info.FullMethod] {
 		return handler(ctx, req)
 	}
+	caller := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var gaveUp atomic.Bool
@@ -112,7 +138,10 @@ func (h *handover) intercept(ctx context.Context, req any, info *grpc.UnaryServe
 	})
 	defer stop()
 	resp, err := handler(ctx, req)
-	if err != nil && gaveUp.Load() {
+	// Only the end this interceptor caused is relabelled: an answer of
+	// etcd's own (no such lease, compacted, no space, denied) stands.
+	if err != nil && gaveUp.Load() && caller.Err() == nil &&
+		(status.Code(err) == codes.Canceled || errors.Is(err, context.Canceled)) {
 		return nil, rpctypes.ErrGRPCLeaderChanged
 	}
 	return resp, err
