@@ -56,6 +56,10 @@ func TestRunSupervisesAndStopsQuietly(t *testing.T) {
 	syscall.Kill(victim, syscall.SIGKILL)
 	wait("killed by signal KILL after")
 	wait("restarted")
+	// Its own readiness probe (etcd logs a failed /readyz at error
+	// level) has stopped only once it is READY: a stop before that may
+	// catch a probe in the middle of the leader's handover.
+	wait("serving again")
 	urls := inventorytest.Parse(t, text).ClientURLs()
 	if !etcdtest.Eventually(time.Minute, 100*time.Millisecond, func() bool {
 		for _, u := range urls {

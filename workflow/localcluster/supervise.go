@@ -10,8 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/etcd-appliance/appliance/cluster"
 	"github.com/etcd-appliance/appliance/host"
+	"github.com/etcd-appliance/appliance/workflow"
 )
 
 // Why supervision ends.
@@ -79,6 +82,11 @@ func (lc *Cluster) Supervise(ctx context.Context, o SuperviseOptions) error {
 	failures := map[string][]time.Time{}
 	pending := map[string]bool{}
 	restart := make(chan string, len(lc.Targets))
+	// A restarted member says when it serves again (READY), as
+	// `systemctl start` returns only then.
+	serving := make(chan string, len(lc.Targets))
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
 	var timers []*time.Timer
 	defer func() {
 		for _, t := range timers {
@@ -153,6 +161,18 @@ func (lc *Cluster) Supervise(ctx context.Context, o SuperviseOptions) error {
 				return fmt.Errorf("restarting %s: %w", name, err)
 			}
 			say("%s restarted", name)
+			go func() {
+				took, err := workflow.WaitReady(ctx, t, 10*time.Minute, quiet)
+				if err != nil {
+					return // its exit, or the stop, is reported as such
+				}
+				select {
+				case serving <- fmt.Sprintf("%s serving again (ready %s after its restart)", name, took.Round(time.Second/10)):
+				case <-ctx.Done():
+				}
+			}()
+		case line := <-serving:
+			say("%s", line)
 		case <-health.C:
 			if checking {
 				continue
