@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -64,22 +65,49 @@ func TestWatchdogThroughDefrag(t *testing.T) {
 	if took < 2*watchdog {
 		t.Fatalf("the defragmentation took %s, not longer than the watchdog interval %s: the test proves nothing", took, watchdog)
 	}
+	// The longest gap between pings that touches the defragmentation:
+	// the first ping after it counts, and so does its end when no ping
+	// followed (pings that stopped for good are the longest gap of all).
+	end := start.Add(took)
 	var last time.Time
 	var gap time.Duration
 	for _, n := range sock.Messages() {
-		if n.State != "WATCHDOG=1" || n.At.Before(start.Add(-watchdog)) || n.At.After(start.Add(took)) {
+		if n.State != "WATCHDOG=1" || n.At.Before(start.Add(-watchdog)) {
 			continue
 		}
 		if !last.IsZero() && n.At.Sub(last) > gap {
 			gap = n.At.Sub(last)
 		}
 		last = n.At
+		if n.At.After(end) {
+			break
+		}
+	}
+	if !last.IsZero() && last.Before(end) && end.Sub(last) > gap {
+		gap = end.Sub(last)
 	}
 	t.Logf("defragmentation %s; longest gap between watchdog pings %s (interval %s)", took.Round(time.Millisecond), gap.Round(time.Millisecond), watchdog)
 	if last.IsZero() || gap >= watchdog {
 		t.Errorf("watchdog pings stopped for %s during a %s defragmentation: systemd would kill the member", gap, took)
 	}
-	if strings.Contains(m.Log(), "not pinging the watchdog") {
-		t.Errorf("the member stopped pinging during the defragmentation")
+	// A check may fail outside the defragmentation: filling 400 MB on a
+	// slow disk, a backend commit can hold reads longer than this test's
+	// tiny interval allows (half a ping, 100 ms). Only the defragmentation
+	// is what the test is about.
+	for _, line := range strings.Split(m.Log(), "\n") {
+		if !strings.Contains(line, "not pinging the watchdog") {
+			continue
+		}
+		var entry struct {
+			TS time.Time `json:"ts"`
+		}
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("a log line that is not JSON: %s", line)
+		}
+		if entry.TS.After(start.Add(-watchdog)) && entry.TS.Before(start.Add(took)) {
+			t.Errorf("the member stopped pinging during the defragmentation: %s", line)
+		} else {
+			t.Logf("a ping skipped outside the defragmentation (%s before it): %s", start.Sub(entry.TS).Round(time.Millisecond), line)
+		}
 	}
 }
