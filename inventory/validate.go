@@ -701,21 +701,33 @@ func calendar(s string) bool {
 
 const calendarFix = `use a systemd calendar expression such as "hourly", "daily" or "*-*-* 00/4:00:00" (systemd-analyze calendar checks one)`
 
-func (v *validator) maintenance() {
-	m := v.inv.Maintenance
-	if !m.Scheduled() {
-		if m.DefragFreePercent != 0 || m.DefragMinFree != "" {
-			v.l.add("maintenance.schedule", `add schedule = "hourly" (or any systemd calendar expression) under [maintenance]`,
-				"[maintenance] has settings but no schedule, so the maintenance would never run")
+// schedule checks a scheduled section's schedule (an unscheduled one
+// must hold no other settings, which would never take effect) and that its
+// hosts can authenticate: a client certificate, so TLS when auth is on. It
+// reports whether the section is scheduled.
+func (v *validator) schedule(section, schedule string, settings bool, never, whose, needs, to string) bool {
+	if schedule == "" {
+		if settings {
+			v.l.add(section+".schedule", `add schedule = "hourly" (or any systemd calendar expression) under [`+section+`]`,
+				"[%s] has settings but no schedule, %s", section, never)
 		}
-		return
+		return false
 	}
-	if !calendar(m.Schedule) {
-		v.l.add("maintenance.schedule", calendarFix, "%q is not a calendar expression systemd would read", m.Schedule)
+	if !calendar(schedule) {
+		v.l.add(section+".schedule", calendarFix, "%q is not a calendar expression systemd would read", schedule)
 	}
 	if v.inv.Cluster.Auth && !v.inv.TLSEnabled() {
-		v.l.add("maintenance.schedule", "use TLS (remove tls = \"off\"): each member's host authenticates its maintenance with its client certificate",
-			"scheduled maintenance needs TLS when auth is on: without a client certificate the host cannot authenticate to defragment")
+		v.l.add(section+".schedule", "use TLS (remove tls = \"off\"): each member's host authenticates "+whose+" with its client certificate",
+			"%s TLS when auth is on: without a client certificate the host cannot authenticate to %s", needs, to)
+	}
+	return true
+}
+
+func (v *validator) maintenance() {
+	m := v.inv.Maintenance
+	if !v.schedule("maintenance", m.Schedule, m.DefragFreePercent != 0 || m.DefragMinFree != "",
+		"so the maintenance would never run", "its maintenance", "scheduled maintenance needs", "defragment") {
+		return
 	}
 	if m.DefragFreePercent < 10 || m.DefragFreePercent > 95 {
 		v.l.add("maintenance.defrag_free_percent", "use 10..95 (50: defragment a backend that is half free pages)",
@@ -728,19 +740,9 @@ func (v *validator) maintenance() {
 
 func (v *validator) backup() {
 	b := v.inv.Backup
-	if !b.Scheduled() {
-		if b.Dir != "" || b.KeepLast != 0 || b.KeepDaily != 0 || b.CopyTo != "" || b.CopyDir != "" || b.AlertAfter != "" {
-			v.l.add("backup.schedule", `add schedule = "hourly" (or any systemd calendar expression) under [backup]`,
-				"[backup] has settings but no schedule, so no backup would ever be taken")
-		}
+	if !v.schedule("backup", b.Schedule, b.Dir != "" || b.KeepLast != 0 || b.KeepDaily != 0 || b.CopyTo != "" || b.CopyDir != "" || b.AlertAfter != "",
+		"so no backup would ever be taken", "its backups", "scheduled backups need", "take a snapshot") {
 		return
-	}
-	if !calendar(b.Schedule) {
-		v.l.add("backup.schedule", calendarFix, "%q is not a calendar expression systemd would read", b.Schedule)
-	}
-	if v.inv.Cluster.Auth && !v.inv.TLSEnabled() {
-		v.l.add("backup.schedule", "use TLS (remove tls = \"off\"): each member's host authenticates its backups with its client certificate",
-			"scheduled backups need TLS when auth is on: without a client certificate the host cannot authenticate to take a snapshot")
 	}
 	switch d := path.Clean(b.Dir); {
 	case b.Dir != d:

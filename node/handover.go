@@ -42,7 +42,7 @@ var proposing = map[string]bool{
 // it so. A write this member has committed but not yet applied (a slow
 // disk, a large transaction, a defragmentation holding the backend) is
 // waited for: the grace ends only once the member applied what it knew
-// committed then, or etcd's own timeout ends the write.
+// committed then (at most appliedWait later).
 type handover struct {
 	grace time.Duration
 	// gen is the current generation: its context is cancelled one grace

@@ -4,8 +4,11 @@ import (
 	"context"
 	"sync"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // longLived are the client streams that never end on their own: a watch,
@@ -14,10 +17,10 @@ import (
 // left to finish. Blocking unary calls (v3lock's Lock, an election's
 // Campaign) still hold the close up to etcd's timeout.
 var longLived = map[string]bool{
-	"/etcdserverpb.Watch/Watch":          true,
-	"/etcdserverpb.Lease/LeaseKeepAlive": true,
-	"/v3electionpb.Election/Observe":     true,
-	"/grpc.health.v1.Health/Watch":       true,
+	pb.Watch_Watch_FullMethodName:                true,
+	pb.Lease_LeaseKeepAlive_FullMethodName:       true,
+	v3electionpb.Election_Observe_FullMethodName: true,
+	grpc_health_v1.Health_Watch_FullMethodName:   true,
 }
 
 // streamEnder ends the long-lived client streams when the member is asked

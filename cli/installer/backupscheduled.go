@@ -37,13 +37,9 @@ func newBackupScheduledCmd(e *env) *cobra.Command {
 			"for KEEP_DAILY days, and " + layout.BackupStatus + " records the last good backup (exported by etcd as metrics).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			env := map[string]string{}
-			for _, v := range render.BackupEnv(&inventory.Inventory{}) {
-				env[v.Key] = os.Getenv(v.Key)
-				if env[v.Key] == "" {
-					return fmt.Errorf("%s is not set: run this from %s, which reads %s (etcd-installer apply writes it when the inventory has [backup] schedule)",
-						v.Key, units.Backup, layout.BackupConf)
-				}
+			env, err := unitEnv(render.BackupEnv(&inventory.Inventory{}), units.Backup, layout.BackupConf, "backup")
+			if err != nil {
+				return err
 			}
 			keepLast, err1 := strconv.Atoi(env["BACKUP_KEEP_LAST"])
 			keepDaily, err2 := strconv.Atoi(env["BACKUP_KEEP_DAILY"])
@@ -203,4 +199,20 @@ func newBackupListCmd(e *env) *cobra.Command {
 	}
 	ssh.add(cmd)
 	return cmd
+}
+
+// unitEnv reads the settings a scheduled unit's command gets from the
+// environment its unit reads from conf (vars names them; their values are
+// the inventory's, rendered by apply), all of them required: run by hand,
+// the command says where they come from.
+func unitEnv(vars []render.Var, unit, conf, section string) (map[string]string, error) {
+	env := map[string]string{}
+	for _, v := range vars {
+		env[v.Key] = os.Getenv(v.Key)
+		if env[v.Key] == "" {
+			return nil, fmt.Errorf("%s is not set: run this from %s, which reads %s (etcd-installer apply writes it when the inventory has [%s] schedule)",
+				v.Key, unit, conf, section)
+		}
+	}
+	return env, nil
 }

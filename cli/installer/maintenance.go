@@ -125,13 +125,9 @@ func newMaintenanceScheduledCmd(e *env) *cobra.Command {
 			"work fails (and so does the unit).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			env := map[string]string{}
-			for _, v := range render.MaintenanceEnv(&inventory.Inventory{}) {
-				env[v.Key] = os.Getenv(v.Key)
-				if env[v.Key] == "" {
-					return fmt.Errorf("%s is not set: run this from %s, which reads %s (etcd-installer apply writes it when the inventory has [maintenance] schedule)",
-						v.Key, units.Maintenance, layout.MaintenanceConf)
-				}
+			env, err := unitEnv(render.MaintenanceEnv(&inventory.Inventory{}), units.Maintenance, layout.MaintenanceConf, "maintenance")
+			if err != nil {
+				return err
 			}
 			// The threshold file etcd.service reads must go when the run
 			// ends, however it ends: only systemd's RuntimeDirectory
