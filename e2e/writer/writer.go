@@ -133,7 +133,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		o.tls = &tlsInfo
 	}
 	if verify {
-		start, _ := time.Parse(time.RFC3339Nano, *startAt)
+		var start time.Time
+		if *startAt != "" {
+			var err error
+			if start, err = time.Parse(time.RFC3339Nano, *startAt); err != nil {
+				fmt.Fprintf(stderr, "--start %q: %v (give the stats file's start, RFC 3339)\n", *startAt, err)
+				return 2
+			}
+		}
 		return Verify(o, *viz, *timeout, start, stdout, stderr)
 	}
 	if fill {
